@@ -1,0 +1,574 @@
+r"""The primitive ops: forward and VJP side by side, one table of them (:data:`OPS`).
+
+Each op is a :class:`~tinygrad_attn.tensor.Function`.  ``forward`` works on arrays with
+the backend ``ctx.xp`` (NumPy numbers or SymPy expressions: the same code serves both).
+``backward`` receives the upstream gradient ``g`` as a Tensor and returns one Tensor per
+input, written with Tensor ops, so gradients are differentiable again
+(``ta.grad(..., create_graph=True)``).  Gradients may have the broadcast shape; the
+engine sums them back to each input's shape in one place
+(:func:`~tinygrad_attn.tensor.unbroadcast`).
+
+Notation in the docstrings: :math:`\bar{x}` is the gradient of the final scalar with
+respect to :math:`x` (the VJP), :math:`g = \bar{y}` the upstream gradient.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .tensor import Function, Tensor, _broadcast_shape, where
+
+
+def _const(like: Tensor, array: Any) -> Tensor:
+    """A constant (no-gradient) Tensor made from an array computed in a VJP."""
+    return Tensor(np.asarray(array), _validated=True) if not isinstance(array, Tensor) \
+        else array
+
+
+class _Binary(Function):
+    """Shared by the element-wise binary ops: a broadcast check naming the op."""
+
+    differentiable_backward = True
+
+    @classmethod
+    def apply(cls, a: Any, b: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
+        _broadcast_shape(cls.op or cls.__name__.lower(), np.shape(getattr(a, "data", a)),
+                         np.shape(getattr(b, "data", b)))
+        return super().apply(a, b, **kwargs)
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+class Add(_Binary):
+    r"""$y = a + b$;  $\bar a = g,\ \bar b = g$."""
+
+    op = "add"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class Sub(_Binary):
+    r"""$y = a - b$;  $\bar a = g,\ \bar b = -g$."""
+
+    op = "sub"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, -g
+
+
+class Neg(Function):
+    r"""$y = -a$;  $\bar a = -g$."""
+
+    op = "neg"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return (-g,)
+
+
+class Mul(_Binary):
+    r"""$y = a b$ (element-wise);  $\bar a = g b,\ \bar b = g a$."""
+
+    op = "mul"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.parents
+        return (g * b if ctx.needs_input_grad[0] else None,
+                g * a if ctx.needs_input_grad[1] else None)
+
+
+class Div(_Binary):
+    r"""$y = a / b$;  $\bar a = g / b,\ \bar b = -g\,a / b^2 = -g\,y / b$."""
+
+    op = "div"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.parents
+        ga = g / b if ctx.needs_input_grad[0] else None
+        gb = -(g * a) / (b * b) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(_Binary):
+    r"""$y = a^b$ (both Tensors);  $\bar a = g\,b\,a^{b-1},\ \bar b = g\,y \log a$."""
+
+    op = "pow"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return ctx.xp.power(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.parents
+        ga = g * b * a ** (b - 1.0) if ctx.needs_input_grad[0] else None
+        gb = g * ctx.output * a.log() if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class PowScalar(Function):
+    r"""$y = a^p$ for a constant exponent $p$;  $\bar a = g\,p\,a^{p-1}$."""
+
+    op = "pow"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, exponent):
+        return ctx.xp.power(a, ctx.xp.constant(exponent, a))
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.parents
+        p = ctx.attrs["exponent"]
+        if p == 1:
+            return (g,)
+        return (g * p * a ** (p - 1),)
+
+
+class MatMul(Function):
+    r"""$Y = A B$ with NumPy's rules (batch axes broadcast, 1-D operands promoted);
+    $\bar A = G B^\top,\ \bar B = A^\top G$."""
+
+    op = "matmul"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        sa, sb = np.shape(a), np.shape(b)
+        if len(sa) == 0 or len(sb) == 0:
+            raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes "
+                             f"{sa} and {sb}")
+        ka = sa[-1]
+        kb = sb[0] if len(sb) == 1 else sb[-2]
+        if ka != kb:
+            raise ValueError(f"matmul: shapes {sa} and {sb} do not match: the last axis of "
+                             f"the left operand ({ka}) must equal the "
+                             f"{'first' if len(sb) == 1 else 'second-to-last'} axis of the "
+                             f"right operand ({kb})")
+        _broadcast_shape("matmul (batch axes)", sa[:-2], sb[:-2])
+        return ctx.xp.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .tensor import unbroadcast
+
+        a, b = ctx.parents
+        a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a     # (..., n, k)
+        b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b     # (..., k, m)
+        g2 = g
+        if a.ndim == 1:
+            g2 = g2.unsqueeze(-2 if b.ndim > 1 else 0)
+        if b.ndim == 1:
+            g2 = g2.unsqueeze(-1)                                # (..., n, m)
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(g2 @ b2.mT, a2.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = unbroadcast(a2.mT @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+# ----------------------------------------------------------------------------- element-wise
+
+class Exp(Function):
+    r"""$y = e^a$;  $\bar a = g\,y$."""
+
+    op = "exp"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.xp.exp(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * ctx.output,)
+
+
+class Log(Function):
+    r"""$y = \log a$;  $\bar a = g / a$."""
+
+    op = "log"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.xp.log(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g / ctx.parents[0],)
+
+
+class Tanh(Function):
+    r"""$y = \tanh a$;  $\bar a = g\,(1 - y^2)$."""
+
+    op = "tanh"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.xp.tanh(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.output
+        return (g * (1.0 - y * y),)
+
+
+class Sigmoid(Function):
+    r"""$y = \sigma(a) = 1 / (1 + e^{-a})$;  $\bar a = g\,y\,(1 - y)$."""
+
+    op = "sigmoid"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.xp.sigmoid(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.output
+        return (g * y * (1.0 - y),)
+
+
+class Relu(Function):
+    r"""$y = \max(a, 0)$;  $\bar a = g\,H(a)$ with the step $H(0) = 0$."""
+
+    op = "relu"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return a * ctx.xp.step(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.parents[0]
+        return (g * _const(a, ctx.xp.step(a.data)),)
+
+
+class Sqrt(Function):
+    r"""$y = \sqrt a$;  $\bar a = g / (2 y)$."""
+
+    op = "sqrt"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.xp.sqrt(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g / (2.0 * ctx.output),)
+
+
+class Abs(Function):
+    r"""$y = |a|$;  $\bar a = g\,\mathrm{sign}(a)$."""
+
+    op = "abs"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return ctx.xp.abs(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.parents[0]
+        return (g * _const(a, ctx.xp.sign(a.data)),)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+def _keep(g: Tensor, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Tensor:
+    """Reshape a reduced gradient so it broadcasts against the input shape."""
+    if keepdims or axis is None and g.ndim == len(shape):
+        return g
+    axes = range(len(shape)) if axis is None else axis
+    kept = [1 if i in axes else n for i, n in enumerate(shape)]
+    return g.reshape(tuple(kept))
+
+
+class Sum(Function):
+    r"""$y = \sum_{i \in \text{axis}} a_i$;  $\bar a = g$ broadcast back over the axis."""
+
+    op = "sum"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        return np.sum(a, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.parents[0]
+        return (_keep(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]).expand(a.shape),)
+
+
+class Mean(Function):
+    r"""$y = \frac1N \sum_{i \in \text{axis}} a_i$;  $\bar a = g / N$ broadcast back."""
+
+    op = "mean"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
+        return np.sum(a, axis=axis, keepdims=keepdims) / ctx.xp.constant(count, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, axis = ctx.parents[0], ctx.attrs["axis"]
+        count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
+        return ((_keep(g, a.shape, axis, ctx.attrs["keepdims"]) / count).expand(a.shape),)
+
+
+class Max(Function):
+    r"""$y = \max_{i \in \text{axis}} a_i$;  $\bar a = g\,[a = y] / \#\{a = y\}$
+    (tied maxima share the gradient equally)."""
+
+    op = "max"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        if a.size == 0:
+            raise ValueError("max: the Tensor is empty")
+        return ctx.xp.amax(a, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, axis = ctx.parents[0], ctx.attrs["axis"]
+        mask = _const(a, ctx.xp.argmax_mask(a.data, axis))
+        return (_keep(g, a.shape, axis, ctx.attrs["keepdims"]) * mask,)
+
+
+class Softmax(Function):
+    r"""$y_i = e^{a_i} / \sum_j e^{a_j}$ along ``axis``;
+    $\bar a = y \odot (g - \sum_j g_j y_j)$, i.e. $J = \mathrm{diag}(y) - y y^\top$.
+
+    Numerics: the row maximum is subtracted first (``xp.stability_shift``), so logits
+    of 1e4 neither overflow nor give NaN; a row that is entirely ``-inf`` gives zeros.
+    """
+
+    op = "softmax"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        xp = ctx.xp
+        e = xp.exp(a - xp.stability_shift(a, axis))
+        s = np.sum(e, axis=axis, keepdims=True)
+        zero = xp.is_zero(s)
+        if np.any(zero):  # a row of -inf only: weights 0, not 0/0
+            s = xp.where(zero, xp.constant(1, s), s)
+        return e / s
+
+    @staticmethod
+    def backward(ctx, g):
+        y, axis = ctx.output, ctx.attrs["axis"]
+        return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    r"""$y_i = a_i - \log \sum_j e^{a_j}$ along ``axis``;
+    $\bar a = g - e^{y} \sum_j g_j$."""
+
+    op = "log_softmax"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        xp = ctx.xp
+        shifted = a - xp.stability_shift(a, axis)
+        return shifted - xp.log(np.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+    @staticmethod
+    def backward(ctx, g):
+        y, axis = ctx.output, ctx.attrs["axis"]
+        return (g - y.exp() * g.sum(axis=axis, keepdims=True),)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+class Reshape(Function):
+    r"""$y = \mathrm{reshape}(a)$;  $\bar a = \mathrm{reshape}(g, \text{shape of } a)$."""
+
+    op = "reshape"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        return np.reshape(a, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.reshape(ctx.parents[0].shape),)
+
+
+class Permute(Function):
+    r"""$y = a$ with axes permuted by $\pi$;  $\bar a = g$ permuted by $\pi^{-1}$."""
+
+    op = "transpose"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, axes):
+        return np.transpose(a, axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.transpose(tuple(np.argsort(ctx.attrs["axes"]))),)
+
+
+class Expand(Function):
+    r"""$y = a$ broadcast to ``shape``;  $\bar a = g$ summed over the broadcast axes."""
+
+    op = "expand"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g,)  # the engine's unbroadcast sums it back to a's shape
+
+
+def _is_basic(index: Any) -> bool:
+    """True when an index has no advanced (integer-array / boolean) parts."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer))
+               for p in parts)
+
+
+class GetItem(Function):
+    r"""$y = a[\text{index}]$;  $\bar a = $ zeros with $g$ scattered (added) at the index,
+    so repeated indices accumulate."""
+
+    op = "getitem"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, index):
+        return a[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.parents[0]
+        return (ScatterAdd.apply(g, index=ctx.attrs["index"], shape=a.shape),)
+
+
+class ScatterAdd(Function):
+    r"""$y = $ zeros of ``shape`` with $a$ added at ``index`` (the VJP of indexing);
+    $\bar a = g[\text{index}]$."""
+
+    op = "scatter_add"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, index, shape):
+        out = ctx.xp.zeros(shape, a)
+        if _is_basic(index):
+            out[index] = a
+        else:
+            np.add.at(out, index, a)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g[ctx.attrs["index"]],)
+
+
+class Concat(Function):
+    r"""$y = [a_1; a_2; \dots]$ along ``axis``;  $\bar a_k = $ the k-th slice of $g$."""
+
+    op = "concat"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        axis, out, start = ctx.attrs["axis"], [], 0
+        for p in ctx.parents:
+            stop = start + p.shape[axis]
+            index = (slice(None),) * axis + (slice(start, stop),)
+            out.append(g[index])
+            start = stop
+        return tuple(out)
+
+
+class Stack(Function):
+    r"""$y = \mathrm{stack}(a_1, a_2, \dots)$ on a new ``axis``;  $\bar a_k = g[\dots, k]$."""
+
+    op = "stack"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        axis = ctx.attrs["axis"]
+        return tuple(g[(slice(None),) * axis + (k,)] for k in range(len(ctx.parents)))
+
+
+class Where(Function):
+    r"""$y = \mathrm{cond} \mathbin{?} a : b$ (``cond`` constant);
+    $\bar a = \mathrm{cond} \mathbin{?} g : 0,\ \bar b = \mathrm{cond} \mathbin{?} 0 : g$:
+    exactly zero gradient where an input was not selected."""
+
+    op = "where"
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, a, b, cond):
+        return ctx.xp.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        cond = ctx.attrs["cond"]
+        return (where(cond, g, 0.0) if ctx.needs_input_grad[0] else None,
+                where(cond, 0.0, g) if ctx.needs_input_grad[1] else None)
+
+
+#: The op table: every primitive op, each proven by the tests parametrised over it.
+OPS: tuple[type[Function], ...] = (
+    Add, Sub, Neg, Mul, Div, Pow, PowScalar, MatMul,
+    Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Abs,
+    Sum, Mean, Max, Softmax, LogSoftmax,
+    Reshape, Permute, Expand, GetItem, ScatterAdd, Concat, Stack, Where,
+)

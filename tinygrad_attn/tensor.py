@@ -1,0 +1,692 @@
+"""Tensor: an array plus the op that made it; one iterative backward walk.
+
+A :class:`Tensor` holds ``data`` (a NumPy array: float32/float64 for numbers, object
+for SymPy expressions) and, when it was computed from Tensors that require
+gradients, ``_ctx``: the :class:`Function` instance that made it.  The ctx knows its
+``parents`` (the input Tensors), its ``op`` name and the ``scope`` it was made in,
+which is all that :mod:`tinygrad_attn.graph` needs to draw it.
+
+:func:`grad` walks the recorded graph once, in reverse topological order found
+without recursion, *accumulating* every contribution into a dict keyed by node.
+"""
+from __future__ import annotations
+
+import contextlib
+import weakref
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .backend import backend_of
+
+# ----------------------------------------------------------------------------- modes
+
+_grad_enabled = True
+_scope_stack: list[str] = []
+
+
+def is_grad_enabled() -> bool:
+    """Whether new ops record a graph (False inside :func:`no_grad`)."""
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Ops computed inside record no graph, as ``torch.no_grad``."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Ops computed inside record a graph (used by ``create_graph=True``)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def scope(name: str) -> Iterator[None]:
+    """Group the ops made inside into a named scope (a cluster in :func:`draw`)."""
+    _scope_stack.append(str(name))
+    try:
+        yield
+    finally:
+        _scope_stack.pop()
+
+
+def current_scope() -> tuple[str, ...]:
+    return tuple(_scope_stack)
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Validate and convert ``data`` into an array a Tensor may hold.
+
+    Python numbers and lists become float64; NumPy float arrays keep their dtype;
+    integer, boolean and complex arrays are refused unless ``dtype`` is given, and
+    object arrays must hold SymPy expressions (the symbolic backend).
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f" and dtype != object:
+            raise TypeError(f"Tensor: dtype must be a float type, got {dtype}")
+        return np.asarray(data, dtype=dtype)
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        arr = np.asarray(data)
+        if arr.dtype.kind == "f":
+            return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+        if arr.dtype == object:
+            _check_symbolic(arr)
+            return arr
+        raise TypeError(
+            f"Tensor: data of dtype {arr.dtype} is not a float array; convert it "
+            f"explicitly, e.g. Tensor(x.astype(np.float64)) or Tensor(x, dtype=np.float64)")
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        arr_obj = np.asarray(data, dtype=object)
+        if arr_obj.size and _all_sympy(arr_obj):
+            return arr_obj
+        raise TypeError(f"Tensor: cannot make a float array from {type(data).__name__}: "
+                        f"{exc}") from None
+    return arr
+
+
+def _all_sympy(arr: np.ndarray) -> bool:
+    import sympy
+
+    return all(isinstance(e, sympy.Basic) for e in arr.ravel())
+
+
+def _check_symbolic(arr: np.ndarray) -> None:
+    if arr.size and not _all_sympy(arr):
+        bad = next(e for e in arr.ravel() if not _is_sympy(e))
+        raise TypeError(
+            f"Tensor: an object array must hold SymPy expressions (the symbolic backend); "
+            f"found an element of type {type(bad).__name__}: {bad!r}")
+
+
+def _is_sympy(e: Any) -> bool:
+    import sympy
+
+    return isinstance(e, sympy.Basic)
+
+
+# ----------------------------------------------------------------------------- Function
+
+class Function:
+    """An op: ``forward(ctx, *arrays) -> array`` and ``backward(ctx, grad) -> grads``.
+
+    Subclass it torch-style and call ``MyOp.apply(*args)``.  Tensor arguments reach
+    ``forward`` as arrays; other arguments are passed as they are.  ``ctx.xp`` is the
+    backend of the inputs (NumPy, or SymPy object arrays); a Function that uses it runs
+    symbolically too.  ``ctx.save_for_backward(*arrays)`` keeps values for backward
+    (read them back as ``ctx.saved_tensors``).
+
+    ``backward(ctx, grad_output)`` returns one gradient per positional argument (None
+    for non-Tensor arguments or ones without gradient).  In a user Function it receives
+    and returns arrays, and the result is differentiable once.  The engine's own ops set
+    ``differentiable_backward = True``: their backward receives and returns Tensors and
+    is written with Tensor ops, so gradients can be differentiated again.
+    """
+
+    differentiable_backward = False
+    op: str | None = None  # display name; defaults to the class name in lower case
+
+    def __init__(self) -> None:
+        self.parents: tuple[Tensor | None, ...] = ()
+        self.needs_input_grad: tuple[bool, ...] = ()
+        self.saved_tensors: tuple[Any, ...] = ()
+        self.scope: tuple[str, ...] = ()
+        self.xp: Any = None
+        self.attrs: dict[str, Any] = {}
+        self._output: Any = None
+
+    # -- the torch-style ctx interface
+    def save_for_backward(self, *values: Any) -> None:
+        self.saved_tensors = values
+
+    @property
+    def output(self) -> "Tensor":
+        """The Tensor this op produced (held weakly, to avoid a reference cycle)."""
+        out = self._output() if self._output is not None else None
+        if out is None:
+            raise RuntimeError(f"{self.name}: its output Tensor no longer exists")
+        return out
+
+    @property
+    def name(self) -> str:
+        return type(self).op or type(self).__name__.lower()
+
+    @staticmethod
+    def forward(ctx: "Function", *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: "Function", grad_output: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> "Tensor":
+        """Run ``forward`` on the arrays of the Tensor arguments and record the node."""
+        ctx = cls()
+        tensors = [a if isinstance(a, Tensor) else None for a in args]
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        ctx.xp = backend_of(*arrays)
+        ctx.attrs = kwargs
+        try:
+            data = cls.forward(ctx, *arrays, **kwargs)
+        except (TypeError, AttributeError) as exc:
+            if ctx.xp.symbolic and cls.__module__ != __name__ and "ufunc" in str(exc):
+                raise TypeError(
+                    f"{cls.__name__}.forward: this Function calls NumPy element math "
+                    f"directly, which cannot run on symbolic (SymPy) inputs; use ctx.xp "
+                    f"(e.g. ctx.xp.exp) instead of np. Original error: {exc}") from None
+            raise
+        data = np.asarray(data)
+        if data.dtype.kind != "f" and data.dtype != object:
+            raise TypeError(f"{cls.__name__}.forward returned an array of dtype {data.dtype}; "
+                            f"an op must return a float (or symbolic) array")
+        requires_grad = _grad_enabled and any(t is not None and t.requires_grad
+                                              for t in tensors)
+        out = Tensor(data, requires_grad=requires_grad, _validated=True)
+        if requires_grad:
+            ctx.parents = tuple(tensors)
+            ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
+            ctx.scope = current_scope()
+            ctx._output = weakref.ref(out)
+            out._ctx = ctx
+        return out
+
+    def _vjp(self, grad: "Tensor") -> tuple["Tensor | None", ...]:
+        """Gradients for the parents, as Tensors, one per positional argument."""
+        if self.differentiable_backward:
+            grads = type(self).backward(self, grad)
+        else:
+            with no_grad():
+                raw = type(self).backward(self, grad.data)
+            grads = _OnceDifferentiable.wrap(self, raw)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if len(grads) != len(self.parents):
+            raise RuntimeError(f"{type(self).__name__}.backward returned {len(grads)} "
+                               f"gradients for {len(self.parents)} inputs")
+        return grads
+
+
+class _OnceDifferentiable(Function):
+    """Holds the array gradient a user Function returned; differentiating it raises."""
+
+    op = "user_backward"
+
+    @staticmethod
+    def wrap(fn_ctx: Function, raw: Any) -> tuple["Tensor | None", ...]:
+        raw = raw if isinstance(raw, tuple) else (raw,)
+        out: list[Tensor | None] = []
+        for i, g in enumerate(raw):
+            if g is None:
+                out.append(None)
+                continue
+            parent = fn_ctx.parents[i] if i < len(fn_ctx.parents) else None
+            t = Tensor(np.asarray(g) if parent is None or parent.data.dtype == object
+                       else np.asarray(g, dtype=parent.dtype), _validated=True)
+            if _grad_enabled:  # create_graph: mark it so a second derivative fails loudly
+                t.requires_grad = True
+                ctx = _OnceDifferentiable()
+                ctx.attrs = {"function": type(fn_ctx).__name__}
+                ctx.parents = ()
+                t._ctx = ctx
+            out.append(t)
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx: Function, grad_output: Any) -> Any:
+        raise RuntimeError(
+            f"{ctx.attrs['function']}.backward is written with arrays, so its gradient "
+            f"cannot be differentiated again; write it with Tensor ops and set "
+            f"differentiable_backward = True")
+
+
+# ----------------------------------------------------------------------------- Tensor
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it.
+
+    ``Tensor(data, requires_grad=False, name=None, dtype=None)``: float64 by default for
+    Python data; a NumPy float32 array stays float32; an object array of SymPy
+    expressions makes a symbolic Tensor.
+    """
+
+    __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
+
+    def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
+                 dtype: Any = None, _validated: bool = False) -> None:
+        self.data: np.ndarray = data if _validated and isinstance(data, np.ndarray) \
+            else _as_array(data, dtype)
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self.grad: np.ndarray | None = None
+        self._ctx: Function | None = None
+
+    # -- array-like facts
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> Any:
+        return self.data.item()
+
+    def __repr__(self) -> str:
+        extra = f", name={self.name!r}" if self.name else ""
+        extra += ", requires_grad=True" if self.requires_grad else ""
+        extra += f", op={self._ctx.name}" if self._ctx is not None else ""
+        return f"Tensor({np.array2string(self.data, precision=4)}{extra})"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __bool__(self) -> bool:
+        raise TypeError("Tensor: the truth value of a Tensor is ambiguous; "
+                        "compare its .data instead")
+
+    # -- autograd
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor(self.data, name=self.name, _validated=True)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        self.requires_grad = flag
+        return self
+
+    def backward(self, grad: Any = None, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` (a NumPy array) for every leaf.
+
+        ``grad`` is the upstream gradient; it may be omitted only for a scalar.
+        """
+        leaves = _leaves(self)
+        grads = _backprop([self], [grad], leaves, create_graph)
+        for leaf, g in zip(leaves, grads):
+            if g is None:
+                continue
+            leaf.grad = g.data.copy() if leaf.grad is None else leaf.grad + g.data
+
+    # -- constants and binary ops
+    def _const(self, value: Any) -> "Tensor":
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim > 0:
+            return Tensor(value, _validated=True)
+        xp = backend_of(self.data)
+        return Tensor(xp.constant(value, self.data), _validated=True)
+
+    def __add__(self, other: Any) -> "Tensor":
+        return ops.Add.apply(self, self._const(other))
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return ops.Add.apply(self._const(other), self)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        return ops.Sub.apply(self, self._const(other))
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return ops.Sub.apply(self._const(other), self)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        return ops.Mul.apply(self, self._const(other))
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return ops.Mul.apply(self._const(other), self)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        return ops.Div.apply(self, self._const(other))
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return ops.Div.apply(self._const(other), self)
+
+    def __pow__(self, other: Any) -> "Tensor":
+        if isinstance(other, Tensor):
+            return ops.Pow.apply(self, other)
+        if np.ndim(other) == 0 and not isinstance(other, np.ndarray):
+            return ops.PowScalar.apply(self, exponent=other)
+        return ops.Pow.apply(self, self._const(other))
+
+    def __rpow__(self, other: Any) -> "Tensor":
+        return ops.Pow.apply(self._const(other), self)
+
+    def __matmul__(self, other: Any) -> "Tensor":
+        return ops.MatMul.apply(self, self._const(other))
+
+    def __rmatmul__(self, other: Any) -> "Tensor":
+        return ops.MatMul.apply(self._const(other), self)
+
+    def __neg__(self) -> "Tensor":
+        return ops.Neg.apply(self)
+
+    # -- element-wise
+    def exp(self) -> "Tensor":
+        return ops.Exp.apply(self)
+
+    def log(self) -> "Tensor":
+        return ops.Log.apply(self)
+
+    def tanh(self) -> "Tensor":
+        return ops.Tanh.apply(self)
+
+    def sigmoid(self) -> "Tensor":
+        return ops.Sigmoid.apply(self)
+
+    def relu(self) -> "Tensor":
+        return ops.Relu.apply(self)
+
+    def sqrt(self) -> "Tensor":
+        return ops.Sqrt.apply(self)
+
+    def abs(self) -> "Tensor":
+        return ops.Abs.apply(self)
+
+    # -- reductions
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
+        return ops.Sum.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
+        return ops.Mean.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
+        return ops.Max.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+
+    def softmax(self, axis: int = -1) -> "Tensor":
+        return ops.Softmax.apply(self, axis=_norm_axis(axis, self.ndim)[0])
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        return ops.LogSoftmax.apply(self, axis=_norm_axis(axis, self.ndim)[0])
+
+    # -- shapes
+    def reshape(self, *shape: Any) -> "Tensor":
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
+            else tuple(shape)
+        try:
+            np.empty(self.shape, dtype=np.bool_).reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a Tensor of shape {self.shape} "
+                             f"into shape {shape}") from None
+        return ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes: int) -> "Tensor":
+        """Permute axes as ``numpy.transpose``; no arguments reverses them all."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = tuple(range(self.ndim))[::-1] if not axes else _norm_axis(axes, self.ndim)
+        if sorted(axes) != list(range(self.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the "
+                             f"{self.ndim} axes of a Tensor of shape {self.shape}")
+        return ops.Permute.apply(self, axes=axes)
+
+    permute = transpose
+
+    @property
+    def T(self) -> "Tensor":
+        """All axes reversed, as NumPy's ``.T``."""
+        return self.transpose()
+
+    @property
+    def mT(self) -> "Tensor":
+        """The last two axes swapped (a batch of matrix transposes)."""
+        if self.ndim < 2:
+            raise ValueError(f"mT: needs at least 2 dimensions, got shape {self.shape}")
+        axes = list(range(self.ndim))
+        axes[-2], axes[-1] = axes[-1], axes[-2]
+        return ops.Permute.apply(self, axes=tuple(axes))
+
+    def expand(self, *shape: Any) -> "Tensor":
+        """Broadcast to ``shape`` (NumPy rules); the gradient sums back."""
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
+            else tuple(shape)
+        _broadcast_shape("expand", self.shape, shape)
+        return ops.Expand.apply(self, shape=shape)
+
+    def unsqueeze(self, axis: int) -> "Tensor":
+        return self.reshape(np.expand_dims(np.empty(self.shape, np.bool_), axis).shape)
+
+    def squeeze(self, axis: int | None = None) -> "Tensor":
+        return self.reshape(np.squeeze(np.empty(self.shape, np.bool_), axis).shape)
+
+    def __getitem__(self, index: Any) -> "Tensor":
+        index = _norm_index(index)
+        try:
+            np.empty(self.shape, dtype=np.bool_)[index]
+        except IndexError as exc:
+            raise IndexError(f"getitem: index {index!r} is invalid for a Tensor of shape "
+                             f"{self.shape}: {exc}") from None
+        return ops.GetItem.apply(self, index=index)
+
+    def masked_fill(self, mask: Any, value: float) -> "Tensor":
+        """Where ``mask`` is True put ``value``, elsewhere keep self (as torch)."""
+        return where(mask, self._const(value), self)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _norm_axis(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    if axis is None:
+        return None
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for a in axes:
+        if not -ndim <= int(a) < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a Tensor with {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    return tuple(out)
+
+
+def _norm_index(index: Any) -> Any:
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index.data if isinstance(index, Tensor) else index
+
+
+def _broadcast_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together") from None
+
+
+def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum ``grad`` back to ``shape``: the one place broadcast gradients are reduced.
+
+    Leading axes that broadcasting added are summed away; axes where ``shape`` has 1
+    are summed with ``keepdims``.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape) if grad.shape != shape else grad
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``cond`` is True, else ``b`` (NumPy broadcasting; cond is constant)."""
+    cond = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: the condition must be a boolean array, got dtype {cond.dtype}")
+    ref = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
+    a, b = ref._const(a), ref._const(b)
+    shape = _broadcast_shape("where", a.shape, b.shape)
+    _broadcast_shape("where", cond.shape, shape)
+    return ops.Where.apply(a, b, cond=cond)
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join Tensors along an existing axis (``numpy.concatenate``)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concat: needs at least one Tensor")
+    ndim = tensors[0].ndim
+    ax = _norm_axis(axis, ndim)[0]
+    for t in tensors:
+        if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != \
+                tensors[0].shape[:ax] + tensors[0].shape[ax + 1:]:
+            raise ValueError(f"concat: shapes {[t.shape for t in tensors]} differ outside "
+                             f"axis {axis}")
+    return ops.Concat.apply(*tensors, axis=ax)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join Tensors along a new axis (``numpy.stack``)."""
+    tensors = list(tensors)
+    if not tensors or any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"stack: needs Tensors of one shape, got "
+                         f"{[t.shape for t in tensors]}")
+    ax = _norm_axis(axis, tensors[0].ndim + 1)[0]
+    return ops.Stack.apply(*tensors, axis=ax)
+
+
+# ----------------------------------------------------------------------------- backward
+
+def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Nodes reachable from ``roots`` through recorded ops, parents before children.
+
+    Iterative depth-first post-order, so a chain 100,000 ops deep needs no recursion.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack: list[tuple[Tensor, int]] = [(root, 0)]
+        while stack:
+            node, i = stack.pop()
+            parents = node._ctx.parents if node._ctx is not None else ()
+            while i < len(parents) and (parents[i] is None or id(parents[i]) in seen
+                                        or not parents[i].requires_grad):
+                i += 1
+            if i < len(parents):
+                stack.append((node, i + 1))
+                seen.add(id(parents[i]))
+                stack.append((parents[i], 0))
+            else:
+                order.append(node)
+    return order
+
+
+def _leaves(root: Tensor) -> list[Tensor]:
+    return [t for t in _toposort([root]) if t._ctx is None and t.requires_grad]
+
+
+def _seed(output: Tensor, grad: Any) -> Tensor:
+    if grad is None:
+        if output.size != 1:
+            raise RuntimeError(
+                f"backward: the output has shape {output.shape}, not a scalar; pass the "
+                f"upstream gradient (an array of shape {output.shape}) or reduce it first")
+        return Tensor(backend_of(output.data).constant(np.ones(output.shape), output.data),
+                      _validated=True)
+    g = grad if isinstance(grad, Tensor) else Tensor(
+        np.asarray(grad) if backend_of(output.data).symbolic else
+        np.asarray(grad, dtype=output.dtype), _validated=True)
+    if g.shape != output.shape:
+        raise ValueError(f"backward: the gradient has shape {g.shape} but the output has "
+                         f"shape {output.shape}")
+    return g
+
+
+def _backprop(outputs: Sequence[Tensor], grads: Sequence[Any], inputs: Sequence[Tensor],
+              create_graph: bool) -> list[Tensor | None]:
+    """The one backward pass: accumulate VJPs from ``outputs`` down to ``inputs``."""
+    for out in outputs:
+        if not out.requires_grad:
+            raise RuntimeError("backward: the output does not require grad (no input "
+                               "it depends on has requires_grad=True)")
+    seeds = [_seed(o, g) for o, g in zip(outputs, grads)]
+    wanted = {id(t) for t in inputs}
+    acc: dict[int, Tensor] = {}
+    for o, g in zip(outputs, seeds):
+        acc[id(o)] = acc[id(o)] + g if id(o) in acc else g
+    result: dict[int, Tensor] = {}
+    mode = enable_grad() if create_graph else no_grad()
+    with mode:
+        for node in reversed(_toposort(outputs)):
+            g = acc.pop(id(node), None)
+            if g is None:
+                continue
+            if id(node) in wanted:
+                result[id(node)] = g
+            if node._ctx is None:
+                continue
+            ctx = node._ctx
+            for parent, pg in zip(ctx.parents, ctx._vjp(g)):
+                if parent is None or pg is None or not parent.requires_grad:
+                    continue
+                pg = unbroadcast(pg, parent.shape)
+                acc[id(parent)] = acc[id(parent)] + pg if id(parent) in acc else pg
+    return [result.get(id(t)) for t in inputs]
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Any = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, as new Tensors.
+
+    As ``torch.autograd.grad``: ``.grad`` is never touched.  With ``create_graph=True``
+    the returned Tensors carry their own graph and can be differentiated again
+    (second derivatives, Hessian-vector products).
+    """
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    gos = [None] * len(outs) if grad_outputs is None else (
+        [grad_outputs] if isinstance(outputs, Tensor) else list(grad_outputs))
+    for i, t in enumerate(ins):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise ValueError(f"grad: input {i} does not require grad")
+    res = _backprop(outs, gos, ins, create_graph)
+    for i, g in enumerate(res):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} ({ins[i].name or 'unnamed'}, shape "
+                               f"{ins[i].shape}) was not used to compute the output; "
+                               f"pass allow_unused=True to get None")
+    if not create_graph:
+        res = [None if g is None else g.detach() for g in res]
+    return tuple(res)
+
+
+from . import ops  # noqa: E402  (ops builds on Tensor and Function defined above)
