@@ -41,7 +41,8 @@ from typing import Any, Mapping
 import sympy as sp
 from sympy import KroneckerDelta
 
-__all__ = ["Proof", "Unsupported", "prove_equal", "normal_form", "evaluate", "freshen"]
+__all__ = ["Proof", "Unsupported", "prove_equal", "normal_form", "evaluate", "freshen",
+           "clear_caches"]
 
 Range = tuple[sp.Expr, sp.Expr]
 Ranges = Mapping[sp.Symbol, Range]
@@ -377,6 +378,12 @@ def _simplify(c: sp.Expr) -> sp.Expr:
     if c not in _SIMPLIFY_CACHE:
         _SIMPLIFY_CACHE[c] = sp.simplify(c)
     return _SIMPLIFY_CACHE[c]
+
+
+def clear_caches() -> None:
+    """Forget memoised simplifications and keys (for cold-start timings)."""
+    _SIMPLIFY_CACHE.clear()
+    _KEY_CACHE.clear()
 
 
 def _coeff_key(c: sp.Expr) -> str:
