@@ -89,8 +89,8 @@ class GradcheckReport:
         lines = [f"gradcheck: {'PASSED' if self.ok else 'FAILED'} (central differences, "
                  f"eps={self.eps:g}, atol={self.atol:g}, rtol={self.rtol:g}"
                  f"{'; SymPy exact gradient' if self.symbolic else ''})",
-                 fmt.format(*head), fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*row) for row in rows]
+                 fmt.format(*head).rstrip(), fmt.format(*("-" * w for w in widths))]
+        lines += [fmt.format(*row).rstrip() for row in rows]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
