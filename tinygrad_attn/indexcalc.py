@@ -117,10 +117,10 @@ def freshen(expr: sp.Basic) -> sp.Basic:
         body = freshen(expr.function)
         mapping: dict[sp.Basic, sp.Basic] = {}
         limits = []
-        for v, lo, hi in expr.limits:
-            nv = _fresh(v)
-            mapping[v] = nv
-            limits.append((nv, lo, hi))
+        for v, _, _ in expr.limits:
+            mapping[v] = _fresh(v)
+        for v, lo, hi in expr.limits:  # a bound may mention another limit's variable
+            limits.append((mapping[v], lo.xreplace(mapping), hi.xreplace(mapping)))
         return sp.Sum(body.xreplace(mapping), *limits)
     if not expr.args or isinstance(expr, (sp.Indexed, sp.Symbol, sp.Number)):
         return expr
@@ -180,10 +180,14 @@ class _Normaliser:
     def _expand_sum(self, expr: sp.Sum, bound: frozenset) -> list[_Term]:
         mapping: dict[sp.Basic, sp.Basic] = {}
         new_bound: dict[sp.Symbol, Range] = {}
-        outer = set(bound) | set(self.env)
+        # A range may depend on sizes only: not on this Sum's own variables, an enclosing
+        # bound variable or a free index (a triangular sum is refused, not mis-normalised).
+        indices = set(bound) | set(self.env) | {lim[0] for lim in expr.limits}
         for v, lo, hi in expr.limits:
             for bexpr in (lo, hi):
-                if bexpr.free_symbols & (outer | set(mapping)) or _has_sum_or_indexed(bexpr):
+                syms = bexpr.free_symbols
+                if (syms & indices or any(isinstance(q, sp.Dummy) for q in syms)
+                        or _has_sum_or_indexed(bexpr)):
                     raise Unsupported(f"range ({lo}, {hi}) of {v} depends on an index")
             nv = _fresh(v)
             mapping[v] = nv
@@ -407,8 +411,9 @@ def normal_form(expr: sp.Basic, ranges: Ranges) -> dict[str, sp.Expr]:
 
     ``ranges`` maps each free index variable to its inclusive range ``(lo, hi)``.
     """
+    expr = sp.sympify(expr)
     _check_names([expr])
-    return _Normaliser(dict(ranges), 0).poly(freshen(sp.sympify(expr)))
+    return _Normaliser(dict(ranges), 0).poly(freshen(expr))
 
 
 def prove_equal(lhs: sp.Basic, rhs: sp.Basic, ranges: Ranges, claim: str = "") -> Proof:
@@ -421,6 +426,7 @@ def prove_equal(lhs: sp.Basic, rhs: sp.Basic, ranges: Ranges, claim: str = "") -
     t0 = time.perf_counter()
     claim = claim or f"{lhs} == {rhs}"
     assumptions = _assumptions(ranges)
+    lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
     try:
         _check_names([lhs, rhs])
         norm = _Normaliser(dict(ranges), 0)
