@@ -18,6 +18,9 @@ returns 0 (so a softmax is the plain ``exp(x) / sum(exp(x))``).
 """
 from __future__ import annotations
 
+import functools
+import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -80,10 +83,57 @@ class NumericBackend:
         return x == 0
 
 
+class SymbolicUnsupported(NotImplementedError):
+    """An operation the symbolic backend does not provide (the message names it)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def exact_constant(value: float) -> Any:
+    """The exact SymPy number a float constant stands for, decided in three fast steps.
+
+    1. a fraction with denominator <= 10^6 that rounds to the same float: 0.1 -> 1/10;
+    2. a square root of such a fraction within 4 ulp: ``1/np.sqrt(3)`` -> sqrt(3)/3, so
+       the scale of scaled dot-product attention stays the exact :math:`1/\\sqrt d`;
+    3. otherwise the float's exact binary value (``sympy.Rational(value)``).
+
+    +-inf become +-oo (``exp(-oo) = 0``: a masked score contributes exactly 0).
+    """
+    import sympy as sp
+
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError("symbolic backend: a NaN constant has no exact value")
+    if math.isinf(v):
+        return sp.oo if v > 0 else -sp.oo
+    frac = Fraction(v).limit_denominator(10**6)
+    if float(frac) == v:
+        return sp.Rational(frac.numerator, frac.denominator)
+    if v != 0.0:
+        sq = Fraction(v * v).limit_denominator(10**6)
+        cand = math.copysign(math.sqrt(sq.numerator / sq.denominator), v)
+        if abs(cand - v) <= 4 * math.ulp(v):
+            return (1 if v > 0 else -1) * sp.sqrt(sp.Rational(sq.numerator, sq.denominator))
+    return sp.Rational(v)
+
+
 class SymbolicBackend:
     """SymPy namespace: NumPy object arrays of SymPy expressions, exact arithmetic.
 
-    SymPy is imported lazily so that numeric users never pay for it.
+    Element math maps a SymPy function over the array; arithmetic, matmul and sums are
+    NumPy's own object-array loops calling SymPy's ``+`` and ``*``.  SymPy is imported
+    lazily so that numeric users never pay for it.  Asking for an operation this backend
+    lacks raises :class:`SymbolicUnsupported` naming it.
+
+    Differences from the numeric backend, all of them mathematical identities or stated
+    assumptions:
+
+    * ``stability_shift`` is 0: softmax is the plain ``exp(x) / sum(exp(x))``;
+    * ``step`` is ``Heaviside(x, 0)`` (H(0) = 0, as the engine's relu derivative);
+    * ``argmax_mask`` is the product of ``Heaviside(x_i - x_j)`` over the other elements:
+      the indicator of the maximum, exact under the assumption that there are no ties
+      (the numeric backend splits a tie equally; a proof evaluates at random points,
+      where ties have probability 0);
+    * float constants become exact numbers (:func:`exact_constant`).
     """
 
     name = "sympy"
@@ -95,12 +145,20 @@ class SymbolicBackend:
 
         return sympy
 
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise SymbolicUnsupported(
+            f"the symbolic backend has no operation {attr!r}; symbolic runs support "
+            f"{', '.join(SYMBOLIC_OPERATIONS)}")
+
     @classmethod
-    def _map(cls, fn_name: str, x: np.ndarray) -> np.ndarray:
-        fn = getattr(cls._sp(), fn_name)
-        out = np.empty(np.shape(x), dtype=object)
-        flat_in, flat_out = np.asarray(x, dtype=object).ravel(), out.ravel()
-        for i, e in enumerate(flat_in):
+    def _map(cls, fn: Any, x: Any) -> np.ndarray:
+        fn = getattr(cls._sp(), fn) if isinstance(fn, str) else fn
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        flat_out = out.reshape(-1)
+        for i, e in enumerate(arr.reshape(-1)):
             flat_out[i] = fn(e)
         return out
 
@@ -130,20 +188,19 @@ class SymbolicBackend:
 
     @classmethod
     def step(cls, x: np.ndarray) -> np.ndarray:
-        """Heaviside step, as SymPy differentiates Max(x, 0)."""
-        return cls._map("Heaviside", x)
+        """Heaviside step with H(0) = 0, as the engine's numeric relu derivative."""
+        heaviside = cls._sp().Heaviside
+        return cls._map(lambda e: heaviside(e, 0), x)
 
     @classmethod
     def sigmoid(cls, x: np.ndarray) -> np.ndarray:
-        sp = cls._sp()
-        out = np.empty(np.shape(x), dtype=object)
-        for i, e in enumerate(np.asarray(x, dtype=object).ravel()):
-            out.ravel()[i] = 1 / (1 + sp.exp(-e))
-        return out
+        """sigma(x) = 1 / (1 + e^{-x}), the plain form (no overflow guard needed)."""
+        exp = cls._sp().exp
+        return cls._map(lambda e: 1 / (1 + exp(-e)), x)
 
     @classmethod
     def power(cls, x: np.ndarray, p: Any) -> np.ndarray:
-        return np.power(np.asarray(x, dtype=object), p)
+        return np.power(np.asarray(x, dtype=object), np.asarray(p, dtype=object))
 
     @staticmethod
     def where(cond: np.ndarray, a: Any, b: Any) -> np.ndarray:
@@ -160,9 +217,21 @@ class SymbolicBackend:
 
     @classmethod
     def argmax_mask(cls, x: np.ndarray, axis: Any) -> np.ndarray:
-        raise NotImplementedError(
-            "max: the symbolic backend has no argmax (the maximum of symbols is not "
-            "decided); use softmax or a smooth function in symbolic runs")
+        """prod_{j != i} H(x_i - x_j) along ``axis``: 1 at the maximum, assuming no ties."""
+        sp = cls._sp()
+        x = np.asarray(x, dtype=object)
+        axes = tuple(range(x.ndim)) if axis is None else \
+            tuple(a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
+        moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0)))
+        flat = moved.reshape(moved.shape[:moved.ndim - len(axes)] + (-1,))
+        out = np.empty(flat.shape, dtype=object)
+        for idx in np.ndindex(flat.shape[:-1]):
+            row = flat[idx]
+            for i, xi in enumerate(row):
+                out[idx + (i,)] = sp.Mul(*[sp.Heaviside(xi - xj) for j, xj in enumerate(row)
+                                           if j != i])
+        out = out.reshape(moved.shape)
+        return np.moveaxis(out, tuple(range(-len(axes), 0)), axes)
 
     @staticmethod
     def _reduce(fn: Any, x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
@@ -182,28 +251,43 @@ class SymbolicBackend:
         """No shift: the symbolic softmax is the plain exp(x) / sum(exp(x))."""
         shape = list(np.shape(x))
         shape[axis] = 1
-        return np.zeros(shape, dtype=object)
+        return SymbolicBackend.zeros(tuple(shape), x)
 
     @classmethod
-    def zeros(cls, shape: tuple[int, ...], like: np.ndarray) -> np.ndarray:
+    def zeros(cls, shape: tuple[int, ...], like: Any) -> np.ndarray:
         out = np.empty(shape, dtype=object)
         out.fill(cls._sp().Integer(0))
         return out
 
     @classmethod
-    def constant(cls, value: Any, like: np.ndarray) -> np.ndarray:
-        """Float constants become exact rationals (1.5 -> 3/2), so proofs stay exact."""
+    def constant(cls, value: Any, like: Any) -> np.ndarray:
+        """Numbers become exact SymPy numbers (1.5 -> 3/2, 1/np.sqrt(3) -> sqrt(3)/3), so
+        proofs stay exact; SymPy expressions pass through."""
         sp = cls._sp()
-        arr = np.asarray(value)
+        arr = np.asarray(value, dtype=object) if isinstance(value, sp.Basic) \
+            else np.asarray(value)
         out = np.empty(arr.shape, dtype=object)
-        for i, v in enumerate(arr.ravel()):
-            out.ravel()[i] = v if isinstance(v, sp.Basic) else sp.nsimplify(v, rational=True)
+        flat_out = out.reshape(-1)
+        for i, v in enumerate(arr.reshape(-1)):
+            if isinstance(v, sp.Basic):
+                flat_out[i] = v
+            elif isinstance(v, (bool, np.bool_, int, np.integer)):
+                flat_out[i] = sp.Integer(int(v))
+            else:
+                flat_out[i] = exact_constant(float(v))
         return out
 
     @staticmethod
     def is_zero(x: np.ndarray) -> np.ndarray:
+        """Element-wise "is exactly 0" (structurally: exp(-oo) is 0, a symbol is not)."""
         return np.vectorize(lambda e: e == 0, otypes=[bool])(x) if np.size(x) else \
             np.zeros(np.shape(x), dtype=bool)
+
+
+#: What the symbolic backend provides (said in its error for anything else).
+SYMBOLIC_OPERATIONS: tuple[str, ...] = (
+    "exp", "log", "tanh", "sqrt", "abs", "sign", "step", "sigmoid", "power", "where",
+    "matmul", "amax", "argmax_mask", "stability_shift", "zeros", "constant", "is_zero")
 
 
 numeric = NumericBackend()

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .backend import backend_of
+from .backend import SymbolicUnsupported, backend_of
 
 # ----------------------------------------------------------------------------- modes
 
@@ -185,14 +185,21 @@ class Function:
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx.xp = backend_of(*arrays)
         ctx.attrs = kwargs
+        if ctx.xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
+            arrays = [ctx.xp.constant(a, a) if t is not None and a.dtype != object else a
+                      for t, a in zip(tensors, arrays)]
         try:
             data = cls.forward(ctx, *arrays, **kwargs)
+        except SymbolicUnsupported as exc:
+            raise SymbolicUnsupported(f"{cls.__name__}.forward: {exc}") from None
         except (TypeError, AttributeError) as exc:
-            if ctx.xp.symbolic and cls.__module__ != __name__ and "ufunc" in str(exc):
+            if ctx.xp.symbolic and not cls.__module__.startswith(__package__ + "."):
                 raise TypeError(
-                    f"{cls.__name__}.forward: this Function calls NumPy element math "
-                    f"directly, which cannot run on symbolic (SymPy) inputs; use ctx.xp "
-                    f"(e.g. ctx.xp.exp) instead of np. Original error: {exc}") from None
+                    f"{cls.__name__}.forward failed on symbolic (SymPy) inputs; it probably "
+                    f"calls NumPy element math (np.exp, np.maximum, float(...)) directly. "
+                    f"Use the array namespace ctx.xp instead (ctx.xp.exp, ctx.xp.where, ...) "
+                    f"so the Function runs both numerically and symbolically. "
+                    f"Original error: {type(exc).__name__}: {exc}") from None
             raise
         data = np.asarray(data)
         if data.dtype.kind != "f" and data.dtype != object:
@@ -215,7 +222,15 @@ class Function:
             grads = type(self).backward(self, grad)
         else:
             with no_grad():
-                raw = type(self).backward(self, grad.data)
+                try:
+                    raw = type(self).backward(self, grad.data)
+                except (TypeError, AttributeError) as exc:
+                    if not self.xp.symbolic:
+                        raise
+                    raise TypeError(
+                        f"{type(self).__name__}.backward failed on symbolic (SymPy) "
+                        f"gradients; use ctx.xp instead of NumPy element math. Original "
+                        f"error: {type(exc).__name__}: {exc}") from None
             grads = _OnceDifferentiable.wrap(self, raw)
         if not isinstance(grads, tuple):
             grads = (grads,)
