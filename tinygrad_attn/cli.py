@@ -1,17 +1,170 @@
-"""The command line: ``tinygrad-attn``."""
+"""The command line: ``tinygrad-attn demo | check | derive | graph | bench | train``.
+
+Errors the user can fix (a missing file, no such function, a bad shape string, a
+function that raises) are one line on stderr and exit code 2; a failed check is exit
+code 1.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import inspect
+import os
 import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
 
 from . import __version__
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinygrad-attn", description=__doc__)
+class UsageError(Exception):
+    """An error in what the user asked for: printed as one line, exit code 2."""
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_function(spec: str) -> Callable[..., Any]:
+    """``path/to/file.py:function`` or ``package.module:function`` -> the function."""
+    if ":" not in spec:
+        raise UsageError(f"expected FILE.py:FUNCTION or MODULE:FUNCTION, got {spec!r}")
+    where, name = spec.rsplit(":", 1)
+    if where.endswith(".py") or os.sep in where:
+        path = Path(where)
+        if not path.is_file():
+            raise UsageError(f"no such file: {where}")
+        mod_name = f"_tinygrad_attn_user_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, str(path.resolve().parent))
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file failed to import
+            raise UsageError(f"{where} failed to import: {type(exc).__name__}: {exc}") from None
+        finally:
+            sys.path.pop(0)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise UsageError(f"cannot import module {where!r}: {exc}") from None
+    fn = getattr(module, name, None)
+    if fn is None or not callable(fn):
+        raise UsageError(f"{where} has no function {name!r}")
+    return fn
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """``q=4x8`` -> ("q", (4, 8)); ``beta=`` or ``beta=scalar`` -> ("beta", ())."""
+    if "=" not in text:
+        raise UsageError(f"bad --shape {text!r}: expected NAME=DxD..., e.g. q=4x8")
+    name, dims = text.split("=", 1)
+    if not name.isidentifier():
+        raise UsageError(f"bad --shape {text!r}: {name!r} is not a parameter name")
+    if dims in ("", "scalar"):
+        return name, ()
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"bad --shape {text!r}: dimensions must be integers separated "
+                         f"by 'x', e.g. q=4x8") from None
+    if any(d <= 0 for d in shape):
+        raise UsageError(f"bad --shape {text!r}: dimensions must be positive")
+    return name, shape
+
+
+def make_inputs(fn: Callable[..., Any], shapes: list[str], seed: int) -> list[Any]:
+    """Random float64 Tensors for the function's parameters, named after them."""
+    import tinygrad_attn as ta
+
+    given = dict(parse_shape(s) for s in shapes)
+    params = list(inspect.signature(fn).parameters.values())
+    unknown = sorted(set(given) - {p.name for p in params})
+    if unknown:
+        raise UsageError(f"--shape names {unknown} are not parameters of {fn.__name__}"
+                         f"({', '.join(p.name for p in params)})")
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name in given:
+            inputs.append(ta.Tensor(rng.standard_normal(given[p.name]), requires_grad=True,
+                                    name=p.name))
+        elif p.default is not p.empty:
+            break  # the rest keep their defaults
+        else:
+            raise UsageError(f"missing --shape for parameter {p.name!r} of {fn.__name__}")
+    return inputs
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import tinygrad_attn as ta
+
+    fn = load_function(args.function)
+    inputs = make_inputs(fn, args.shape, args.seed)
+    try:
+        report = ta.gradcheck(fn, *inputs, symbolic=args.symbolic, eps=args.eps,
+                              atol=args.atol, rtol=args.rtol)
+    except Exception as exc:
+        raise UsageError(f"{fn.__name__} raised {type(exc).__name__}: {exc}") from None
+    print(report)
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), symbolic=not args.no_symbolic)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinygrad-attn",
+        description="Attention you can verify: run, gradient-check, derive and draw "
+                    "attention mechanisms.")
     parser.add_argument("--version", action="version", version=f"tinygrad-attn {__version__}")
-    parser.parse_args(argv)
-    return 0
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the main job: every built-in mechanism run, checked "
+                                    "three ways, derived and drawn, into an output folder")
+    p.add_argument("--out", default="tinygrad_attn_out", help="output folder "
+                   "(default: ./tinygrad_attn_out)")
+    p.add_argument("--no-symbolic", action="store_true",
+                   help="skip the SymPy comparison (finite differences only)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="gradient-check your own function",
+                       description="Gradient-check FILE.py:FUNCTION (or MODULE:FUNCTION) at "
+                                   "random inputs of the given shapes.")
+    p.add_argument("function", help="FILE.py:FUNCTION or MODULE:FUNCTION")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=DxD",
+                   help="shape of a parameter, e.g. --shape q=4x8 (repeat for each)")
+    p.add_argument("--symbolic", action="store_true",
+                   help="also compare with SymPy's exact gradient (three-way check)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--atol", type=float, default=1e-8)
+    p.add_argument("--rtol", type=float, default=1e-6)
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"tinygrad-attn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

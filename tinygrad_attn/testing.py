@@ -1,0 +1,24 @@
+"""Helpers for a user's own test suite (pytest or unittest)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .check import GradcheckReport, gradcheck
+from .tensor import Tensor
+
+
+def assert_gradients_match(fn: Callable[..., Any], *inputs: Tensor, symbolic: bool = False,
+                           **options: Any) -> GradcheckReport:
+    """Assert that the engine's gradient of ``fn`` at ``inputs`` matches central finite
+    differences (and SymPy's exact gradient with ``symbolic=True``).
+
+    The assertion message is the gradcheck report: each input, its worst element, the
+    numerical, engine (and SymPy) values.  Returns the report when it passes.
+
+    >>> def test_my_attention():
+    ...     assert_gradients_match(my_attention, q, k, v, symbolic=True)
+    """
+    report = gradcheck(fn, *inputs, symbolic=symbolic, **options)
+    if not report.ok:
+        raise AssertionError("gradients do not match\n" + str(report))
+    return report
