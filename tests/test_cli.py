@@ -1,0 +1,105 @@
+"""The command line: `tinygrad-attn check` on a user's own variant, and its errors."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+import tinygrad_attn as ta
+from tinygrad_attn.cli import main
+from tinygrad_attn.testing import assert_gradients_match
+
+VARIANT = textwrap.dedent('''
+    import tinygrad_attn as ta
+
+    def sigmoid_attention(q, k, v):
+        """Sigmoid attention: weights sigma(q k^T / sqrt(d) - log n), no softmax."""
+        n, d = k.shape
+        w = ((q @ k.mT) * (1.0 / d ** 0.5) - float(__import__("math").log(n))).sigmoid()
+        return w @ v
+
+    class WrongSquare(ta.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 2.1 * x          # should be 2 x
+
+    def wrong(q):
+        return WrongSquare.apply(q).sum()
+
+    def raises(q):
+        raise ValueError("q must be positive")
+''')
+
+
+@pytest.fixture()
+def variant(tmp_path):
+    path = tmp_path / "my_variant.py"
+    path.write_text(VARIANT)
+    return path
+
+
+def test_check_passes_a_correct_variant_and_prints_the_table(variant, capsys):
+    code = main(["check", f"{variant}:sigmoid_attention", "--shape", "q=3x4",
+                 "--shape", "k=5x4", "--shape", "v=5x2", "--seed", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASSED" in out
+    for name, shape in (("q", "3x4"), ("k", "5x4"), ("v", "5x2")):
+        assert any(line.split()[:2] == [name, shape] for line in out.splitlines())
+
+
+def test_check_fails_a_wrong_vjp_with_exit_code_1(variant, capsys):
+    code = main(["check", f"{variant}:wrong", "--shape", "q=2x2"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED" in out and "FAIL" in out.splitlines()[-1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["check", "missing.py:f", "--shape", "q=2"], "no such file: missing.py"),
+    (["check", "VARIANT:nothing", "--shape", "q=2"], "has no function 'nothing'"),
+    (["check", "VARIANT:wrong", "--shape", "q=2by2"], "bad --shape 'q=2by2'"),
+    (["check", "VARIANT:wrong"], "missing --shape for parameter 'q'"),
+    (["check", "VARIANT:wrong", "--shape", "z=2"], "are not parameters of wrong"),
+    (["check", "VARIANT:raises", "--shape", "q=2"], "raises raised ValueError: q must be"),
+    (["check", "no_such_module_xyz:f"], "cannot import module 'no_such_module_xyz'"),
+])
+def test_check_errors_are_one_line_with_exit_code_2(variant, capsys, args, message):
+    args = [a.replace("VARIANT", str(variant)) for a in args]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_help_is_available_for_every_command(capsys):
+    for argv in (["--help"], ["check", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0
+    assert "FILE.py:FUNCTION" in capsys.readouterr().out
+
+
+def test_assert_gradients_match_raises_with_the_report_as_message():
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True, name="x")
+    assert assert_gradients_match(lambda x: (x * x).tanh(), x).ok
+
+    class Off(ta.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 3.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3.001
+
+    with pytest.raises(AssertionError, match=r"(?s)gradients do not match.*x .*FAIL"):
+        assert_gradients_match(lambda x: Off.apply(x), x)
