@@ -90,3 +90,258 @@ def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, Tensor]]:
     elif isinstance(obj, dict):
         for key, value in obj.items():
             yield from _walk(value, f"{prefix}.{key}" if prefix else str(key))
+
+
+# ============================================================================= training
+# Layers, loss, optimisers and initialisers that the trained models of
+# :mod:`tinygrad_attn.train` are built from.  Every layer is a composition of the
+# engine's primitive ops, so its gradient is the engine's (and is gradient-checked in
+# tests/test_nn.py).  Row-vector convention: a layer maps (..., d_in) -> (..., d_out).
+
+def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """A NumPy Generator from a Generator, a seed, or None (seed 0: deterministic)."""
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
+
+
+def uniform(rng: np.random.Generator, shape: tuple[int, ...], bound: float,
+            dtype: Any = np.float64) -> np.ndarray:
+    """U(-bound, bound) samples of ``shape`` (PyTorch's RNN initialiser uses
+    bound = 1 / sqrt(hidden))."""
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def normal(rng: np.random.Generator, shape: tuple[int, ...], std: float,
+           dtype: Any = np.float64) -> np.ndarray:
+    """N(0, std^2) samples of ``shape`` (GPT-2 initialises embeddings with std 0.02)."""
+    return (rng.standard_normal(size=shape) * std).astype(dtype)
+
+
+class Linear(Module):
+    r"""Affine map $y = x W + b$ with $W \in \mathbb{R}^{d_{in} \times d_{out}}$;
+    $W$ Glorot-uniform, $b = 0$."""
+
+    def __init__(self, d_in: int, d_out: int, bias: bool = True,
+                 rng: np.random.Generator | int | None = None, dtype: Any = np.float64,
+                 name: str = "linear") -> None:
+        rng = as_rng(rng)
+        self.d_in, self.d_out = d_in, d_out
+        self.W = parameter(glorot(rng, d_in, d_out, dtype=dtype), name=f"{name}.W")
+        self.b = parameter(np.zeros(d_out, dtype), name=f"{name}.b") if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"Linear: input has last axis {x.shape[-1]} (shape {x.shape}),"
+                             f" the layer expects {self.d_in}")
+        y = x @ self.W                                   # (..., d_in) x (d_in, d_out)
+        return y + self.b if self.b is not None else y
+
+
+class Embedding(Module):
+    r"""Lookup table $y = E[\text{ids}]$, $E \in \mathbb{R}^{V \times d}$.
+
+    Indexing with an integer array is the engine's ``getitem``; its VJP scatters the
+    upstream gradient back with ``np.add.at``, so a token used twice in a batch gets
+    both contributions: $\bar E_v = \sum_{t:\,\text{ids}_t = v} \bar y_t$.
+    """
+
+    def __init__(self, num: int, dim: int, rng: np.random.Generator | int | None = None,
+                 dtype: Any = np.float64, std: float = 1.0, name: str = "embedding") -> None:
+        self.num, self.dim = num, dim
+        self.E = parameter(normal(as_rng(rng), (num, dim), std, dtype), name=f"{name}.E")
+
+    def forward(self, ids: Any) -> Tensor:
+        ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: ids must be an integer array, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num):
+            raise ValueError(f"Embedding: ids must lie in [0, {self.num}), got values from "
+                             f"{ids.min()} to {ids.max()}")
+        return self.E[ids]                               # (*ids.shape, dim)
+
+
+class LayerNorm(Module):
+    r"""$y = \gamma \odot (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta$ over the last
+    axis, $\mu, \sigma^2$ the mean and (biased) variance there (Ba et al. 2016)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5, dtype: Any = np.float64,
+                 name: str = "layernorm") -> None:
+        self.dim, self.eps = dim, float(eps)
+        self.gamma = parameter(np.ones(dim, dtype), name=f"{name}.gamma")
+        self.beta = parameter(np.zeros(dim, dtype), name=f"{name}.beta")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"LayerNorm: input has last axis {x.shape[-1]} (shape "
+                             f"{x.shape}), the layer normalises {self.dim}")
+        xc = x - x.mean(axis=-1, keepdims=True)
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        return xc / (var + self.eps).sqrt() * self.gamma + self.beta
+
+
+class GRUCell(Module):
+    r"""Gated recurrent unit (Cho et al. 2014), in PyTorch's formulation:
+
+    $r = \sigma(x W_{xr} + b_{xr} + h W_{hr} + b_{hr})$,
+    $z = \sigma(x W_{xz} + b_{xz} + h W_{hz} + b_{hz})$,
+    $n = \tanh(x W_{xn} + b_{xn} + r \odot (h W_{hn} + b_{hn}))$,
+    $h' = (1 - z) \odot n + z \odot h = n + z \odot (h - n)$.
+
+    The three gates share one matrix per input, $W_x \in \mathbb{R}^{d_{in} \times 3H}$
+    and $W_h \in \mathbb{R}^{H \times 3H}$ (columns r | z | n), initialised
+    U(-1/sqrt(H), 1/sqrt(H)).  :meth:`project` computes $x W_x + b_x$ for a whole
+    sequence at once, so the recurrence (:meth:`step`) does one matmul per time step.
+    """
+
+    def __init__(self, d_in: int, hidden: int, rng: np.random.Generator | int | None = None,
+                 dtype: Any = np.float64, name: str = "gru") -> None:
+        rng = as_rng(rng)
+        self.d_in, self.hidden = d_in, hidden
+        k = 1.0 / np.sqrt(hidden)
+        self.W_x = parameter(uniform(rng, (d_in, 3 * hidden), k, dtype), name=f"{name}.W_x")
+        self.W_h = parameter(uniform(rng, (hidden, 3 * hidden), k, dtype), name=f"{name}.W_h")
+        self.b_x = parameter(uniform(rng, (3 * hidden,), k, dtype), name=f"{name}.b_x")
+        self.b_h = parameter(uniform(rng, (3 * hidden,), k, dtype), name=f"{name}.b_h")
+
+    def project(self, x: Tensor) -> Tensor:
+        """$x W_x + b_x$: (..., d_in) -> (..., 3H), the input half of all three gates."""
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"GRUCell: input has last axis {x.shape[-1]} (shape {x.shape}),"
+                             f" the cell expects {self.d_in}")
+        return x @ self.W_x + self.b_x
+
+    def step(self, xw: Tensor, h: Tensor) -> Tensor:
+        """One step from the projected input ``xw`` (..., 3H) and the state ``h`` (..., H)."""
+        H = self.hidden
+        if h.shape[-1] != H or xw.shape[-1] != 3 * H:
+            raise ValueError(f"GRUCell: state must end in {H} and projected input in "
+                             f"{3 * H}; got shapes {h.shape} and {xw.shape}")
+        hw = h @ self.W_h + self.b_h                                   # (..., 3H)
+        r = (xw[..., :H] + hw[..., :H]).sigmoid()
+        z = (xw[..., H:2 * H] + hw[..., H:2 * H]).sigmoid()
+        n = (xw[..., 2 * H:] + r * hw[..., 2 * H:]).tanh()
+        return n + z * (h - n)
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        """$h' = \\mathrm{GRU}(x, h)$ for x (..., d_in), h (..., H)."""
+        return self.step(self.project(x), h)
+
+
+def cross_entropy(logits: Tensor, targets: Any, ignore_index: int | None = None) -> Tensor:
+    r"""Mean negative log-likelihood $-\frac1N \sum_t \log \mathrm{softmax}(z_t)_{y_t}$.
+
+    ``logits`` (..., V), ``targets`` integer (...); positions whose target equals
+    ``ignore_index`` (padding) are left out of the sum and of $N$.  Built on the
+    stable ``log_softmax`` op, so logits of 1e4 give a finite loss; its gradient is
+    $(\mathrm{softmax}(z_t) - \mathrm{onehot}(y_t)) / N$ at every kept position.
+    """
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be an integer array, got dtype "
+                        f"{t.dtype}")
+    if logits.ndim < 1 or t.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: targets of shape {t.shape} do not match logits of "
+                         f"shape {logits.shape} (expected targets of shape "
+                         f"{logits.shape[:-1]})")
+    V = logits.shape[-1]
+    flat = t.reshape(-1)
+    keep = np.flatnonzero(flat != ignore_index) if ignore_index is not None \
+        else np.arange(flat.size)
+    if keep.size == 0:
+        raise ValueError(f"cross_entropy: every target equals ignore_index={ignore_index}; "
+                         f"the mean over no positions is undefined")
+    picked_t = flat[keep]
+    if picked_t.min() < 0 or picked_t.max() >= V:
+        raise ValueError(f"cross_entropy: targets must lie in [0, {V}) (the logits' last "
+                         f"axis), got values from {picked_t.min()} to {picked_t.max()}")
+    logp = logits.log_softmax(axis=-1).reshape(-1, V)                  # (N_all, V)
+    return -logp[keep, picked_t].sum() / float(keep.size)
+
+
+def clip_grad_norm(params: list[Tensor], max_norm: float) -> float:
+    r"""Scale every ``.grad`` by $\min(1, c / (\lVert g \rVert + 10^{-6}))$, with
+    $\lVert g \rVert$ the global L2 norm over all parameters (Pascanu et al. 2013);
+    returns the norm before clipping, as ``torch.nn.utils.clip_grad_norm_``."""
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
+    grads = [p.grad for p in params if p.grad is not None]
+    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))
+    if not np.isfinite(total):
+        raise FloatingPointError(f"clip_grad_norm: the gradient norm is {total}")
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for p in params:
+            if p.grad is not None:
+                p.grad = p.grad * p.grad.dtype.type(coef)
+    return total
+
+
+class Optimizer:
+    """Updates ``params`` in place from their ``.grad`` (parameters without one are
+    skipped)."""
+
+    def __init__(self, params: list[Tensor], lr: float) -> None:
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got no parameters")
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        self.params, self.lr = params, float(lr)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with (heavy-ball) momentum, as ``torch.optim.SGD``:
+    $v \leftarrow \mu v + g + \lambda p$, $p \leftarrow p - \eta v$."""
+
+    def __init__(self, params: list[Tensor], lr: float = 0.1, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.velocity: list[np.ndarray | None] = [None] * len(self.params)
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            if self.momentum:
+                v = self.velocity[i]
+                g = self.velocity[i] = g.copy() if v is None else self.momentum * v + g
+            p.data = (p.data - self.lr * g).astype(p.dtype, copy=False)
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba 2015): $m \leftarrow \beta_1 m + (1-\beta_1) g$,
+    $v \leftarrow \beta_2 v + (1-\beta_2) g^2$,
+    $p \leftarrow p - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)$ with
+    $\hat m = m / (1-\beta_1^t)$, $\hat v = v / (1-\beta_2^t)$."""
+
+    def __init__(self, params: list[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.b1, self.b2 = (float(b) for b in betas)
+        if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1):
+            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
+        self.eps, self.t = float(eps), 0
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self) -> None:
+        self.t += 1
+        c1, c2 = 1.0 - self.b1 ** self.t, 1.0 - self.b2 ** self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m *= self.b1
+            m += (1.0 - self.b1) * g
+            v *= self.b2
+            v += (1.0 - self.b2) * (g * g)
+            step = (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+            p.data = (p.data - step).astype(p.dtype, copy=False)
