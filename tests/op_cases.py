@@ -104,5 +104,27 @@ CASES: dict[type, list[Case]] = {
 }
 
 
+# fused scaled dot-product attention (issue 3): unmasked with broadcast batch axes, masked
+# with a fully masked query row, causal; and the op that exposes its weights.
+SDPA_MASK = np.array([[True, False, True, True], [False, False, False, False],
+                      [True, True, False, True]])
+CASES[ops.ScaledDotProductAttention] = [
+    Case("sdpa", lambda a, b, c: ops.ScaledDotProductAttention.apply(a, b, c),
+         ((2, 3, 2), (4, 2), (4, 3))),
+    Case("sdpa_masked_empty_row",
+         lambda a, b, c: ops.ScaledDotProductAttention.apply(a, b, c, mask=SDPA_MASK),
+         ((3, 2), (4, 2), (4, 2))),
+    Case("sdpa_causal_scale",
+         lambda a, b, c: ops.ScaledDotProductAttention.apply(a, b, c, causal=True, scale=0.7),
+         ((3, 2), (3, 2), (3, 1))),
+]
+CASES[ops.SDPAWeights] = [
+    Case("sdpa_weights_masked",
+         lambda a, b: ops.SDPAWeights.apply(a, b, mask=SDPA_MASK), ((3, 2), (4, 2))),
+    Case("sdpa_weights_causal_batch",
+         lambda a, b: ops.SDPAWeights.apply(a, b, causal=True), ((2, 3, 2), (3, 2))),
+]
+
+
 def all_cases() -> list[tuple[type, Case]]:
     return [(op, case) for op, cases in CASES.items() for case in cases]
