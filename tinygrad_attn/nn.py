@@ -345,3 +345,140 @@ class Adam(Optimizer):
             v += (1.0 - self.b2) * (g * g)
             step = (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
             p.data = (p.data - step).astype(p.dtype, copy=False)
+
+
+# ============================================================================= attention
+# Parameter holders for the mechanisms of :mod:`tinygrad_attn.attention` (issue 3), and
+# the decoder step of Bahdanau et al. (2014), which reuses :class:`GRUCell` above.
+
+class AdditiveAttention(Module):
+    r"""Additive (Bahdanau) attention with its parameters:
+    $e_{ij} = v^\top \tanh(q_i W_q + k_j W_k)$, W_q (d_q, h), W_k (d_k, h), v (h,).
+
+    ``forward(query, keys, values=None, mask=None) -> (context, weights)``; values
+    default to the keys (the encoder states, as in the paper).
+    """
+
+    def __init__(self, d_q: int, d_k: int, hidden: int,
+                 rng: np.random.Generator | int | None = None, dtype: Any = np.float64,
+                 name: str = "attention") -> None:
+        rng = as_rng(rng)
+        self.W_q = parameter(glorot(rng, d_q, hidden, dtype=dtype), name=f"{name}.W_q")
+        self.W_k = parameter(glorot(rng, d_k, hidden, dtype=dtype), name=f"{name}.W_k")
+        self.v = parameter(uniform(rng, (hidden,), 1.0 / np.sqrt(hidden), dtype),
+                           name=f"{name}.v")
+
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None,
+                mask: Any = None) -> tuple[Tensor, Tensor]:
+        from . import attention
+
+        values = keys if values is None else values
+        return attention.additive(query, keys, values, self.W_q, self.W_k, self.v, mask)
+
+
+class MultiHeadAttention(Module):
+    r"""Multi-head attention (Vaswani et al. 2017) with W_q, W_k, W_v, W_o and no biases:
+    $[\mathrm{head}_1; \dots; \mathrm{head}_h] W_o$, PyTorch's head layout.
+
+    ``forward(x_q, x_kv=None, mask=None, causal=False, fused=True) -> (output, weights)``;
+    ``x_kv`` defaults to ``x_q`` (self-attention); weights are (..., heads, m, n).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_kv: int | None = None,
+                 d_out: int | None = None, rng: np.random.Generator | int | None = None,
+                 dtype: Any = np.float64, name: str = "mha") -> None:
+        if num_heads < 1 or d_model % num_heads:
+            raise ValueError(f"MultiHeadAttention: num_heads={num_heads} does not divide "
+                             f"d_model={d_model}")
+        rng = as_rng(rng)
+        d_kv = d_model if d_kv is None else d_kv
+        d_out = d_model if d_out is None else d_out
+        self.num_heads = num_heads
+        self.W_q = parameter(glorot(rng, d_model, d_model, dtype=dtype), name=f"{name}.W_q")
+        self.W_k = parameter(glorot(rng, d_kv, d_model, dtype=dtype), name=f"{name}.W_k")
+        self.W_v = parameter(glorot(rng, d_kv, d_model, dtype=dtype), name=f"{name}.W_v")
+        self.W_o = parameter(glorot(rng, d_model, d_out, dtype=dtype), name=f"{name}.W_o")
+
+    def forward(self, x_q: Tensor, x_kv: Tensor | None = None, mask: Any = None,
+                causal: bool = False, fused: bool = True) -> tuple[Tensor, Tensor]:
+        from . import attention
+
+        x_kv = x_q if x_kv is None else x_kv
+        return attention.multi_head(x_q, x_kv, self.W_q, self.W_k, self.W_v, self.W_o,
+                                    self.num_heads, mask=mask, causal=causal, fused=fused)
+
+
+class BahdanauDecoderCell(Module):
+    r"""One decoder step of Bahdanau et al. (2014), sec. 3.1 and Appendix A.2.2:
+
+    $e_{j} = v^\top \tanh(s_{i-1} W_q + h_j W_k)$, $\alpha = \operatorname{softmax}(e)$,
+    $c_i = \sum_j \alpha_j h_j$, $s_i = f(s_{i-1}, [y_{i-1}; c_i])$,
+
+    the context over the encoder states $h_j$ computed from the previous state and fed
+    into the recurrent cell $f$: a :class:`GRUCell` (``cell="gru"``, as the paper's gated
+    units) or a tanh RNN $s_i = \tanh([y_{i-1}; c_i] W_x + s_{i-1} W_s + b)$
+    (``cell="tanh"``).
+
+    ``forward(y_prev, s_prev, enc_states, mask=None) -> (s, context, weights)`` with
+    y_prev (..., d_in), s_prev (..., hidden), enc_states (..., n, d_enc), ``mask``
+    boolean (..., n) over the encoder positions (True = attend); weights (..., n).
+    """
+
+    def __init__(self, d_in: int, d_enc: int, hidden: int, d_attn: int | None = None,
+                 cell: str = "gru", rng: np.random.Generator | int | None = None,
+                 dtype: Any = np.float64, name: str = "decoder") -> None:
+        if cell not in ("gru", "tanh"):
+            raise ValueError(f"BahdanauDecoderCell: cell must be 'gru' or 'tanh', got {cell!r}")
+        rng = as_rng(rng)
+        self.d_in, self.d_enc, self.hidden, self.kind = d_in, d_enc, hidden, cell
+        self.attention = AdditiveAttention(hidden, d_enc, d_attn or hidden, rng, dtype,
+                                           name=f"{name}.attention")
+        if cell == "gru":
+            self.cell = GRUCell(d_in + d_enc, hidden, rng, dtype, name=f"{name}.gru")
+        else:
+            k = 1.0 / np.sqrt(hidden)
+            self.W_x = parameter(uniform(rng, (d_in + d_enc, hidden), k, dtype),
+                                 name=f"{name}.W_x")
+            self.W_s = parameter(uniform(rng, (hidden, hidden), k, dtype), name=f"{name}.W_s")
+            self.b = parameter(uniform(rng, (hidden,), k, dtype), name=f"{name}.b")
+
+    def forward(self, y_prev: Tensor, s_prev: Tensor, enc_states: Tensor,
+                mask: Any = None) -> tuple[Tensor, Tensor, Tensor]:
+        from .tensor import concat, scope
+
+        for arg, t, size in (("y_prev", y_prev, self.d_in), ("s_prev", s_prev, self.hidden),
+                             ("enc_states", enc_states, self.d_enc)):
+            if t.shape[-1] != size:
+                raise ValueError(f"BahdanauDecoderCell: {arg} must end in {size}, got shape "
+                                 f"{t.shape}")
+        if mask is not None:
+            mask = np.expand_dims(np.asarray(mask), -2)            # (..., 1, n)
+        with scope("attention"):
+            context, weights = self.attention(s_prev.unsqueeze(-2), enc_states, enc_states,
+                                              mask)                   # (..., 1, d_enc)
+            context, weights = context.squeeze(-2), weights.squeeze(-2)
+        x = concat([y_prev.expand(context.shape[:-1] + y_prev.shape[-1:]), context],
+                   axis=-1)                                       # (..., d_in + d_enc)
+        with scope("decoder cell"):
+            if self.kind == "gru":
+                s = self.cell(x, s_prev)
+            else:
+                s = (x @ self.W_x + s_prev @ self.W_s + self.b).tanh()
+        return s, context, weights
+
+    def decode(self, ys: Tensor, s0: Tensor, enc_states: Tensor,
+               mask: Any = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Run the cell over inputs ys (..., T, d_in) from the state s0 (teacher forcing).
+
+        Returns the states (..., T, hidden), contexts (..., T, d_enc) and the alignment
+        weights (..., T, n): row t is where step t looked (the paper's Figure 3).
+        """
+        from .tensor import stack
+
+        states, contexts, weights, s = [], [], [], s0
+        for t in range(ys.shape[-2]):
+            s, c, w = self(ys[..., t, :], s, enc_states, mask)
+            states.append(s)
+            contexts.append(c)
+            weights.append(w)
+        return stack(states, axis=-2), stack(contexts, axis=-2), stack(weights, axis=-2)
