@@ -404,6 +404,21 @@ class _Builder:
         self._emit(g, (), clusters, order)
         for a, b, attrs in self.edges:
             g.edge(a, b, **attrs)
+        self._line_up(g)
+
+    def _line_up(self, g: Any) -> None:
+        """Sibling collapsed scopes with no edges between them (the heads of multi-head
+        attention) are drawn side by side in the order they were made."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path, box in self.collapsed.items():
+            groups.setdefault(path[:-1], []).append(box["id"])
+        for ids in groups.values():
+            if len(ids) < 2 or any(a in ids and b in ids for a, b in self.edge_set):
+                continue
+            with g.subgraph() as row:
+                row.attr(rank="same")
+                for a, b in zip(ids, ids[1:]):
+                    row.edge(a, b, style="invis")
 
     def _emit(self, g: Any, path: tuple[str, ...], clusters: list, order: dict) -> None:
         for node_id, label, attrs in self.nodes.get(path, []):
@@ -481,7 +496,7 @@ def draw(output: Tensor | Sequence[Tensor], backward: bool = False, *,
 
     g = graphviz.Digraph(name="backward" if backward else "forward")
     g.attr(rankdir=rankdir, nodesep="0.3", ranksep="0.35", fontname="Helvetica",
-           newrank="true")
+           newrank="true", ordering="out")
     g.attr("node", fontname="Helvetica", fontsize="11", margin="0.08,0.04", height="0.3")
     g.attr("edge", color="#555555", arrowsize="0.7")
     label = "\n".join(x for x in (title, note) if x)
@@ -549,7 +564,7 @@ def _draw_backward(build: _Builder, outs: list[Tensor], nodes: list[_Node], pids
         t = n.t
         scope = n.scope if n.kind == "op" else _leaf_scope(n, _leaf_kind(t, pids))
         if n.kind == "op":
-            label = f"{n.t._ctx.name} VJP\nḡ {_shape(t.shape)}"
+            label = f"{_op_title(n)} VJP\nḡ {_shape(t.shape)}"
             if formulas:
                 label += "".join("\n" + line for line in _formula_lines(t._ctx))
             label += _extra(t, grads, show_values, bool(grads), "ḡ ")
@@ -565,12 +580,13 @@ def _draw_backward(build: _Builder, outs: list[Tensor], nodes: list[_Node], pids
         if t.requires_grad and id(t) not in seeds:
             seeds[id(t)] = seed = f"seed{len(seeds)}"
             text = f"∂L/∂{t.name or 'L'} = 1" if t.size == 1 else \
-                f"upstream ḡ\n{_shape(t.shape)}"
+                f"upstream ∂L/∂{t.name or 'y'}\n{_shape(t.shape)}"
             build.node(seed, (), text, _STYLE["op"], output=True)
     # gradient contributions: from each user's VJP to the Tensor's target, summed if many
     for n in live:
         srcs = [build.where("b" + u.id, u.scope)[0] for u in users[id(n.t)]]
         srcs += [seeds[id(n.t)]] if id(n.t) in seeds else []
+        srcs = list(dict.fromkeys(srcs))  # users inside one collapsed scope: one edge
         dst = target[id(n.t)]
         if len(srcs) > 1:
             scope = n.scope if n.kind == "op" else _leaf_scope(n, _leaf_kind(n.t, pids))
