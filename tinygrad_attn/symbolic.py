@@ -151,6 +151,79 @@ def _compile(syms: Sequence[sp.Symbol], exprs: Sequence[sp.Expr],
     return sp.lambdify(list(syms), list(exprs), modules=mods, cse=True)
 
 
+class _Evaluator:
+    """Evaluate many expressions at one point with mpmath, each distinct subexpression
+    once: SymPy expressions are hash-consed trees, so a dict keyed by subexpression is
+    common-subexpression elimination for free (and, for a proof at a few points, much
+    faster than ``cse`` + ``lambdify``, whose cost is in building the code)."""
+
+    def __init__(self, env: Mapping[sp.Symbol, Any]) -> None:
+        import mpmath
+
+        self.mp = mpmath
+        self.memo: dict[sp.Basic, Any] = dict(env)
+
+    def __call__(self, expr: sp.Basic) -> Any:
+        memo, mp = self.memo, self.mp
+        stack = [expr]
+        while stack:  # iterative post-order: deep expressions need no recursion
+            e = stack[-1]
+            if e in memo:
+                stack.pop()
+                continue
+            if e.is_Number or e is sp.S.Pi or e is sp.S.Exp1:
+                memo[e] = self._number(e)
+                stack.pop()
+                continue
+            if e.is_Symbol:
+                raise ValueError(f"evaluate: no value for the symbol {e}")
+            pending = [a for a in e.args if a not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            memo[e] = self._apply(e, [memo[a] for a in e.args])
+        return memo[expr]
+
+    def _number(self, e: sp.Basic) -> Any:
+        mp = self.mp
+        if e.is_Rational:
+            return mp.mpf(int(e.p)) / int(e.q)
+        if e is sp.S.Infinity or e is sp.S.NegativeInfinity:
+            return mp.inf if e.is_positive else -mp.inf
+        if e is sp.S.Pi:
+            return +mp.pi
+        if e is sp.S.Exp1:
+            return mp.e
+        return mp.mpf(e.evalf(mp.mp.dps))
+
+    def _apply(self, e: sp.Basic, v: list[Any]) -> Any:
+        mp = self.mp
+        if e.is_Add:
+            return mp.fsum(v)
+        if e.is_Mul:
+            out = v[0]
+            for x in v[1:]:
+                out = out * x
+            return out
+        if e.is_Pow:
+            return v[0] ** v[1]
+        name = type(e).__name__
+        unary = {"exp": mp.exp, "log": mp.log, "tanh": mp.tanh, "Abs": abs,
+                 "sign": mp.sign, "sin": mp.sin, "cos": mp.cos}
+        if name in unary and len(v) == 1:
+            return unary[name](v[0])
+        if name == "Heaviside":
+            return _heaviside(*v)
+        if name == "DiracDelta":
+            return _dirac(*v)
+        if name == "Max":
+            return max(v)
+        if name == "Min":
+            return min(v)
+        raise ValueError(f"evaluate: no numeric rule for {name} (in {e})")
+
+
 def _random_points(syms: Sequence[sp.Symbol], domains: Mapping[sp.Symbol, tuple],
                    points: int, seed: int) -> list[list[Any]]:
     """``points`` lists of exact random rationals, one per symbol, none 0, no two equal
@@ -271,12 +344,12 @@ def equivalent(lhs: Mapping[str, Any], rhs: Mapping[str, Any], *, subject: str =
 
     syms = sorted(set().union(*(d.free_symbols for d in diffs + scales)) if diffs else set(),
                   key=lambda s: s.name)
-    fn = _compile(syms, diffs + scales, "mpmath")
     tol = mpmath.mpf(10) ** (-(digits - 10))
     worst: dict[int, float] = {}
     with mpmath.workdps(digits):
         for pt in _random_points(syms, domains or {}, points, seed):
-            vals = fn(*[_mpf(v) for v in pt])
+            ev = _Evaluator({s: _mpf(v) for s, v in zip(syms, pt)})
+            vals = [ev(e) for e in diffs + scales]
             for k, (d, s) in enumerate(zip(vals[:len(diffs)], vals[len(diffs):])):
                 res = abs(d) / max(1, abs(s))
                 max_res = max(max_res, float(res))
@@ -329,11 +402,17 @@ class Derivation:
         self.domains = domains
         self.objective = sp.Add(*[r * o for c, t in zip(cotangents, self.outputs)
                                   for r, o in zip(np.ravel(c), np.ravel(t))])
+        # dL/dx = sum_k r_k dO_k/dx (diff is linear): sympy.diff of each output element,
+        # only for the outputs that contain x -- the same derivative as diff(L, x), with
+        # far fewer walks over expressions that do not depend on x.
+        pairs = [(r, o, o.free_symbols) for c, t in zip(cotangents, self.outputs)
+                 for r, o in zip(np.ravel(c), np.ravel(t)) if r != 0]
         self.gradients: dict[str, np.ndarray] = {}
         for name, t in inputs.items():
             g = np.empty(t.shape, dtype=object)
             for index in np.ndindex(t.shape):
-                g[index] = sp.diff(self.objective, t.data[index])
+                x = t.data[index]
+                g[index] = sp.Add(*[r * sp.diff(o, x) for r, o, free in pairs if x in free])
             self.gradients[name] = g
         self._engine: dict[str, np.ndarray] | None = None
         self._numpy_fn: Callable[..., list] | None = None
@@ -405,9 +484,9 @@ class Derivation:
         else:
             import mpmath
 
-            fn = _compile(self.symbols, flat, "mpmath")
             with mpmath.workdps(digits):
-                vals = [float(v) for v in fn(*[mpmath.mpf(float(a)) for a in args])]
+                ev = _Evaluator({s: mpmath.mpf(float(a)) for s, a in zip(self.symbols, args)})
+                vals = [float(ev(e)) for e in flat]
         out, k = {}, 0
         for n in names:
             size = self.gradients[n].size
