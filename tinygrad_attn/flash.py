@@ -1,0 +1,403 @@
+r"""Blocked ("flash") scaled dot-product attention: linear memory, online softmax.
+
+The plain fused op holds the whole score matrix :math:`S = QK^\top s` of shape
+``(..., m, n)``.  Here queries go in blocks of ``block_q`` rows and keys/values in
+blocks of ``block_k`` rows, so at most one ``block_q x block_k`` tile of scores exists
+per worker at a time (Dao et al. 2022, *FlashAttention*, Alg. 1; Dao 2023,
+*FlashAttention-2*; Rabe & Staats 2021, *Self-attention does not need O(n^2) memory*).
+
+Forward, for one query block and key blocks :math:`j = 1, 2, \dots` (online softmax):
+
+.. math::
+
+    S_j = Q K_j^\top s, \quad \mu_j = \max(\mu_{j-1}, \operatorname{rowmax} S_j),
+    \quad P_j = e^{S_j - \mu_j}, \\
+    \ell_j = e^{\mu_{j-1} - \mu_j} \ell_{j-1} + \operatorname{rowsum} P_j, \quad
+    A_j = e^{\mu_{j-1} - \mu_j} A_{j-1} + P_j V_j, \\
+    O = A / \ell, \quad L = \mu + \log \ell \ \ (\text{logsumexp of each row}).
+
+Backward, recomputing each tile from the saved row statistic :math:`L` and
+:math:`D = \operatorname{rowsum}(dO \odot O)`:
+
+.. math::
+
+    P = e^{S - L}, \quad dV \mathrel{+}= P^\top dO, \quad dP = dO\,V^\top, \quad
+    dS = P \odot (dP - D), \quad dQ \mathrel{+}= s\,dS\,K, \quad dK \mathrel{+}= s\,dS^\top Q.
+
+The running max :math:`\mu` is there for numerics only (``exp`` must not overflow).
+As everywhere in the engine, the symbolic backend gets the mathematically identical
+plain form: ``xp.stability_shift`` is 0 there, so :math:`\mu = 0`, every rescale factor
+is 1 and :math:`O = \sum_j e^{S_j} V_j / \sum_j \operatorname{rowsum} e^{S_j}`: the
+kernels below run on SymPy object arrays unchanged and can be proven exactly.
+
+Masks: ``mask`` is boolean, True = attend, broadcastable to ``(..., m, n)``;
+``causal=True`` lets query ``i`` attend key ``j`` iff ``j <= i`` (top-left aligned, as
+PyTorch's ``is_causal``).  A tile wholly above the causal diagonal, or wholly masked, is
+skipped, not computed and thrown away.  A row that attends nothing gives a zero output,
+``lse = 0`` (the empty sum is taken as 1, as the softmax does) and zero gradients.
+
+Threads: NumPy releases the GIL inside BLAS and ufuncs, so ``threads=2`` runs query
+blocks (forward) and key blocks (backward) on a small thread pool.  Whether that wins
+is measured in ``benchmarks/bench_flash.py`` (see ``docs/benchmarks.md``).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+#: Default tile sizes (rows of Q per block, rows of K/V per block), tuned on the
+#: 2-core machine of ``docs/benchmarks.md``.
+BLOCK_Q = 256
+BLOCK_K = 512
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _shape(name: str, a: Any) -> tuple[int, ...]:
+    shape = np.shape(a)
+    if len(shape) < 2:
+        raise ValueError(f"flash attention: {name} must have at least 2 dimensions "
+                         f"(..., rows, features), got shape {shape}")
+    return shape
+
+
+def _check(q: Any, k: Any, v: Any, mask: Any) -> tuple[tuple[int, ...], int, int, int, int]:
+    """Validate shapes; return (batch shape, m, n, d, e)."""
+    sq, sk, sv = _shape("q", q), _shape("k", k), _shape("v", v)
+    m, d = sq[-2:]
+    n, dk = sk[-2:]
+    if dk != d:
+        raise ValueError(f"flash attention: q and k must have the same feature size, got "
+                         f"q {sq} and k {sk} ({d} != {dk})")
+    if sv[-2] != n:
+        raise ValueError(f"flash attention: k and v must have the same number of rows "
+                         f"(keys), got k {sk} and v {sv} ({n} != {sv[-2]})")
+    try:
+        batch = np.broadcast_shapes(sq[:-2], sk[:-2], sv[:-2])
+    except ValueError:
+        raise ValueError(f"flash attention: the batch axes of q {sq}, k {sk} and v {sv} "
+                         f"do not broadcast") from None
+    if mask is not None:
+        mask_arr = np.asarray(mask)
+        if mask_arr.dtype != np.bool_:
+            raise TypeError(f"flash attention: mask must be a boolean array (True = "
+                            f"attend), got dtype {mask_arr.dtype}")
+        try:
+            full = np.broadcast_shapes(mask_arr.shape, batch + (m, n))
+        except ValueError:
+            full = None
+        if full != batch + (m, n):
+            raise ValueError(f"flash attention: mask of shape {mask_arr.shape} does not "
+                             f"broadcast to the weights' shape {batch + (m, n)}")
+    return batch, m, n, d, sv[-1]
+
+
+def _block_size(name: str, value: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"flash attention: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _scale(xp: Any, scale: Any, d: int, like: np.ndarray) -> Any:
+    """The score scale s (default 1/sqrt(d)): a Python float numerically (f32 stays
+    f32), exact symbolically."""
+    if xp.symbolic:
+        if scale is None:
+            import sympy
+
+            return sympy.Integer(1) / sympy.sqrt(d)
+        return xp.constant(scale, like)[()]
+    return 1.0 / math.sqrt(d) if scale is None else float(scale)
+
+
+def _threads(xp: Any, threads: int | None, work: int) -> int:
+    if xp.symbolic:                       # SymPy is not made for threads; nothing to gain
+        return 1
+    if threads is None:
+        return max(1, min(2, os.cpu_count() or 1, work))
+    if not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"flash attention: threads must be a positive int, got {threads!r}")
+    return max(1, min(int(threads), work))
+
+
+# ----------------------------------------------------------------------------- threads
+
+_controller: Any = None
+
+
+def _blas_limited() -> Any:
+    """A context that holds BLAS to one thread while our own threads run (two pools of
+    two threads on two cores slow each other down), via ``threadpoolctl`` when it is
+    installed; otherwise a no-op."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    if _controller is False:
+        return contextlib.nullcontext()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def _run(items: list[Any], worker: Callable[[Any], None], threads: int) -> None:
+    """Call ``worker`` on every item, on ``threads`` threads (dynamic scheduling)."""
+    if threads <= 1:
+        for item in items:
+            worker(item)
+        return
+    with _blas_limited(), ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(worker, items):
+            pass
+
+
+# ----------------------------------------------------------------------------- tiles
+
+def _blocks(size: int, block: int) -> list[tuple[int, int]]:
+    return [(a, min(a + block, size)) for a in range(0, size, block)]
+
+
+def _tile_mask(mask: np.ndarray | None, causal: bool, rows: tuple[int, int],
+               cols: tuple[int, int]) -> tuple[bool, np.ndarray | None]:
+    """Whether tile (rows x cols) has any attended entry, and the boolean array of its
+    entries that are *not* attended (None when every entry is attended)."""
+    (i0, i1), (j0, j1) = rows, cols
+    blocked = None
+    if causal:
+        if j0 > i1 - 1:                      # wholly above the diagonal: skip
+            return False, None
+        if j1 - 1 > i0:                      # crosses the diagonal: blocked where j > i
+            blocked = np.arange(j0, j1)[None, :] > np.arange(i0, i1)[:, None]
+    if mask is not None:
+        tile = mask[i0:i1, j0:j1]
+        if not tile.all():
+            if not tile.any():
+                return False, None
+            blocked = ~tile if blocked is None else blocked | ~tile
+        if blocked is not None and blocked.all():
+            return False, None
+    return True, blocked
+
+
+def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any) -> np.ndarray:
+    """a @ b, written into this thread's scratch tile numerically (no fresh pages)."""
+    if xp.symbolic:
+        return xp.matmul(a, b)
+    rows, cols = a.shape[0], b.shape[1]
+    buf = getattr(scratch, "tile", None)
+    if buf is None or buf.size < rows * cols or buf.dtype != a.dtype:
+        buf = scratch.tile = np.empty(rows * cols, dtype=a.dtype)
+    return np.matmul(a, b, out=buf[:rows * cols].reshape(rows, cols))
+
+
+def _exp_masked(xp: Any, s: np.ndarray, blocked: np.ndarray | None,
+                shift: np.ndarray | None = None) -> np.ndarray:
+    r"""$P = e^{S - \text{shift}}$ with blocked entries exactly 0 (in place numerically:
+    they are set to -inf before ``exp``; no infinities in SymPy, so zeroed after)."""
+    if xp.symbolic:
+        p = xp.exp(s if shift is None else s - shift)
+        return p if blocked is None else xp.where(blocked, xp.constant(0, p), p)
+    if shift is not None:
+        s -= shift
+    return np.exp(s, out=s)
+
+
+def _block_out(xp: Any, s: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
+    """Numerically, blocked scores become -inf (in place), so max and exp ignore them."""
+    if blocked is not None and not xp.symbolic:
+        np.copyto(s, -np.inf, where=blocked)
+    return s
+
+
+def _running_max(xp: Any, mu: np.ndarray, s: np.ndarray) -> np.ndarray:
+    r"""$\mu_j = \max(\mu_{j-1}, \operatorname{rowmax} S_j)$ numerically (-inf while a row
+    has seen no attended key); symbolically ``xp.stability_shift`` = 0: no shift."""
+    if xp.symbolic:
+        return xp.stability_shift(s, -1)
+    return np.maximum(mu, s.max(axis=-1, keepdims=True))
+
+
+def _finite(xp: Any, mu: np.ndarray) -> np.ndarray:
+    """The shift actually subtracted: mu, or 0 in a row that has seen nothing yet."""
+    if xp.symbolic:
+        return mu
+    return np.where(np.isfinite(mu), mu, mu.dtype.type(0))
+
+
+def _initial_max(xp: Any, like: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if xp.symbolic:
+        return xp.zeros(shape, like)
+    return np.full(shape, -np.inf, dtype=like.dtype)
+
+
+def _append(xp: Any, a: np.ndarray, column: Any) -> np.ndarray:
+    """[a, column]: one more column, so a product also yields a row sum or a shift."""
+    col = np.broadcast_to(column, a.shape[:-1] + (1,))
+    if xp.symbolic:
+        col = np.asarray(col, dtype=object)
+    return np.concatenate([a, col.astype(a.dtype, copy=False)], axis=-1)
+
+
+# ----------------------------------------------------------------------------- forward
+
+def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                  mask: np.ndarray | None = None, causal: bool = False,
+                  scale: float | None = None, block_q: int = BLOCK_Q,
+                  block_k: int = BLOCK_K,
+                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Blocked attention forward: $O = \operatorname{softmax}(s\,QK^\top) V$ in tiles.
+
+    q (..., m, d), k (..., n, d), v (..., n, e) with broadcasting batch axes; ``mask``
+    boolean (True = attend) broadcastable to (..., m, n).  Returns ``(o, lse)``: o of
+    shape (..., m, e) and the row logsumexp ``lse`` (..., m) that the backward needs.
+    Memory beyond the inputs and outputs: one ``block_q x block_k`` tile per thread.
+    """
+    batch, m, n, d, e = _check(q, k, v, mask)
+    bq, bk = _block_size("block_q", block_q), _block_size("block_k", block_k)
+    like = np.asarray(q)
+    s = _scale(xp, scale, d, like)
+    q = np.broadcast_to(q, batch + (m, d))
+    k = np.broadcast_to(k, batch + (n, d))
+    masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
+    v1 = _append(xp, np.broadcast_to(v, batch + (n, e)), xp.constant(1, like))  # [V, 1]
+    o = xp.zeros(batch + (m, e), like)
+    lse = xp.zeros(batch + (m,), like)
+    kblocks = _blocks(n, bk)
+    items = [(b, rows) for b in np.ndindex(batch) for rows in _blocks(m, bq)]
+    if causal:  # longest rows first, so the threads finish together
+        items.sort(key=lambda it: -it[1][1])
+    scratch = threading.local()
+
+    def worker(item: tuple[tuple[int, ...], tuple[int, int]]) -> None:
+        b, (i0, i1) = item
+        qs = q[b][i0:i1] * s                                   # (bq, d) scaled queries
+        mu = _initial_max(xp, like, (i1 - i0, 1))              # (bq, 1) running max
+        acc = xp.zeros((i1 - i0, e + 1), like)                 # (bq, e+1) [P V, rowsum P]
+        mb = None if masks is None else masks[b]
+        for j0, j1 in kblocks:
+            keep, blocked = _tile_mask(mb, causal, (i0, i1), (j0, j1))
+            if not keep:
+                continue
+            sc = _product(xp, qs, k[b][j0:j1].T, scratch)      # (bq, bk) scores S_j
+            sc = _block_out(xp, sc, blocked)
+            mu_new = _running_max(xp, mu, sc)
+            shift = _finite(xp, mu_new)
+            p = _exp_masked(xp, sc, blocked, shift)            # (bq, bk) e^{S_j - mu_j}
+            if not xp.symbolic:                                # rescale: e^{mu_old - mu_new}
+                acc *= np.exp(_finite(xp, mu) - shift)
+            acc += p @ v1[b][j0:j1]                            # (bq, bk) x (bk, e+1)
+            mu = mu_new
+        ell = acc[:, e:]                                       # (bq, 1) rowsum of e^{S-mu}
+        empty = xp.is_zero(ell)
+        if np.any(empty):                                      # attends nothing: O = 0
+            ell = xp.where(empty, xp.constant(1, ell), ell)
+        o[b][i0:i1] = acc[:, :e] / ell
+        lse[b][i0:i1] = (_finite(xp, mu) + xp.log(ell))[:, 0]
+
+    _run(items, worker, _threads(xp, threads, len(items)))
+    return o, lse
+
+
+# ----------------------------------------------------------------------------- backward
+
+def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarray,
+                   lse: np.ndarray, do: np.ndarray, mask: np.ndarray | None = None,
+                   causal: bool = False, scale: float | None = None,
+                   block_q: int = BLOCK_Q, block_k: int = BLOCK_K,
+                   threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Blocked attention backward from the saved row logsumexp ``lse``.
+
+    Each tile recomputes $P = e^{s QK^\top - L}$; with $D = \operatorname{rowsum}(dO
+    \odot O)$: $dV = P^\top dO$, $dS = P \odot (dO V^\top - D)$, $dQ = s\,dS\,K$,
+    $dK = s\,dS^\top Q$.  The shifts ride along in the products: $[sQ, -L]\,[K, 1]^\top
+    = S - L$ and $[dO, -D]\,[V, 1]^\top = dP - D$.  Returns ``(dq, dk, dv)`` in the
+    shapes of q, k, v (batch axes that were broadcast are summed back).  The threads
+    take key blocks; each keeps its own dQ accumulator, summed at the end.
+    """
+    batch, m, n, d, e = _check(q, k, v, mask)
+    bq, bk = _block_size("block_q", block_q), _block_size("block_k", block_k)
+    like = np.asarray(q)
+    s = _scale(xp, scale, d, like)
+    shapes = (np.shape(q), np.shape(k), np.shape(v))
+    one = xp.constant(1, like)
+    do = np.broadcast_to(do, batch + (m, e))
+    big_d = np.sum(do * np.broadcast_to(o, batch + (m, e)), axis=-1)       # (..., m) D
+    lse = np.broadcast_to(lse, batch + (m,))
+    qa = _append(xp, np.broadcast_to(q, batch + (m, d)) * s, -lse[..., None])  # [sQ, -L]
+    ka = _append(xp, np.broadcast_to(k, batch + (n, d)), one)              # [K, 1]
+    doa = _append(xp, do, -big_d[..., None])                               # [dO, -D]
+    va = _append(xp, np.broadcast_to(v, batch + (n, e)), one)              # [V, 1]
+    masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
+    dk = xp.zeros(batch + (n, d), like)
+    dv = xp.zeros(batch + (n, e), like)
+    qblocks = _blocks(m, bq)
+    items = [(b, cols) for b in np.ndindex(batch) for cols in _blocks(n, bk)]
+    if causal:  # the first key blocks meet the most query rows: schedule them first
+        items.sort(key=lambda it: it[1][0])
+    local = threading.local()
+    dq_parts: list[np.ndarray] = []
+    lock = threading.Lock()
+
+    def worker(item: tuple[tuple[int, ...], tuple[int, int]]) -> None:
+        b, (j0, j1) = item
+        if not hasattr(local, "dq"):
+            local.dq = xp.zeros(batch + (m, d), like)
+            with lock:
+                dq_parts.append(local.dq)
+        kab, vab = ka[b][j0:j1], va[b][j0:j1]                  # (bk, d+1), (bk, e+1)
+        dk_acc = xp.zeros((j1 - j0, d), like)
+        dv_acc = xp.zeros((j1 - j0, e), like)
+        mb = None if masks is None else masks[b]
+        for i0, i1 in qblocks:
+            keep, blocked = _tile_mask(mb, causal, (i0, i1), (j0, j1))
+            if not keep:
+                continue
+            qab, doab = qa[b][i0:i1], doa[b][i0:i1]            # (bq, d+1), (bq, e+1)
+            sc = _block_out(xp, _product(xp, qab, kab.T, local), blocked)  # S - L
+            p = _exp_masked(xp, sc, blocked)                   # (bq, bk) P = e^{S - L}
+            dv_acc += p.T @ doab[:, :e]                        # (bk, bq) x (bq, e)
+            ds = _times(xp, doab @ vab.T, p)                   # (bq, bk) dS = P (dP - D)
+            local.dq[b][i0:i1] += ds @ kab[:, :d]              # (bq, bk) x (bk, d)
+            dk_acc += ds.T @ qab[:, :d]                        # s dS^T Q
+        dk[b][j0:j1] = dk_acc
+        dv[b][j0:j1] = dv_acc
+
+    _run(items, worker, _threads(xp, threads, len(items)))
+    dq = dq_parts[0] if dq_parts else xp.zeros(batch + (m, d), like)
+    for part in dq_parts[1:]:
+        dq = dq + part
+    dq = dq * s
+    return (_sum_to(dq, shapes[0]), _sum_to(dk, shapes[1]), _sum_to(dv, shapes[2]))
+
+
+def _times(xp: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if xp.symbolic:
+        return a * b
+    a *= b
+    return a
+
+
+def _sum_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient over the batch axes that broadcasting added or stretched."""
+    lead = g.ndim - len(shape)
+    if lead:
+        g = np.sum(g, axis=tuple(range(lead)))
+    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a == 1 and b != 1)
+    return np.sum(g, axis=axes, keepdims=True) if axes else g
+
+
+def tiles(m: int, n: int, causal: bool = False, block_q: int = BLOCK_Q,
+          block_k: int = BLOCK_K) -> Iterable[tuple[tuple[int, int], tuple[int, int]]]:
+    """The (rows, cols) tiles the kernels compute (causal: those not above the diagonal)."""
+    for rows in _blocks(m, block_q):
+        for cols in _blocks(n, block_k):
+            if _tile_mask(None, causal, rows, cols)[0]:
+                yield rows, cols
