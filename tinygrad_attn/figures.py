@@ -7,7 +7,7 @@ next to each (``.dot``), which is what the tests compare to decide the committed
 pictures are current.
 
 ================  ===============================================================
-``additive``      Bahdanau et al. 2015: $e_j = v^\top \tanh(q W_q + k_j W_k)$
+``additive``      Bahdanau et al. 2014: $e_j = v^\top \tanh(q W_q + k_j W_k)$
 ``self``          self-attention: $Q, K, V = X W_q, X W_k, X W_v$, Vaswani et al. 2017
 ``causal``        scaled dot-product with a causal mask: $\mathrm{softmax}(QK^\top/\sqrt d + M)V$
 ``multihead``     multi-head attention, 4 heads, each head drawn as one collapsed node
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import attention
 from .graph import draw, render
-from .tensor import Tensor, concat, scope
+from .tensor import Tensor
 
 
 @dataclass
@@ -52,62 +52,18 @@ def _params(rng: np.random.Generator, **shapes: tuple[int, ...]) -> list[Tensor]
     return out
 
 
-# ----------------------------------------------------------------------------- mechanisms
-# Written like the mechanisms of attention.py, with the same scopes, one line per equation.
-
-def _additive(q: Tensor, K: Tensor, V: Tensor, W_q: Tensor, W_k: Tensor,
-              v: Tensor) -> tuple[Tensor, Tensor]:
-    """Bahdanau: e_j = v^T tanh(q W_q + k_j W_k), a = softmax(e), c = a V."""
-    with scope("score"):
-        e = (q @ W_q + K @ W_k).tanh() @ v        # (h,) + (n, h) -> (n, h) -> (n,)
-    with scope("softmax"):
-        a = e.softmax(axis=-1)                    # (n,)
-    with scope("context"):
-        c = a @ V                                 # (n,) x (n, d_v) -> (d_v,)
-    return c, a
-
-
-def _sdpa(Q: Tensor, K: Tensor, V: Tensor, causal: bool = False) -> tuple[Tensor, Tensor]:
-    """Vaswani: softmax(Q K^T / sqrt(d_k), masked) V."""
-    n, d_k = Q.shape[-2], Q.shape[-1]
-    with scope("score"):
-        s = Q @ K.mT * (1.0 / math.sqrt(d_k))     # (m, d_k) x (d_k, n) -> (m, n)
-        if causal:
-            s = s.masked_fill(~np.tril(np.ones((n, n), dtype=bool)), -np.inf)
-    with scope("softmax"):
-        a = s.softmax(axis=-1)                    # (m, n)
-    with scope("context"):
-        c = a @ V                                 # (m, n) x (n, d_v) -> (m, d_v)
-    return c, a
-
-
-def _multi_head(X: Tensor, W_q: Tensor, W_k: Tensor, W_v: Tensor, W_o: Tensor,
-                heads: int) -> tuple[Tensor, Tensor]:
-    """PyTorch layout: head h takes columns h*d_h:(h+1)*d_h; concat, then W_o."""
-    Q, K, V = X @ W_q, X @ W_k, X @ W_v           # (n, d) x (d, d) -> (n, d)
-    d_h = Q.shape[-1] // heads
-    ctxs, weights = [], []
-    for h in range(heads):
-        cols = slice(h * d_h, (h + 1) * d_h)
-        with scope(f"head {h}"):
-            c, a = _sdpa(Q[:, cols], K[:, cols], V[:, cols])
-        ctxs.append(c)
-        weights.append(a)
-    with scope("output projection"):
-        out = concat(ctxs, axis=-1) @ W_o         # (n, heads * d_h) x (d, d) -> (n, d)
-    return out, weights[0]
-
-
 # ----------------------------------------------------------------------------- figures
+# Each runs the project's own mechanism (attention.py, nn.py) with the composed ops
+# (fused=False), whose scopes (projection, score, softmax, context, head i, output
+# projection) become the clusters of the picture.
 
 def additive() -> Figure:
     """Additive (Bahdanau) attention of one query over n = 4 keys."""
     rng = np.random.default_rng(0)
-    q, K, V = _inputs(rng, q=(3,), K=(4, 3), V=(4, 3))
+    q, K, V = _inputs(rng, q=(1, 3), K=(4, 3), V=(4, 3))
     W_q, W_k, v = _params(rng, W_q=(3, 2), W_k=(3, 2), v=(2,))
-    c, a = _additive(q, K, V, W_q, W_k, v)
-    c.name, a.name = "c", "a"
-    return Figure((c, a), (c,), title="additive attention (Bahdanau et al. 2015)")
+    c, a = attention.additive(q, K, V, W_q, W_k, v)
+    return Figure((c, a), (c,), title="additive attention (Bahdanau et al. 2014)")
 
 
 def self_attention() -> Figure:
@@ -115,17 +71,15 @@ def self_attention() -> Figure:
     rng = np.random.default_rng(1)
     (X,) = _inputs(rng, X=(4, 3))
     W_q, W_k, W_v = _params(rng, W_q=(3, 2), W_k=(3, 2), W_v=(3, 2))
-    c, a = _sdpa(X @ W_q, X @ W_k, X @ W_v)
-    c.name, a.name = "C", "A"
-    return Figure((c, a), (c,), title="self-attention")
+    c, a = attention.self_attention(X, W_q, W_k, W_v, fused=False)
+    return Figure((c, a), (c,), title="self-attention (Vaswani et al. 2017)")
 
 
 def causal() -> Figure:
     """Scaled dot-product attention with a causal mask (position i sees j <= i)."""
     rng = np.random.default_rng(2)
     Q, K, V = _inputs(rng, Q=(4, 2), K=(4, 2), V=(4, 2))
-    c, a = _sdpa(Q, K, V, causal=True)
-    c.name, a.name = "C", "A"
+    c, a = attention.scaled_dot_product(Q, K, V, causal=True, fused=False)
     return Figure((c, a), (c,), title="scaled dot-product attention, causal mask")
 
 
@@ -134,30 +88,24 @@ def multihead() -> Figure:
     rng = np.random.default_rng(3)
     (X,) = _inputs(rng, X=(4, 8))
     W_q, W_k, W_v, W_o = _params(rng, W_q=(8, 8), W_k=(8, 8), W_v=(8, 8), W_o=(8, 8))
-    out, _ = _multi_head(X, W_q, W_k, W_v, W_o, heads=4)
-    out.name = "Y"
+    out, _ = attention.multi_head(X, X, W_q, W_k, W_v, W_o, num_heads=4, fused=False)
     return Figure((out,), (out,), title="multi-head attention (4 heads, collapsed)",
                   options={"collapse": "head *"})
 
 
 def decoder() -> Figure:
-    """One decoder step of Bahdanau et al. 2015 with a tanh RNN cell, for clarity.
-
-    c_i = additive(s_{i-1}, H, H);  s_i = tanh(s_{i-1} W_s + y_{i-1} W_y + c_i W_c);
-    logits_i = s_i W_o.  (The paper's cell is gated; the attention part is the same.)
+    """One step of the Bahdanau decoder (nn.BahdanauDecoderCell, tanh RNN cell):
+    attend over the encoder states from s_{i-1}, then s_i = tanh([y_{i-1}; c_i] W_x + ...).
     """
+    from .nn import BahdanauDecoderCell
+
     rng = np.random.default_rng(4)
-    s_prev, H, y_prev = _inputs(rng, s_prev=(3,), H=(4, 3), y_prev=(2,))
-    W_q, W_k, v = _params(rng, W_q=(3, 2), W_k=(3, 2), v=(2,))
-    W_y, W_c, W_s, W_o = _params(rng, W_y=(2, 3), W_c=(3, 3), W_s=(3, 3), W_o=(3, 5))
-    with scope("attention"):
-        c, a = _additive(s_prev, H, H, W_q, W_k, v)
-    with scope("decoder cell"):
-        s = (s_prev @ W_s + y_prev @ W_y + c @ W_c).tanh()
-    with scope("output"):
-        logits = s @ W_o
-    s.name, logits.name = "s_i", "logits"
-    return Figure((logits, s), (logits, s), title="Bahdanau decoder step")
+    cell = BahdanauDecoderCell(d_in=2, d_enc=3, hidden=3, d_attn=2, cell="tanh", rng=4,
+                               name="dec")
+    y_prev, s_prev, H = _inputs(rng, y_prev=(2,), s_prev=(3,), H=(4, 3))
+    s, c, a = cell(y_prev, s_prev, H)
+    s.name, a.name = "s_i", "weights"
+    return Figure((s, a), (s,), params=cell.parameters(), title="Bahdanau decoder step")
 
 
 #: The built-in figures by name (the names of the files in docs/graphs/).

@@ -77,8 +77,9 @@ class _Node:
         self.consumers: list[_Node] = []
 
 
-def _walk(outputs: Sequence[Tensor]) -> list[_Node]:
-    """Every Tensor reachable from ``outputs`` (constants too), parents before children.
+def _walk(outputs: Sequence[Tensor]) -> tuple[list[_Node], dict[int, _Node]]:
+    """Every Tensor reachable from ``outputs`` (constants too), parents before children,
+    and the node each Tensor is drawn as (by ``id``).
 
     Iterative depth-first post-order, so graphs thousands of ops deep need no recursion.
     """
@@ -107,7 +108,19 @@ def _walk(outputs: Sequence[Tensor]) -> list[_Node]:
             for p in n.t._ctx.parents:
                 if p is not None and n not in by_id[id(p)].consumers:
                     by_id[id(p)].consumers.append(n)
-    return nodes
+    # an expand or reshape that keeps the shape changes nothing: draw its input instead
+    outs = {id(t) for t in outputs}
+    kept = []
+    for n in nodes:
+        ctx = n.t._ctx
+        if ctx is not None and ctx.name in ("expand", "reshape") and id(n.t) not in outs \
+                and ctx.parents[0] is not None and ctx.parents[0].shape == n.t.shape:
+            src = by_id[id(n.t)] = by_id[id(ctx.parents[0])]
+            src.consumers = [c for c in src.consumers if c is not n]
+            src.consumers += [c for c in n.consumers if c not in src.consumers]
+        else:
+            kept.append(n)
+    return kept, by_id
 
 
 def _parents(n: _Node, by_id: dict[int, _Node]) -> list[_Node]:
@@ -190,7 +203,7 @@ def _op_title(n: _Node) -> str:
         mask = "" if mshape == n.t.shape else f" (mask {_shape(mshape)})"
         if consts[0]:
             return f"masked_fill {val[0]}{mask}"
-        return f"where{mask}" + (f", else {val[1]}" if consts[1] else "")
+        return f"where(mask, ·, {val[1] if consts[1] else '·'}){mask}"
     if name in ("softmax", "log_softmax", "sum", "mean", "max", "concat", "stack"):
         return name + _axis(attrs.get("axis"), in_ndim if name != "stack" else n.t.ndim)
     if name == "transpose":
@@ -213,7 +226,13 @@ def _leaf_kind(t: Tensor, params: set[int]) -> str:
 def _leaf_label(t: Tensor, kind: str) -> str:
     if kind == "const":
         return (t.name + "\n" if t.name else "const ") + _shape(t.shape)
-    return f"{t.name or ('parameter' if kind == 'param' else 'input')}\n{_shape(t.shape)}"
+    return f"{_short(t.name) or ('parameter' if kind == 'param' else 'input')}\n" \
+        f"{_shape(t.shape)}"
+
+
+def _short(name: str | None) -> str | None:
+    """A Module parameter's dotted name (``dec.attention.W_q``) drawn as ``W_q``."""
+    return name.rsplit(".", 1)[-1] if name else name
 
 
 # ----------------------------------------------------------------------------- formulas
@@ -223,7 +242,7 @@ _LATEX = [
     (r"\odot", "⊙"), (r"\cdot", "·"), (r"\top", "ᵀ"), (r"\sum_j", "Σⱼ"), (r"\sum", "Σ"),
     (r"\frac1N", "1/N"), (r"\sigma", "σ"), (r"\log", "log"), (r"\exp", "exp"),
     (r"\max", "max"), (r"\pi^{-1}", "π⁻¹"), (r"\pi", "π"), (r"\dots", "…"), (r"\#", "#"),
-    (r"\{", "⟮"), (r"\}", "⟯"), (r"\tanh", "tanh"), (r"\sqrt", "√"), (r"\in", "∈"),
+    (r"\{", "⟮"), (r"\}", "⟯"), (r"\tanh", "tanh"), (r"\sqrt", "√"), (r"\in", "∈"), (r"\le", "≤"),
     (r"\,", " "), (r"\ ", " "), ("^2", "²"), ("^{b-1}", "^(b−1)"), ("^{p-1}", "^(p−1)"),
     ("^{-a}", "^(−a)"), ("``", ""),
 ]
@@ -237,16 +256,15 @@ def vjp_formula(fn: Function | type[Function]) -> str:
     end of the formula is kept, LaTeX turned into Unicode for a Graphviz label.
     """
     doc = (type(fn) if isinstance(fn, Function) else fn).__doc__ or ""
-    doc = " ".join(doc.split("\n\n")[0].split())
-    inside, cut = False, -1
-    for i, ch in enumerate(doc):  # the first ";" outside $...$ ends the forward part
-        inside = not inside if ch == "$" else inside
-        if ch == ";" and not inside:
-            cut = i
-            break
+    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n")]
+    vjp = [p for p in paragraphs if re.match(r"[\w -]*VJP[^:$]*:", p)]
+    doc = ";" + vjp[0].split(":", 1)[1] if vjp else paragraphs[0]
+    cut = _outside_math(doc, ";")  # the first ";" outside $...$ ends the forward part
     if cut < 0:
         return ""
     text = doc[cut + 1:].strip()
+    end = _outside_math(text, ";")  # and a second one starts a remark
+    text = text[:end] if end >= 0 else text
     last = text.rfind("$")
     if last >= 0:  # keep a short tail after the last formula, not the prose remark
         tail = re.split(r"[:,(]", text[last + 1:], maxsplit=1)[0]
@@ -258,9 +276,18 @@ def vjp_formula(fn: Function | type[Function]) -> str:
     text = re.sub(r"_\{?([a-z0-9])\}?", lambda m: m.group(1).translate(_SUB), text)
     text = text.replace("$", "").replace("{", "").replace("}", "")
     text = re.sub(r"\s+", " ", text).strip().rstrip(".:;, ")
-    text = re.sub(r",\s*(?=\w\u0304\w?\s*=)", "\n", text)  # one gradient per line
+    text = re.sub(r",\s*(?=\w\u0304?\w?ᵀ?\s*=)", "\n", text)  # one equation per line
     text = text.replace(", i.e. ", "\ni.e. ")
     return re.sub(r"(?<![A-Za-z])-", "−", text).replace("⟮", "(").replace("⟯", ")")
+
+
+def _outside_math(text: str, char: str) -> int:
+    inside = False
+    for i, ch in enumerate(text):
+        inside = not inside if ch == "$" else inside
+        if ch == char and not inside:
+            return i
+    return -1
 
 
 _SUB = str.maketrans("0123456789aejkik", "₀₁₂₃₄₅₆₇₈₉ₐₑⱼₖᵢₖ")
@@ -481,7 +508,7 @@ def draw(output: Tensor | Sequence[Tensor], backward: bool = False, *,
     outs = _as_outputs(output)
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"draw: rankdir must be 'TB', 'LR', 'BT' or 'RL', got {rankdir!r}")
-    nodes = _walk(outs)
+    nodes, by_id = _walk(outs)
     note = ""
     if collapse is None and len(nodes) > max_nodes:
         if any(n.scope for n in nodes):
@@ -507,7 +534,7 @@ def draw(output: Tensor | Sequence[Tensor], backward: bool = False, *,
         _draw_backward(build, outs, nodes, pids, grads, show_values, formulas)
         build.finish(g, _STYLE["scope"], "VJPs")
     else:
-        _draw_forward(build, outs, nodes, pids, grads, show_values)
+        _draw_forward(build, outs, nodes, by_id, pids, grads, show_values)
         build.finish(g, _STYLE["scope"], "ops")
     return g
 
@@ -522,9 +549,9 @@ def _extra(t: Tensor, grads: dict[int, np.ndarray], show_values: bool,
     return "".join("\n" + x for x in lines)
 
 
-def _draw_forward(build: _Builder, outs: list[Tensor], nodes: list[_Node], pids: set[int],
-                  grads: dict[int, np.ndarray], show_values: bool) -> None:
-    by_id = {id(n.t): n for n in nodes}
+def _draw_forward(build: _Builder, outs: list[Tensor], nodes: list[_Node],
+                  by_id: dict[int, _Node], pids: set[int], grads: dict[int, np.ndarray],
+                  show_values: bool) -> None:
     out_ids = {id(t) for t in outs}
     drawn: dict[int, str] = {}
     for n in nodes:
@@ -532,7 +559,7 @@ def _draw_forward(build: _Builder, outs: list[Tensor], nodes: list[_Node], pids:
         extra = _extra(t, grads, show_values, bool(grads))
         if n.kind == "op":
             label = _op_title(n) + "\n" + _shape(t.shape)
-            if is_out and t.name:
+            if t.name:
                 label = f"{t.name} = {label}"
             drawn[id(t)] = build.node(n.id, n.scope, label + extra, _STYLE["op"], is_out)
         elif _is_scalar_const(t) and n.consumers:
@@ -571,7 +598,7 @@ def _draw_backward(build: _Builder, outs: list[Tensor], nodes: list[_Node], pids
             target[id(t)] = build.node("b" + n.id, scope, label, _STYLE["vjp"])
         else:
             kind = _leaf_kind(t, pids)
-            name = t.name or ("parameter" if kind == "param" else "input")
+            name = _short(t.name) or ("parameter" if kind == "param" else "input")
             label = f"∂L/∂{name}\n{_shape(t.shape)}" + _extra(t, grads, show_values,
                                                               bool(grads), "")
             target[id(t)] = build.node("b" + n.id, scope, label, _STYLE[kind], absorb=False)
