@@ -78,8 +78,10 @@ def symbols(name: str, shape: Sequence[int], positive: bool = False,
 
 def _shape(name: str, shape: Any) -> Shape:
     try:
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
         shape = tuple(int(n) for n in shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"symbolic: the shape of {name!r} must be a tuple of ints, got "
                         f"{shape!r}") from None
     if any(n < 0 for n in shape):

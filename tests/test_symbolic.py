@@ -1,0 +1,262 @@
+"""SymPy checks the engine: every op's VJP proven exact, three-way gradcheck, errors.
+
+The op-table test is parametrised over ``tinygrad_attn.ops.OPS`` (through
+``tests/op_cases.py``): an op added to the table without a case fails here.  Proofs run the
+engine's own backward on symbolic Tensors and compare it with ``sympy.diff`` of
+:math:`L = \\sum \\bar O \\odot O` for every input element (see ``tinygrad_attn/symbolic.py``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import tinygrad_attn as ta
+from tinygrad_attn import ops
+from tinygrad_attn.backend import SymbolicUnsupported, exact_constant
+from tinygrad_attn.symbolic import MAX_SYMBOLS, Derivation, derive, equivalent, symbols
+from tinygrad_attn.tensor import _toposort
+
+from op_cases import CASES, all_cases
+
+NAMES = "abcdefgh"
+
+# Kinks: relu, abs and max are not differentiable where an input is 0 or two inputs tie.
+# Their symbolic forms use Heaviside / sign / a product of Heaviside(x_i - x_j) (the
+# indicator of the maximum, valid when there are no ties), and the proofs evaluate at
+# random points, where zeros and ties have probability 0.  No op is excluded.
+KINKED = {ops.Relu, ops.Abs, ops.Max}
+
+
+def _derive_case(case) -> Derivation:
+    shapes = {NAMES[i]: s for i, s in enumerate(case.shapes)}
+    return derive(case.fn, shapes, positive=case.positive)
+
+
+# ----------------------------------------------------------------------------- the op table
+
+@pytest.mark.parametrize("op", ops.OPS, ids=lambda op: op.__name__)
+def test_every_op_in_the_table_has_a_symbolic_proof_case(op):
+    """An op in ``OPS`` without a case in op_cases.py would go unproven: fail instead."""
+    assert CASES.get(op), f"{op.__name__} has no case in tests/op_cases.py to prove it with"
+
+
+@pytest.mark.parametrize("op,case", all_cases(), ids=[c.name for _, c in all_cases()])
+def test_op_vjp_equals_sympy_derivative(op, case):
+    """Engine backward (run symbolically) == sympy.diff for every element, with a symbolic
+    upstream gradient, so the whole Jacobian is covered."""
+    der = _derive_case(case)
+    # the op under test really is in the recorded graph
+    nodes = _toposort(list(der._output_tensors))
+    assert any(isinstance(t._ctx, op) for t in nodes), f"{case.name} does not use {op.__name__}"
+    proof = der.prove_engine()
+    assert proof.ok, str(proof)
+    assert proof.checked == sum(int(np.prod(s)) for s in case.shapes)
+    if op in KINKED:
+        assert proof.method == "evaluation" or proof.max_residual == 0.0
+
+
+def test_symbolic_softmax_is_the_plain_form_without_max_shift():
+    """Symbolic runs take softmax as exp(x_i) / sum_j exp(x_j): no Max, no shift."""
+    x = symbols("x", (3,))
+    y = x.softmax(-1).data
+    x0, x1, x2 = x.data
+    assert not y[0].has(sp.Max)
+    assert sp.simplify(y[0] - sp.exp(x0) / (sp.exp(x0) + sp.exp(x1) + sp.exp(x2))) == 0
+
+
+def test_masked_score_contributes_exactly_zero_weight_and_gradient():
+    """A -inf score gives exp(-oo) = 0 exactly; its gradient is exactly 0, not small."""
+    mask = np.array([False, True, False])
+    der = derive(lambda s: s.masked_fill(mask, -np.inf).softmax(-1), {"s": (3,)})
+    assert der.outputs[0][1] == 0
+    assert der.gradients["s"][1] == 0
+    assert all(e == 0 for e in der.engine_gradients()["s"][[1]])
+    assert der.prove_engine().ok
+
+
+def test_float_constants_become_the_exact_numbers_they_stand_for():
+    """1/np.sqrt(3) is sqrt(3)/3 (within 4 ulp), 0.1 is 1/10, others their binary value."""
+    assert exact_constant(float(1 / np.sqrt(3))) == sp.sqrt(3) / 3
+    assert exact_constant(0.1) == sp.Rational(1, 10)
+    assert exact_constant(-np.inf) == -sp.oo
+    v = 0.37454011884736254
+    assert exact_constant(v) == sp.Rational(v)  # no simple form: the exact binary value
+    x = symbols("x", (2,))
+    assert (x * (1 / math.sqrt(2))).data[0] == sp.sqrt(2) * x.data[0] / 2
+
+
+def test_symbols_are_named_after_tensor_and_index():
+    q = symbols("Q", (2, 3))
+    assert q.data[0, 1].name == "Q_0_1" and q.name == "Q" and q.requires_grad
+    assert symbols("b", ()).data[()].name == "b"
+    der = derive(lambda Q: (Q * Q).sum(), {"Q": (2, 2)})
+    assert der.gradients["Q"][1, 0] == 2 * sp.Symbol("dO", real=True) * q.data[1, 0]
+
+
+# ----------------------------------------------------------------------------- proofs fail
+
+class _ExpOffByOne(ta.Function):
+    """exp with a backward that is wrong by a factor (1 + 1e-7): a deliberately bad VJP."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return ctx.xp.exp(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.xp.exp(ctx.parents[0].data) * ctx.xp.constant(1 + 1e-7, g)
+
+
+def test_prove_engine_rejects_a_wrong_vjp():
+    """Negative control: a 1e-7 relative error in a user VJP is found by the exact proof."""
+    der = derive(lambda x: _ExpOffByOne.apply(x), {"x": (2,)})
+    proof = der.prove_engine()
+    assert not proof.ok
+    assert {f[0] for f in proof.failures} == {"x"}
+    assert "NOT PROVEN" in str(proof)
+
+
+def test_equivalent_rejects_a_wrong_closed_form_both_ways():
+    """Negative control for both zero-equivalence methods: softmax Jacobian missing p p^T."""
+    x = symbols("x", (3,))
+    der = derive(lambda x: x.softmax(-1), {"x": (3,)}, cotangent="symbolic")
+    p = der.outputs[0]
+    g = der.cotangents[0]
+    right = p * (g - np.sum(g * p))
+    wrong = p * g
+    assert der.prove({"x": right}).ok
+    assert not der.prove({"x": wrong}).ok
+    y = symbols("y", (2,)).data
+    assert equivalent({"a": np.array([(y[0] + y[1]) ** 2])},
+                      {"a": np.array([y[0] ** 2 + 2 * y[0] * y[1] + y[1] ** 2])}).ok
+    bad = equivalent({"a": np.array([(y[0] + y[1]) ** 2])},
+                     {"a": np.array([y[0] ** 2 + y[1] ** 2])})
+    assert not bad.ok and bad.method == "simplification"
+    del x
+
+
+def test_proof_says_which_zero_equivalence_method_was_used():
+    der = derive(lambda x: x.tanh().sum(), {"x": (2,)})
+    ev = der.prove_engine(method="evaluation", points=4, digits=60)
+    assert ev.ok and "4 random points with 60 significant digits" in str(ev)
+    simp = der.prove_engine(method="simplification")
+    assert simp.ok and "simplification" in str(simp)
+
+
+# ----------------------------------------------------------------------------- three-way
+
+def _sdpa(q, k, v):
+    return ((q @ k.T) * (1 / np.sqrt(q.shape[-1]))).softmax(-1) @ v
+
+
+def test_three_way_gradcheck_agrees_on_attention():
+    """Engine, finite differences and SymPy agree on scaled dot-product attention."""
+    rng = np.random.default_rng(1)
+    q, k, v = (ta.Tensor(rng.standard_normal((2, 3)), requires_grad=True, name=n)
+               for n in "QKV")
+    report = ta.gradcheck(_sdpa, q, k, v, symbolic=True)
+    assert report.ok, str(report)
+    assert all(r.sym_ok and r.sym_max_abs_err < 1e-14 for r in report.inputs)
+    assert "sympy" in str(report) and "|engine-sympy|" in str(report)
+
+
+def test_three_way_gradcheck_catches_a_vjp_error_hidden_in_finite_difference_noise():
+    """Negative control (DESIGN.md): an error of 1e-7 relative in a user op's VJP passes
+    the finite-difference comparison (it is below its noise at this point: the output
+    carries an offset of 1e5, so each difference loses ~11 digits) and is caught by the
+    comparison with SymPy's exact gradient alone."""
+    x = ta.Tensor(np.array([2.1, 2.6, 3.2]), requires_grad=True, name="x")
+    fn = lambda x: _ExpOffByOne.apply(x) + 1e5  # noqa: E731
+    fd_only = ta.gradcheck(fn, x, rtol=1e-5)
+    assert fd_only.ok  # finite differences cannot see it
+    report = ta.gradcheck(fn, x, symbolic=True, rtol=1e-5)
+    (row,) = report.inputs
+    assert row.ok and row.sym_ok is False and not report.ok
+    # at the element the report shows: the engine is off by the injected 1e-7 relative,
+    # while the finite differences themselves are off by more than that
+    engine_err_rel = abs(row.analytical - row.symbolic) / abs(row.symbolic)
+    fd_noise_rel = abs(row.numerical - row.symbolic) / abs(row.symbolic)
+    assert engine_err_rel == pytest.approx(1e-7, rel=1e-3)
+    assert fd_noise_rel > engine_err_rel
+    assert "hidden in the finite-difference noise" in str(report)
+
+
+def test_evaluate_with_cse_matches_engine_numeric_backward():
+    """lambdify(cse=True) evaluation of the exact gradients == engine backward at a point."""
+    der = derive(_sdpa, {"Q": (2, 2), "K": (3, 2), "V": (3, 2)})
+    rng = np.random.default_rng(2)
+    vals = {n: rng.standard_normal(t.shape) for n, t in der.inputs.items()}
+    cot = rng.standard_normal((2, 2))
+    fast = der.evaluate(vals, [cot])
+    exact = der.evaluate(vals, [cot], digits=50)
+    ts = {n: ta.Tensor(v, requires_grad=True) for n, v in vals.items()}
+    _sdpa(ts["Q"], ts["K"], ts["V"]).backward(cot)
+    for n in vals:
+        np.testing.assert_allclose(fast[n], exact[n], rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(ts[n].grad, exact[n], rtol=1e-12, atol=1e-14)
+
+
+def test_derivation_latex_uses_indexed_names_and_bars():
+    der = derive(lambda Q: (Q * Q).sum(), {"Q": (1, 2)})
+    tex = der.latex("Q", (0, 1))
+    assert "Q_{0,1}" in tex and r"\bar{O}" in tex
+    assert r"\left[" in der.latex("Q")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_too_many_symbols_is_refused_with_the_limit():
+    with pytest.raises(ValueError, match=f"limit of {MAX_SYMBOLS}") as err:
+        derive(lambda q: q.sum(), {"q": (30, 30)})
+    assert "900" in str(err.value) and "q (30, 30)" in str(err.value)
+    big = ta.Tensor(np.ones((25, 20)), requires_grad=True, name="W")
+    with pytest.raises(ValueError, match="limit of"):
+        ta.gradcheck(lambda w: w.exp(), big, symbolic=True)
+
+
+def test_missing_symbolic_operation_is_named():
+    class Erf(ta.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return ctx.xp.erf(x)
+
+    with pytest.raises(SymbolicUnsupported, match="Erf.forward.*'erf'"):
+        derive(lambda x: Erf.apply(x), {"x": (2,)})
+
+
+def test_user_function_calling_numpy_on_symbols_is_named():
+    class NumpyExp(ta.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return np.exp(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(TypeError, match="NumpyExp.forward.*ctx.xp"):
+        derive(lambda x: NumpyExp.apply(x), {"x": (2,)})
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match="NumpyExp"):
+        ta.gradcheck(lambda x: NumpyExp.apply(x), x, symbolic=True)
+
+
+@pytest.mark.parametrize("shapes,match", [
+    ({}, "non-empty dict"),
+    ({"x": "ab"}, "tuple of ints"),
+    ({"x": (-1,)}, "negative size"),
+    ({"x": np.ones(2)}, "give at least one shape"),
+])
+def test_bad_shapes_are_refused(shapes, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        derive(lambda x: x, shapes)
+
+
+def test_constant_inputs_stay_exact_and_get_no_gradient():
+    w = np.array([0.5, 0.25])
+    der = derive(lambda x, w: (x * w).sum(), {"x": (2,), "w": w})
+    assert list(der.gradients) == ["x"]
+    assert der.gradients["x"][1] == sp.Symbol("dO", real=True) / 4
