@@ -14,8 +14,10 @@ from .tensor import Tensor
 
 
 def parameter(array: Any, name: str | None = None) -> Tensor:
-    """A leaf Tensor that requires grad: a trainable parameter."""
-    return Tensor(array, requires_grad=True, name=name)
+    """A leaf Tensor that requires grad: a trainable parameter (drawn as one by ta.draw)."""
+    t = Tensor(array, requires_grad=True, name=name)
+    t.role = "parameter"
+    return t
 
 
 def glorot(rng: np.random.Generator, fan_in: int, fan_out: int,

@@ -293,6 +293,7 @@ class Tensor:
         self.name = name
         self.grad: np.ndarray | None = None
         self._ctx: Function | None = None
+        self.role: str | None = None  # "parameter" for nn parameters (styles ta.draw)
 
     # -- array-like facts
     @property
