@@ -64,11 +64,11 @@ def test_wrong_closed_form_is_rejected(claim):
 
 @pytest.mark.parametrize("claim", es.NEGATIVE_CONTROLS, ids=NEG_IDS)
 def test_negative_control_is_really_false(claim):
-    # all sizes 3 (a wrong index then stays in range; 1/sqrt(3) != 1)
+    # all sizes 2 (a wrong index then stays in range; 1/sqrt(2) != 1)
     lhs, rhs, ranges = claim.build()
-    sizes = {s: 3 for s in CONCRETE}
-    # a wrong index can agree at one point (x == y): any of a few random points must differ
-    assert max(_numeric_gap(lhs, rhs, ranges, sizes, seed) for seed in (0, 1, 2)) > 1e-6
+    sizes = {s: 2 for s in CONCRETE}
+    # a wrong index can agree at one point (x == y): one of a few random points must differ
+    assert any(_numeric_gap(lhs, rhs, ranges, sizes, seed) > 1e-6 for seed in range(8))
 
 
 def test_sdpa_claims_of_the_issue_are_all_present():

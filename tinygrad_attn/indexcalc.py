@@ -107,6 +107,27 @@ def _fresh(v: sp.Symbol) -> sp.Dummy:
     return sp.Dummy(v.name, integer=True)
 
 
+def _rebuild(expr: sp.Basic, args: tuple) -> sp.Basic:
+    """``expr.func(*args)``; functions other than the Kronecker delta are not re-evaluated
+    (``tanh(u).eval`` asks SymPy's assumptions about Sums and dominated the run time), the
+    delta is, so that a substituted ``delta(v, v)`` becomes 1."""
+    if isinstance(expr, sp.Function) and not isinstance(expr, KroneckerDelta):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
+
+
+def _subs(expr: sp.Basic, mapping: dict) -> sp.Basic:
+    """Replace symbols by symbols (like ``xreplace``), rebuilding with :func:`_rebuild`."""
+    if expr in mapping:
+        return mapping[expr]
+    if not expr.args:
+        return expr
+    new = tuple(_subs(a, mapping) for a in expr.args)
+    if all(a is b for a, b in zip(new, expr.args)):
+        return expr
+    return _rebuild(expr, new)
+
+
 def freshen(expr: sp.Basic) -> sp.Basic:
     """Rename every Sum's bound variables to fresh Dummies (alpha-renaming, value unchanged).
 
@@ -120,14 +141,14 @@ def freshen(expr: sp.Basic) -> sp.Basic:
         for v, _, _ in expr.limits:
             mapping[v] = _fresh(v)
         for v, lo, hi in expr.limits:  # a bound may mention another limit's variable
-            limits.append((mapping[v], lo.xreplace(mapping), hi.xreplace(mapping)))
-        return sp.Sum(body.xreplace(mapping), *limits)
+            limits.append((mapping[v], _subs(lo, mapping), _subs(hi, mapping)))
+        return sp.Sum(_subs(body, mapping), *limits)
     if not expr.args or isinstance(expr, (sp.Indexed, sp.Symbol, sp.Number)):
         return expr
-    new = [freshen(a) for a in expr.args]
+    new = tuple(freshen(a) for a in expr.args)
     if all(a is b for a, b in zip(new, expr.args)):
         return expr
-    return expr.func(*new)
+    return _rebuild(expr, new)
 
 
 def _has_sum_or_indexed(expr: sp.Basic) -> bool:
@@ -192,7 +213,7 @@ class _Normaliser:
             nv = _fresh(v)
             mapping[v] = nv
             new_bound[nv] = (lo, hi)
-        body = expr.function.xreplace(mapping)
+        body = _subs(expr.function, mapping)
         inner = self.expand(body, bound | frozenset(new_bound))
         out = []
         for t in inner:
@@ -239,7 +260,7 @@ class _Normaliser:
                 # Sum_{a in R} delta(a, b) f(a) = f(b)   (b ranges over the same R)
                 del term.bound[a]
                 rest = term.factors[:idx] + term.factors[idx + 1:]
-                term.factors = [(f.xreplace({a: b}), ex) for f, ex in rest]
+                term.factors = [(_subs(f, {a: b}), ex) for f, ex in rest]
                 changed = True
                 break
             if not self._move_numbers(term):
@@ -325,7 +346,7 @@ class _Normaliser:
         best: str | None = None
         for perm in itertools.product(*[itertools.permutations(groups[rk]) for rk in order]):
             mapping = {v: s for vs, ns in zip(perm, names) for v, s in zip(vs, ns)}
-            fk = inner.factors_key([(b.xreplace(mapping), e.xreplace(mapping))
+            fk = inner.factors_key([(_subs(b, mapping), _subs(e, mapping))
                                     for b, e in term.factors])
             if best is None or fk < best:
                 best = fk
