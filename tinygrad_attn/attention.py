@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import kernels
+from . import flash, kernels
 from .ops import ScaledDotProductAttention, SDPAWeights
 from .tensor import Tensor, concat, scope, stack, where
 
@@ -330,7 +330,8 @@ def dot_product(query: Any, keys: Any, values: Any, mask: Any = None) -> tuple[T
 
 
 def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False,
-                       fused: bool = True) -> tuple[Tensor, Tensor]:
+                       fused: bool = True, *, impl: str = "auto",
+                       need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
     r"""Scaled dot-product attention (Vaswani et al. 2017, eq. 1):
     $\operatorname{Attention}(Q, K, V) = \operatorname{softmax}(QK^\top / \sqrt{d_k})\,V$.
 
@@ -338,10 +339,27 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
     with a hand-derived backward (:class:`~tinygrad_attn.ops.ScaledDotProductAttention`);
     ``fused=False`` composes the engine's primitive ops (the readable reference).  Both
     return weights that are differentiable.
+
+    ``impl`` (fused only): ``"plain"`` holds the (m, n) weights; ``"blocked"`` runs the
+    tiled, linear-memory kernels of :mod:`tinygrad_attn.flash`; ``"auto"`` picks
+    ``blocked`` above a measured size when ``need_weights=False`` (then the weights
+    returned are None, as ``need_weights`` in PyTorch's ``MultiheadAttention``).
     """
     q, k, v, mask, single = _prepare("scaled_dot_product", q, k, v, mask, q_name="q")
     _check_dim("scaled_dot_product", "q", q, -1, "k", k, -1)
     m, n, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    blocked = flash.use_blocked(impl, q.data, k.data, need_weights)
+    if blocked and not fused:
+        raise ValueError("scaled_dot_product: impl='blocked' needs fused=True")
+    if blocked:  # tiles and an online softmax: the causal mask is never materialised
+        context = ScaledDotProductAttention.apply(q, k, v, mask=mask, causal=causal,
+                                                  scale=None, impl="blocked")
+        context.name = "context"
+        weights = SDPAWeights.apply(q, k, mask=mask, causal=causal, scale=None) \
+            if need_weights else None
+        if weights is not None:
+            weights.name = "weights"
+        return _demote_maybe(single, context, weights)
     if causal:
         mask = kernels.allowed(mask, True, m, n)
     if fused:
@@ -350,11 +368,20 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
                                                   weights_out=sink)
         weights = SDPAWeights.apply(q, k, mask=mask, scale=None, precomputed=sink[0])
         context.name, weights.name = "context", "weights"
-        return _demote(single, context, weights)
+        return _demote_maybe(single, context, weights if need_weights else None)
     with scope("score"):
         scores = (q @ k.mT) / _sqrt_const(d, q)                 # (..., m, n)
         scores.name = "scores"
-    return _demote(single, *attend(scores, v, mask))
+    context, weights = attend(scores, v, mask)
+    return _demote_maybe(single, context, weights if need_weights else None)
+
+
+def _demote_maybe(single: bool, context: Tensor, weights: Tensor | None
+                  ) -> tuple[Tensor, Tensor | None]:
+    """:func:`_demote`, with weights that may be None (``need_weights=False``)."""
+    if weights is None:
+        return (context.squeeze(-2) if single else context), None
+    return _demote(single, context, weights)
 
 
 def self_attention(x: Any, W_q: Any, W_k: Any, W_v: Any, mask: Any = None,

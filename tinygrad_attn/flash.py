@@ -51,10 +51,35 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .kernels import score_scale
+
 #: Default tile sizes (rows of Q per block, rows of K/V per block), tuned on the
 #: 2-core machine of ``docs/benchmarks.md``.
 BLOCK_Q = 256
 BLOCK_K = 512
+
+
+#: The implementations of the fused op: ``auto`` picks ``blocked`` when the weights are
+#: not wanted and one head's score matrix has at least :data:`AUTO_MIN_SCORES` entries.
+IMPLS = ("auto", "plain", "blocked")
+
+#: Threshold of ``impl="auto"`` (m * n), measured on this machine with
+#: ``benchmarks/bench_flash.py --threshold`` (see ``docs/benchmarks.md``).
+AUTO_MIN_SCORES = 512 * 512
+
+
+def use_blocked(impl: str, q: np.ndarray, k: np.ndarray, need_weights: bool = False) -> bool:
+    """Whether the fused op runs the blocked kernels for ``impl`` ('auto', 'plain' or
+    'blocked').  ``auto``: only numerically, only when the (m, n) weights are not wanted,
+    and only above the measured size :data:`AUTO_MIN_SCORES`."""
+    if impl not in IMPLS:
+        raise ValueError(f"scaled dot-product attention: impl must be one of "
+                         f"{', '.join(map(repr, IMPLS))}, got {impl!r}")
+    if impl != "auto":
+        return impl == "blocked"
+    if need_weights or np.asarray(q).dtype == object:
+        return False
+    return np.shape(q)[-2] * np.shape(k)[-2] >= AUTO_MIN_SCORES
 
 
 # ----------------------------------------------------------------------------- checks
@@ -102,18 +127,6 @@ def _block_size(name: str, value: int) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"flash attention: {name} must be a positive int, got {value!r}")
     return int(value)
-
-
-def _scale(xp: Any, scale: Any, d: int, like: np.ndarray) -> Any:
-    """The score scale s (default 1/sqrt(d)): a Python float numerically (f32 stays
-    f32), exact symbolically."""
-    if xp.symbolic:
-        if scale is None:
-            import sympy
-
-            return sympy.Integer(1) / sympy.sqrt(d)
-        return xp.constant(scale, like)[()]
-    return 1.0 / math.sqrt(d) if scale is None else float(scale)
 
 
 def _threads(xp: Any, threads: int | None, work: int) -> int:
@@ -263,7 +276,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     batch, m, n, d, e = _check(q, k, v, mask)
     bq, bk = _block_size("block_q", block_q), _block_size("block_k", block_k)
     like = np.asarray(q)
-    s = _scale(xp, scale, d, like)
+    s = score_scale(xp, scale, d, like)
     q = np.broadcast_to(q, batch + (m, d))
     k = np.broadcast_to(k, batch + (n, d))
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
@@ -325,7 +338,7 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     batch, m, n, d, e = _check(q, k, v, mask)
     bq, bk = _block_size("block_q", block_q), _block_size("block_k", block_k)
     like = np.asarray(q)
-    s = _scale(xp, scale, d, like)
+    s = score_scale(xp, scale, d, like)
     shapes = (np.shape(q), np.shape(k), np.shape(v))
     one = xp.constant(1, like)
     do = np.broadcast_to(do, batch + (m, e))

@@ -578,6 +578,7 @@ OPS: tuple[type[Function], ...] = (
 # One primitive op for scaled dot-product attention, with a hand-derived backward
 # (array kernels in :mod:`tinygrad_attn.kernels`), and the op that exposes its weights.
 
+from . import flash as _flash  # noqa: E402
 from . import kernels as _kernels  # noqa: E402
 from .backend import backend_of as _backend_of  # noqa: E402
 from .tensor import is_grad_enabled as _is_grad_enabled  # noqa: E402
@@ -607,17 +608,24 @@ class ScaledDotProductAttention(Function):
     same formulas run as Tensor ops, so the gradient can be differentiated again.
     ``weights_out`` (a list, optional) receives the weights $P$ the forward computed, so
     :func:`tinygrad_attn.attention.scaled_dot_product` can return them without a second
-    softmax; it is not kept in ``ctx.attrs``.
+    softmax; it is not kept in ``ctx.attrs``.  ``impl="blocked"`` (or ``"auto"`` above a
+    measured size, when no weights are asked for) runs the tiled kernels of
+    :mod:`tinygrad_attn.flash` instead: linear memory, only the row logsumexp is saved.
     """
 
     op = "sdpa"
     differentiable_backward = True
 
     @staticmethod
-    def forward(ctx, q, k, v, mask=None, causal=False, scale=None, weights_out=None):
+    def forward(ctx, q, k, v, mask=None, causal=False, scale=None, weights_out=None,
+                impl="plain"):
         ctx.attrs.pop("weights_out", None)
+        if _flash.use_blocked(impl, q, k, need_weights=weights_out is not None):
+            o, lse = _flash.flash_forward(ctx.xp, q, k, v, mask, causal, scale)  # tiles
+            ctx.save_for_backward(None, lse)
+            return o
         o, p = _kernels.sdpa_forward(ctx.xp, q, k, v, mask, causal, scale)
-        ctx.save_for_backward(p)
+        ctx.save_for_backward(p, None)
         if weights_out is not None:
             weights_out.append(p)
         return o
@@ -627,7 +635,13 @@ class ScaledDotProductAttention(Function):
         q, k, v = ctx.parents
         mask, causal = ctx.attrs.get("mask"), ctx.attrs.get("causal", False)
         scale = ctx.attrs.get("scale")
-        (p,) = ctx.saved_tensors
+        p, lse = ctx.saved_tensors
+        if not _is_grad_enabled() and lse is not None:  # blocked: recompute P tile by tile
+            xp = _backend_of(q.data, k.data, v.data, g.data)
+            grads = _flash.flash_backward(xp, q.data, k.data, v.data, ctx.output.data, lse,
+                                          g.data, mask, causal, scale)
+            return tuple(_wrap(a) if need else None
+                         for a, need in zip(grads, ctx.needs_input_grad))
         if not _is_grad_enabled():  # fast path: one array kernel
             xp = _backend_of(q.data, k.data, v.data, g.data)
             grads = _kernels.sdpa_backward(xp, q.data, k.data, v.data, ctx.output.data, p,
