@@ -305,7 +305,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
             shift = _finite(xp, mu_new)
             p = _exp_masked(xp, sc, blocked, shift)            # (bq, bk) e^{S_j - mu_j}
             if not xp.symbolic:                                # rescale: e^{mu_old - mu_new}
-                acc *= np.exp(_finite(xp, mu) - shift)
+                acc *= np.exp(mu - shift)                     # 0 while mu = -inf
             acc += p @ v1[b][j0:j1]                            # (bq, bk) x (bk, e+1)
             mu = mu_new
         ell = acc[:, e:]                                       # (bq, 1) rowsum of e^{S-mu}

@@ -1,0 +1,344 @@
+"""Blocked (flash) attention, tinygrad_attn/flash.py: the tiled online-softmax forward and
+the backward recomputed from the row logsumexp, against the plain fused kernels
+(kernels.py), finite differences, SymPy, and its own promises (tiles skipped, no NaN).
+
+Online softmax: Milakov & Gimelshein 2018; FlashAttention: Dao et al. 2022, Alg. 1 and
+Appendix B.4 (backward from L = logsumexp, D = rowsum(dO * O)); FlashAttention-2: Dao
+2023 (causal tiles above the diagonal skipped).  Block sizes here are tiny (2 or 3) so
+that every test exercises several query and key blocks, partial last blocks included.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import tinygrad_attn as ta
+from tinygrad_attn import attention as A
+from tinygrad_attn import flash, kernels
+from tinygrad_attn.backend import numeric, symbolic
+
+
+def arr(*shape: int, seed: int = 0, dtype: type = np.float64) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def rand_mask(*shape: int, seed: int, p: float = 0.6) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape) < p
+
+
+CASES = {   # name: (q shape, k shape, v shape, mask, causal)
+    "plain_7x7": ((7, 4), (7, 4), (7, 3), None, False),
+    "rect_5x9": ((5, 4), (9, 4), (9, 2), None, False),
+    "batch_broadcast": ((2, 3, 7, 4), (1, 3, 9, 4), (2, 1, 9, 5), None, False),
+    "mask_empty_row": ((2, 7, 3), (2, 8, 3), (2, 8, 3), rand_mask(2, 7, 8, seed=1), False),
+    "key_padding_mask": ((2, 6, 3), (2, 7, 3), (2, 7, 2), A.padding_mask([7, 2], 7), False),
+    "causal_7x7": ((7, 4), (7, 4), (7, 3), None, True),
+    "causal_rect_9x5": ((9, 3), (5, 3), (5, 2), None, True),
+    "causal_and_mask": ((2, 7, 3), (2, 7, 3), (2, 7, 3), rand_mask(7, 7, seed=2), True),
+}
+CASES["mask_empty_row"][3][0, 3] = False          # query 3 of batch 0 attends nothing
+BLOCKS = [(2, 3), (3, 2), (1, 1), (64, 64)]       # (block_q, block_k); 64 = one tile
+
+
+def _case(name: str, seed: int = 0, dtype: type = np.float64):
+    sq, sk, sv, mask, causal = CASES[name]
+    q, k, v = arr(*sq, seed=seed, dtype=dtype), arr(*sk, seed=seed + 1, dtype=dtype), \
+        arr(*sv, seed=seed + 2, dtype=dtype)
+    return q, k, v, mask, causal
+
+
+def _plain(q, k, v, mask, causal, do):
+    o, p = kernels.sdpa_forward(numeric, q, k, v, mask, causal)
+    return o, p, kernels.sdpa_backward(numeric, q, k, v, o, p, do, mask, causal)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"bq{b}_bk{c}" for b, c in BLOCKS])
+@pytest.mark.parametrize("name", list(CASES))
+def test_blocked_forward_and_backward_equal_plain_fused_kernels_to_1e12(name, block):
+    """O, dQ, dK, dV of the tiled kernels equal the plain fused op's (f64, 1e-12)."""
+    q, k, v, mask, causal = _case(name)
+    o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=block[0],
+                                 block_k=block[1], threads=1)
+    do = arr(*o.shape, seed=9)
+    o_ref, _, grads_ref = _plain(q, k, v, mask, causal, do)
+    np.testing.assert_allclose(o, o_ref, rtol=1e-12, atol=1e-12)
+    grads = flash.flash_backward(numeric, q, k, v, o, lse, do, mask, causal,
+                                 block_q=block[1], block_k=block[0], threads=1)
+    for g, want, x in zip(grads, grads_ref, (q, k, v)):
+        assert g.shape == x.shape
+        np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rect_5x9", "mask_empty_row", "causal_and_mask"])
+def test_lse_is_logsumexp_of_the_attended_scores(name):
+    """L_i = log sum_j exp(S_ij) over the keys row i attends (0 for a row with none)."""
+    q, k, v, mask, causal = _case(name, seed=4)
+    _, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=3)
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    allowed = kernels.allowed(mask, causal, q.shape[-2], k.shape[-2])
+    allowed = np.ones(scores.shape, bool) if allowed is None else \
+        np.broadcast_to(allowed, scores.shape)
+    total = np.sum(np.where(allowed, np.exp(scores), 0.0), axis=-1)
+    want = np.log(np.where(total == 0, 1.0, total))
+    np.testing.assert_allclose(lse, want, rtol=1e-12, atol=1e-12)
+
+
+def test_two_threads_give_the_result_of_one():
+    q, k, v, mask, causal = _case("causal_and_mask", seed=5)
+    one = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=2, threads=1)
+    two = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=2, threads=2)
+    np.testing.assert_array_equal(one[0], two[0])      # each row block: the same arithmetic
+    do = arr(*one[0].shape, seed=6)
+    g1 = flash.flash_backward(numeric, q, k, v, *one, do, mask, causal, block_q=2,
+                              block_k=2, threads=1)
+    g2 = flash.flash_backward(numeric, q, k, v, *one, do, mask, causal, block_q=2,
+                              block_k=2, threads=2)
+    for a, b in zip(g1, g2):   # dQ partial sums are added in another order: rounding only
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
+def test_a_wrong_lse_is_caught_by_the_1e12_comparison():
+    """Negative control: the comparison above can fail (lse off by 1e-9 relative)."""
+    q, k, v, mask, causal = _case("rect_5x9", seed=7)
+    o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=3)
+    do = arr(*o.shape, seed=8)
+    _, _, want = _plain(q, k, v, mask, causal, do)
+    bad = flash.flash_backward(numeric, q, k, v, o, lse + 1e-9, do, mask, causal,
+                               block_q=2, block_k=3)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(bad[0], want[0], rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- the op
+
+@pytest.mark.parametrize("name", ["batch_broadcast", "mask_empty_row", "causal_and_mask"])
+def test_blocked_op_passes_gradcheck(name, monkeypatch):
+    monkeypatch.setattr(flash, "BLOCK_Q", 2)
+    monkeypatch.setattr(flash, "BLOCK_K", 3)
+    q, k, v, mask, causal = _case(name, seed=10)
+    Q, K, V = (ta.Tensor(a, requires_grad=True, name=n) for a, n in zip((q, k, v), "qkv"))
+
+    def fn(q, k, v):
+        return A.scaled_dot_product(q, k, v, mask=mask, causal=causal, impl="blocked",
+                                    need_weights=False)[0]
+
+    assert fn(Q, K, V)._ctx.saved_tensors[0] is None     # no (m, n) weights were kept
+    report = ta.gradcheck(fn, Q, K, V)
+    assert report.ok, str(report)
+
+
+def test_blocked_op_equals_plain_op_through_the_public_api_with_weights(monkeypatch):
+    monkeypatch.setattr(flash, "BLOCK_Q", 3)
+    monkeypatch.setattr(flash, "BLOCK_K", 2)
+    q, k, v, mask, causal = _case("causal_and_mask", seed=11)
+    res = []
+    for impl in ("plain", "blocked"):
+        Q, K, V = (ta.Tensor(a, requires_grad=True) for a in (q, k, v))
+        c, w = A.scaled_dot_product(Q, K, V, mask=mask, causal=causal, impl=impl)
+        grads = ta.grad([c, w], [Q, K, V], grad_outputs=[arr(*c.shape, seed=12),
+                                                          arr(*w.shape, seed=13)])
+        res.append([c.data, w.data] + [g.data for g in grads])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_blocked_op_second_derivative_passes_gradcheck(monkeypatch):
+    """create_graph=True: the op's backward falls back to Tensor ops, differentiable."""
+    monkeypatch.setattr(flash, "BLOCK_Q", 2)
+    monkeypatch.setattr(flash, "BLOCK_K", 2)
+    q, k, v, mask, causal = _case("causal_7x7", seed=14)
+    Q, K, V = (ta.Tensor(a[:4], requires_grad=True) for a in (q, k, v))
+    cot = arr(4, 3, seed=15)
+
+    def vjp(q, k, v):
+        c, _ = A.scaled_dot_product(q, k, v, causal=True, impl="blocked", need_weights=False)
+        return ta.grad(c, [q, k, v], grad_outputs=cot, create_graph=True)
+
+    report = ta.gradcheck(vjp, Q, K, V, atol=1e-7, rtol=1e-5)
+    assert report.ok, str(report)
+
+
+def test_auto_picks_blocked_only_above_the_threshold_and_without_weights(monkeypatch):
+    q = ta.Tensor(arr(8, 4, seed=16), requires_grad=True)
+    k, v = ta.Tensor(arr(8, 4, seed=17)), ta.Tensor(arr(8, 3, seed=18))
+
+    def kept_weights(**kw):   # the plain op saves P; the blocked one saves only lse
+        c, _ = A.scaled_dot_product(q, k, v, **kw)
+        return c._ctx.saved_tensors[0] is not None
+
+    monkeypatch.setattr(flash, "AUTO_MIN_SCORES", 64)
+    assert not kept_weights(need_weights=False, impl="auto")
+    assert kept_weights(need_weights=True, impl="auto")
+    monkeypatch.setattr(flash, "AUTO_MIN_SCORES", 65)
+    assert kept_weights(need_weights=False, impl="auto")
+    assert kept_weights(need_weights=False, impl="plain")
+    assert not kept_weights(need_weights=True, impl="blocked")
+
+
+# ----------------------------------------------------------------------------- symbolic
+
+def _sym(prefix: str, *shape: int) -> np.ndarray:
+    n = int(np.prod(shape))
+    return np.array(sp.symbols(f"{prefix}0:{n}", real=True), dtype=object).reshape(shape)
+
+
+def test_blocked_kernels_run_on_sympy_and_equal_the_plain_form_exactly():
+    """The same kernel code on SymPy symbols: stability_shift is 0 there, every rescale
+    factor is 1, so O is the plain sum exp(S) V / sum exp(S) -- proven equal to the
+    plain fused kernel's expressions, forward and backward, with a masked key and a
+    causal diagonal across several 2 x 2 tiles."""
+    q, k, v, do = _sym("q", 3, 2), _sym("k", 5, 2), _sym("v", 5, 1), _sym("g", 3, 1)
+    mask = np.array([True, False, True, True, True])[None, :].repeat(3, 0)
+    o, lse = flash.flash_forward(symbolic, q, k, v, mask, True, block_q=2, block_k=2)
+    o_ref, p_ref = kernels.sdpa_forward(symbolic, q, k, v, mask, True)
+    grads = flash.flash_backward(symbolic, q, k, v, o, lse, do, mask, True,
+                                 block_q=2, block_k=2)
+    grads_ref = kernels.sdpa_backward(symbolic, q, k, v, o_ref, p_ref, do, mask, True)
+    assert not any(e.has(sp.Max) for e in o.ravel())   # no running max symbolically
+    proof = ta.symbolic.equivalent(
+        {"O": o, "dQ": grads[0], "dK": grads[1], "dV": grads[2]},
+        {"O": o_ref, "dQ": grads_ref[0], "dK": grads_ref[1], "dV": grads_ref[2]},
+        subject="blocked == plain fused")
+    assert proof.ok, str(proof)
+    assert grads[1][1, 0] == 0 and grads[2][1, 0] == 0     # the masked key: exactly 0
+    assert grads[1][4, 0] == 0                              # key 4: after every query
+
+
+def test_blocked_op_backward_equals_sympy_diff(monkeypatch):
+    """gradcheck(symbolic=True): the blocked op, run on symbols, against sympy.diff."""
+    monkeypatch.setattr(flash, "BLOCK_Q", 2)
+    monkeypatch.setattr(flash, "BLOCK_K", 2)
+    Q, K, V = (ta.Tensor(arr(*s, seed=20 + i), requires_grad=True, name=n)
+               for i, (s, n) in enumerate((((3, 2), "q"), ((4, 2), "k"), ((4, 1), "v"))))
+
+    def fn(q, k, v):
+        return A.scaled_dot_product(q, k, v, causal=True, impl="blocked",
+                                    need_weights=False)[0]
+
+    report = ta.gradcheck(fn, Q, K, V, symbolic=True)
+    assert report.ok, str(report)
+
+
+def test_symbolic_negative_control_a_missing_rescale_is_not_proven():
+    """The proof can fail: dropping a key tile's contribution changes O."""
+    q, k, v = _sym("q", 2, 1), _sym("k", 3, 1), _sym("v", 3, 1)
+    o, _ = flash.flash_forward(symbolic, q, k, v, None, False, block_q=2, block_k=2)
+    o_ref, _ = kernels.sdpa_forward(symbolic, q, k[:2], v[:2])
+    proof = ta.symbolic.equivalent({"O": o}, {"O": o_ref}, subject="control")
+    assert not proof.ok
+
+
+# ----------------------------------------------------------------------------- numerics
+
+def test_fully_masked_row_gives_zero_output_zero_gradients_never_nan():
+    q, k, v = arr(5, 3, seed=30), arr(7, 3, seed=31), arr(7, 2, seed=32)
+    mask = rand_mask(5, 7, seed=33)
+    mask[2] = False
+    o, lse = flash.flash_forward(numeric, q, k, v, mask, False, block_q=2, block_k=3)
+    dq, dk, dv = flash.flash_backward(numeric, q, k, v, o, lse, np.ones_like(o), mask,
+                                      False, block_q=2, block_k=3)
+    for a in (o, lse, dq, dk, dv):
+        assert np.all(np.isfinite(a))
+    assert np.all(o[2] == 0) and lse[2] == 0 and np.all(dq[2] == 0)
+    dk_masked = flash.flash_backward(numeric, q, k, v, o, lse, np.eye(5)[2][:, None]
+                                     * np.ones_like(o), mask, False, block_q=2, block_k=3)
+    assert all(np.all(g == 0) for g in dk_masked)   # only the empty row's dO: all zero
+
+
+def test_huge_and_hugely_negative_logits_neither_overflow_nor_underflow():
+    """Scores of +-1e4, and a row whose first key tile is masked while its later scores
+    are all near -1e4: the running max must be the real one, not 0."""
+    q = arr(6, 4, seed=34) * 1e3
+    k, v = arr(9, 4, seed=35) * 10, arr(9, 3, seed=36)
+    mask = np.ones((6, 9), bool)
+    mask[:, :3] = False
+    for qq in (q, -np.abs(q), np.abs(q)):
+        kk = np.abs(k)
+        o, lse = flash.flash_forward(numeric, qq, kk, v, mask, False, block_q=2, block_k=3)
+        do = arr(*o.shape, seed=37)
+        o_ref, _, g_ref = _plain(qq, kk, v, mask, False, do)
+        np.testing.assert_allclose(o, o_ref, rtol=1e-12, atol=1e-12)
+        grads = flash.flash_backward(numeric, qq, kk, v, o, lse, do, mask, False,
+                                     block_q=2, block_k=3)
+        for g, want in zip(grads, g_ref):
+            assert np.all(np.isfinite(g))
+            np.testing.assert_allclose(g, want, rtol=1e-9, atol=1e-9)
+
+
+def test_float32_stays_float32_and_agrees_with_float64():
+    q, k, v, mask, causal = _case("causal_and_mask", seed=38, dtype=np.float32)
+    o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=3)
+    grads = flash.flash_backward(numeric, q, k, v, o, lse, np.ones_like(o), mask, causal,
+                                 block_q=2, block_k=3)
+    assert o.dtype == lse.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads)
+    o64, _, g64 = _plain(*(a.astype(np.float64) for a in (q, k, v)), mask, causal,
+                         np.ones(o.shape))
+    np.testing.assert_allclose(o, o64, rtol=1e-5, atol=1e-5)
+    for g, want in zip(grads, g64):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)
+
+
+def test_causal_tiles_above_the_diagonal_are_skipped_not_computed(monkeypatch):
+    """n = 8 in 2 x 2 tiles: 10 of the 16 tiles touch the lower triangle; only those are
+    multiplied, in the forward and in the backward."""
+    calls = []
+    real = flash._product
+
+    def counting(xp, a, b, scratch):
+        calls.append(a.shape[0] * b.shape[1])
+        return real(xp, a, b, scratch)
+
+    monkeypatch.setattr(flash, "_product", counting)
+    q, k, v = arr(8, 3, seed=40), arr(8, 3, seed=41), arr(8, 2, seed=42)
+    assert len(list(flash.tiles(8, 8, causal=True, block_q=2, block_k=2))) == 10
+    o, lse = flash.flash_forward(numeric, q, k, v, None, True, block_q=2, block_k=2)
+    assert len(calls) == 10
+    flash.flash_backward(numeric, q, k, v, o, lse, np.ones_like(o), None, True,
+                         block_q=2, block_k=2)
+    assert len(calls) == 20
+    calls.clear()
+    flash.flash_forward(numeric, q, k, v, None, False, block_q=2, block_k=2)
+    assert len(calls) == 16                              # control: non-causal does all
+
+
+def test_wholly_masked_tiles_are_skipped(monkeypatch):
+    calls = []
+    real = flash._product
+    monkeypatch.setattr(flash, "_product",
+                        lambda *a: calls.append(1) or real(*a))
+    q, k, v = arr(4, 3, seed=43), arr(6, 3, seed=44), arr(6, 2, seed=45)
+    mask = np.ones((4, 6), bool)
+    mask[:, 3:] = False                                   # padding: keys 3..5
+    o, _ = flash.flash_forward(numeric, q, k, v, mask, False, block_q=2, block_k=3)
+    assert len(calls) == 2
+    np.testing.assert_allclose(o, _plain(q, k, v, mask, False, np.ones((4, 2)))[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("args,kwargs,error,words", [
+    (((3, 4), (5, 3), (5, 2)), {}, ValueError, "feature size"),
+    (((3, 4), (5, 4), (6, 2)), {}, ValueError, "same number of rows"),
+    (((2, 3, 4), (3, 5, 4), (3, 5, 2)), {}, ValueError, "do not broadcast"),
+    (((4,), (5, 4), (5, 2)), {}, ValueError, "at least 2 dimensions"),
+    (((3, 4), (5, 4), (5, 2)), {"mask": np.ones((3, 4), bool)}, ValueError, "mask of shape"),
+    (((3, 4), (5, 4), (5, 2)), {"mask": np.ones((3, 5))}, TypeError, "boolean"),
+    (((3, 4), (5, 4), (5, 2)), {"block_q": 0}, ValueError, "block_q"),
+    (((3, 4), (5, 4), (5, 2)), {"block_k": 2.5}, ValueError, "block_k"),
+    (((3, 4), (5, 4), (5, 2)), {"threads": 0}, ValueError, "threads"),
+])
+def test_bad_input_gets_a_clear_error_naming_the_argument(args, kwargs, error, words):
+    q, k, v = (arr(*s) for s in args)
+    with pytest.raises(error, match=words):
+        flash.flash_forward(numeric, q, k, v, **kwargs)
+
+
+def test_unknown_impl_and_blocked_without_fused_are_refused():
+    q = ta.Tensor(arr(3, 4))
+    with pytest.raises(ValueError, match="impl must be one of"):
+        A.scaled_dot_product(q, q, q, impl="flash")
+    with pytest.raises(ValueError, match="needs fused=True"):
+        A.scaled_dot_product(q, q, q, fused=False, impl="blocked")
