@@ -122,6 +122,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), symbolic=not args.no_symbolic)
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .figures import graph_command
+
+    try:
+        path = graph_command(args.target, args.output, backward=args.backward,
+                             renderer=args.renderer, rankdir=args.rankdir)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"written: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinygrad-attn",
@@ -151,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-8)
     p.add_argument("--rtol", type=float, default=1e-6)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("graph", help="draw a built-in figure or your own function's graph",
+                       description="Draw NAME (additive, self_attention, causal, multihead, "
+                                   "decoder) or MODULE:FUNCTION / FILE.py:FUNCTION (a function "
+                                   "of no arguments returning the Tensor to draw).")
+    p.add_argument("target", help="a figure name, MODULE:FUNCTION or FILE.py:FUNCTION")
+    p.add_argument("-o", "--output", help="output file: .svg, .png, .pdf or .dot "
+                   "(default: NAME[-backward].svg)")
+    p.add_argument("--backward", action="store_true", help="draw the gradient graph")
+    p.add_argument("--rankdir", default="TB", choices=["TB", "LR", "BT", "RL"])
+    p.add_argument("--renderer", default="auto", choices=["auto", "dot", "wasm"],
+                   help="the system Graphviz, the embedded WebAssembly one, or auto")
+    p.set_defaults(func=cmd_graph)
     return parser
 
 
