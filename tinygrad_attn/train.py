@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -327,8 +327,8 @@ def ms_per_decoding_step(model: RNNSearch | Transformer, task: Task, batch: int 
 # ----------------------------------------------------------------------------- training
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "rnn": dict(steps=3000, lr=3e-3, batch_size=64),
-    "transformer": dict(steps=3000, lr=2e-3, batch_size=64),
+    "rnn": dict(steps=800, lr=3e-3, batch_size=64),
+    "transformer": dict(steps=1500, lr=2e-3, batch_size=64),
 }
 
 
@@ -351,6 +351,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     params_path: str | None = None
     heatmaps: list[str] = field(default_factory=list)
+    net: Any = field(default=None, repr=False)   # the trained model itself
 
     def summary(self) -> str:
         return (f"{self.model} on {self.task}: {self.num_parameters:,} parameters, "
@@ -482,7 +483,7 @@ def _train(task: str | Task, model: str, steps: int | None, seed: int, out_dir: 
         num_parameters=net.num_parameters(), train_seconds=seconds,
         first_loss=losses[0], final_loss=float(np.mean(losses[-20:])),
         test_accuracy=exact_match(net, t, t.test), val_accuracy=exact_match(net, t, t.val),
-        ms_per_decode_step=ms_per_decoding_step(net, t), losses=losses)
+        ms_per_decode_step=ms_per_decoding_step(net, t), losses=losses, net=net)
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         result.params_path = os.path.join(out_dir, f"{model}.npz")
@@ -490,8 +491,8 @@ def _train(task: str | Task, model: str, steps: int | None, seed: int, out_dir: 
         examples = heatmap_examples if heatmap_examples is not None else showcase(t)
         result.heatmaps = plot_alignments(net, t, examples, out_dir, prefix=model)
         with open(os.path.join(out_dir, f"{model}-result.json"), "w") as f:
-            json.dump({k: v for k, v in asdict(result).items() if k != "losses"}, f,
-                      indent=1)
+            json.dump({k: getattr(result, k) for k in result.__dataclass_fields__
+                       if k not in ("losses", "net")}, f, indent=1)
     return result
 
 
