@@ -366,9 +366,10 @@ class Tensor:
     def _const(self, value: Any) -> "Tensor":
         if isinstance(value, Tensor):
             return value
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim > 0:
-            return Tensor(value, _validated=True)
         xp = backend_of(self.data)
+        if not xp.symbolic and isinstance(value, np.ndarray) and value.dtype.kind == "f" \
+                and value.ndim > 0:
+            return Tensor(value, _validated=True)  # a float array keeps its dtype, as NumPy
         return Tensor(xp.constant(value, self.data), _validated=True)
 
     def __add__(self, other: Any) -> "Tensor":
