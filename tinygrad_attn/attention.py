@@ -337,9 +337,8 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
 
     ``causal=True`` lets query i attend key j iff j <= i.  ``fused=True`` runs one op
     with a hand-derived backward (:class:`~tinygrad_attn.ops.ScaledDotProductAttention`);
-    ``fused=False`` composes the engine's primitive ops (the readable reference; it
-    scales Q rather than the scores: m d divisions instead of m n).  Both return weights
-    that are differentiable.
+    ``fused=False`` composes the engine's primitive ops (the readable reference, drawn
+    as the textbook figure).  Both return weights that are differentiable.
 
     ``impl`` (fused only): ``"plain"`` holds the (m, n) weights; ``"blocked"`` runs the
     tiled, linear-memory kernels of :mod:`tinygrad_attn.flash`; ``"auto"`` picks
@@ -371,7 +370,7 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
         context.name, weights.name = "context", "weights"
         return _demote_maybe(single, context, weights if need_weights else None)
     with scope("score"):
-        scores = (q / _sqrt_const(d, q)) @ k.mT                 # (..., m, d) x (..., d, n)
+        scores = (q @ k.mT) / _sqrt_const(d, q)                 # (..., m, n)
         scores.name = "scores"
     context, weights = attend(scores, v, mask)
     return _demote_maybe(single, context, weights if need_weights else None)
