@@ -445,3 +445,14 @@ def test_symbolic_masked_score_contributes_exactly_zero(name):
     assert sp.simplify(e0 + e2 - 1) == 0                  # the two allowed keys share it all
     grads = ta.grad(context.sum(), [k, v])
     assert all(e == 0 for e in grads[0].data[1]) and grads[1].data[1, 0] == 0
+
+
+def test_content_attention_of_a_zero_key_scores_zero_not_nan():
+    # cosine(q, 0) is 0/0; like torch.cosine_similarity the norm is clamped at eps
+    q, k, v = T(arr(M, D, seed=1)), T(arr(N, D, seed=2)), T(arr(N, DV, seed=3))
+    k.data[2] = 0.0
+    c, w = A.content(q, k, v, beta=3.0)
+    scores = A.cosine_similarity(q, k).data
+    assert np.all(scores[:, 2] == 0) and np.all(np.abs(scores) <= 1 + 1e-15)
+    c.sum().backward()
+    assert all(np.all(np.isfinite(t.grad)) for t in (q, k, v))
