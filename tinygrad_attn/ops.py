@@ -180,6 +180,13 @@ class MatMul(Function):
         from .tensor import unbroadcast
 
         a, b = ctx.parents
+        if b.ndim == 2 and a.ndim > 2:
+            # a weight shared by a batch, (..., n, k) @ (k, m): B-bar = sum over the batch
+            # of A^T G, taken as one 2-D product rather than a batch of them then a sum
+            ga = g @ b.mT if ctx.needs_input_grad[0] else None
+            gb = a.reshape(-1, a.shape[-1]).mT @ g.reshape(-1, b.shape[1]) \
+                if ctx.needs_input_grad[1] else None
+            return ga, gb
         a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a     # (..., n, k)
         b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b     # (..., k, m)
         g2 = g
