@@ -38,7 +38,7 @@ CASES = {   # name: (q shape, k shape, v shape, mask, causal)
     "causal_and_mask": ((2, 7, 3), (2, 7, 3), (2, 7, 3), rand_mask(7, 7, seed=2), True),
 }
 CASES["mask_empty_row"][3][0, 3] = False          # query 3 of batch 0 attends nothing
-BLOCKS = [(2, 3), (3, 2), (1, 1), (64, 64)]       # (block_q, block_k); 64 = one tile
+BLOCKS = [(2, 3, 1), (3, 2, 2), (1, 1, 1), (5, 4, 3), (64, 64, 64)]  # q, k, diagonal
 
 
 def _case(name: str, seed: int = 0, dtype: type = np.float64):
@@ -53,18 +53,19 @@ def _plain(q, k, v, mask, causal, do):
     return o, p, kernels.sdpa_backward(numeric, q, k, v, o, p, do, mask, causal)
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"bq{b}_bk{c}" for b, c in BLOCKS])
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"bq{b}_bk{c}_bd{e}" for b, c, e in BLOCKS])
 @pytest.mark.parametrize("name", list(CASES))
 def test_blocked_forward_and_backward_equal_plain_fused_kernels_to_1e12(name, block):
     """O, dQ, dK, dV of the tiled kernels equal the plain fused op's (f64, 1e-12)."""
     q, k, v, mask, causal = _case(name)
     o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=block[0],
-                                 block_k=block[1], threads=1)
+                                 block_k=block[1], block_diag=block[2], threads=1)
     do = arr(*o.shape, seed=9)
     o_ref, _, grads_ref = _plain(q, k, v, mask, causal, do)
     np.testing.assert_allclose(o, o_ref, rtol=1e-12, atol=1e-12)
     grads = flash.flash_backward(numeric, q, k, v, o, lse, do, mask, causal,
-                                 block_q=block[1], block_k=block[0], threads=1)
+                                 block_q=block[1], block_k=block[0], block_diag=block[2],
+                                 threads=1)
     for g, want, x in zip(grads, grads_ref, (q, k, v)):
         assert g.shape == x.shape
         np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
@@ -286,9 +287,10 @@ def test_causal_tiles_above_the_diagonal_are_skipped_not_computed(monkeypatch):
     calls = []
     real = flash._product
 
-    def counting(xp, a, b, scratch):
-        calls.append(a.shape[0] * b.shape[1])
-        return real(xp, a, b, scratch)
+    def counting(xp, a, b, scratch, slot="tile"):
+        if slot == "tile":                               # the score tile S = Q K^T
+            calls.append(a.shape[0] * b.shape[1])
+        return real(xp, a, b, scratch, slot)
 
     monkeypatch.setattr(flash, "_product", counting)
     q, k, v = arr(8, 3, seed=40), arr(8, 3, seed=41), arr(8, 2, seed=42)
@@ -301,6 +303,33 @@ def test_causal_tiles_above_the_diagonal_are_skipped_not_computed(monkeypatch):
     calls.clear()
     flash.flash_forward(numeric, q, k, v, None, False, block_q=2, block_k=2)
     assert len(calls) == 16                              # control: non-causal does all
+
+
+@pytest.mark.parametrize("m,n", [(8, 8), (11, 7), (5, 9)])
+def test_causal_strips_of_width_one_compute_exactly_the_lower_triangle(monkeypatch, m, n):
+    """With diagonal strips one key wide the forward multiplies exactly the entries
+    j <= i (top-left aligned): nothing above the diagonal; the backward likewise."""
+    area = []
+    real = flash._product
+
+    def counting(xp, a, b, scratch, slot="tile"):
+        if slot == "tile":
+            area.append(a.shape[0] * b.shape[1])
+        return real(xp, a, b, scratch, slot)
+
+    monkeypatch.setattr(flash, "_product", counting)
+    q, k, v = arr(m, 3, seed=46), arr(n, 3, seed=47), arr(n, 2, seed=48)
+    want = int(np.sum(kernels.causal_mask(m, n)))
+    o, lse = flash.flash_forward(numeric, q, k, v, None, True, block_q=4, block_k=3,
+                                 block_diag=1)
+    assert sum(area) == want
+    area.clear()
+    flash.flash_backward(numeric, q, k, v, o, lse, np.ones_like(o), None, True, block_q=4,
+                         block_k=3, block_diag=1)
+    assert sum(area) == want
+    area.clear()
+    flash.flash_forward(numeric, q, k, v, None, False, block_q=4, block_k=3)
+    assert sum(area) == m * n                             # control: non-causal does all
 
 
 def test_wholly_masked_tiles_are_skipped(monkeypatch):

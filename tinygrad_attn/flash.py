@@ -57,6 +57,8 @@ from .kernels import score_scale
 #: 2-core machine of ``docs/benchmarks.md``.
 BLOCK_Q = 256
 BLOCK_K = 512
+#: Causal: the width of the strips the diagonal is cut into.
+BLOCK_DIAG = 64
 
 
 #: The implementations of the fused op: ``auto`` picks ``blocked`` when the weights are
@@ -200,14 +202,17 @@ def _tile_mask(mask: np.ndarray | None, causal: bool, rows: tuple[int, int],
     return True, blocked
 
 
-def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any) -> np.ndarray:
-    """a @ b, written into this thread's scratch tile numerically (no fresh pages)."""
+def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any,
+             slot: str = "tile") -> np.ndarray:
+    """a @ b, written into this thread's scratch array ``slot`` numerically (a tile is
+    reused, not allocated afresh: fresh pages cost a fault each)."""
     if xp.symbolic:
         return xp.matmul(a, b)
     rows, cols = a.shape[0], b.shape[1]
-    buf = getattr(scratch, "tile", None)
+    buf = getattr(scratch, slot, None)
     if buf is None or buf.size < rows * cols or buf.dtype != a.dtype:
-        buf = scratch.tile = np.empty(rows * cols, dtype=a.dtype)
+        buf = np.empty(rows * cols, dtype=a.dtype)
+        setattr(scratch, slot, buf)
     return np.matmul(a, b, out=buf[:rows * cols].reshape(rows, cols))
 
 
@@ -259,22 +264,66 @@ def _append(xp: Any, a: np.ndarray, column: Any) -> np.ndarray:
     return np.concatenate([a, col.astype(a.dtype, copy=False)], axis=-1)
 
 
+# ----------------------------------------------------------------------------- pieces
+
+def _row_pieces(rows: tuple[int, int], n: int, bk: int, bd: int,
+                causal: bool) -> list[tuple[int, int, int, int]]:
+    """The tiles (r0, r1, c0, c1) one query block meets.  Causal: keys before the block's
+    first row are attended by all its rows (tiles of ``bk`` keys, no mask); the diagonal
+    is cut into ``bd`` keys wide strips that start at the first row that sees them, so
+    little above the diagonal is computed and thrown away."""
+    i0, i1 = rows
+    if not causal:
+        return [(i0, i1, c0, c1) for c0, c1 in _blocks(n, bk)]
+    full = min(i0, n)
+    pieces = [(i0, i1, c0, c1) for c0, c1 in _blocks(full, bk)]
+    pieces += [(c0, i1, c0, min(c0 + bd, i1, n)) for c0 in range(full, min(i1, n), bd)]
+    return pieces
+
+
+def _col_pieces(cols: tuple[int, int], m: int, bq: int, bd: int,
+                causal: bool) -> list[tuple[int, int, int, int]]:
+    """The tiles (r0, r1, c0, c1) one key block meets (the backward's view).  Causal:
+    queries from the block's end on attend all its keys (tiles of ``bq`` rows); the
+    diagonal is cut into ``bd`` rows high strips that stop at the last key they see."""
+    j0, j1 = cols
+    if not causal:
+        return [(r0, r1, j0, j1) for r0, r1 in _blocks(m, bq)]
+    pieces = [(r0, min(r0 + bd, j1, m), j0, min(r0 + bd, j1))
+              for r0 in range(j0, min(j1, m), bd)]
+    pieces += [(r0, r1, j0, j1) for r0, r1 in _blocks_from(min(j1, m), m, bq)]
+    return pieces
+
+
+def _blocks_from(start: int, stop: int, block: int) -> list[tuple[int, int]]:
+    return [(a, min(a + block, stop)) for a in range(start, stop, block)]
+
+
+def _sizes(block_q: int | None, block_k: int | None,
+           block_diag: int | None) -> tuple[int, int, int]:
+    return (_block_size("block_q", BLOCK_Q if block_q is None else block_q),
+            _block_size("block_k", BLOCK_K if block_k is None else block_k),
+            _block_size("block_diag", BLOCK_DIAG if block_diag is None else block_diag))
+
+
 # ----------------------------------------------------------------------------- forward
 
 def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
                   mask: np.ndarray | None = None, causal: bool = False,
-                  scale: float | None = None, block_q: int = BLOCK_Q,
-                  block_k: int = BLOCK_K,
-                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  scale: float | None = None, block_q: int | None = None,
+                  block_k: int | None = None, threads: int | None = None,
+                  block_diag: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Blocked attention forward: $O = \operatorname{softmax}(s\,QK^\top) V$ in tiles.
 
     q (..., m, d), k (..., n, d), v (..., n, e) with broadcasting batch axes; ``mask``
     boolean (True = attend) broadcastable to (..., m, n).  Returns ``(o, lse)``: o of
     shape (..., m, e) and the row logsumexp ``lse`` (..., m) that the backward needs.
     Memory beyond the inputs and outputs: one ``block_q x block_k`` tile per thread.
+    Block sizes default to :data:`BLOCK_Q`, :data:`BLOCK_K`, :data:`BLOCK_DIAG`;
+    ``threads`` to :func:`default_threads`.
     """
     batch, m, n, d, e = _check(q, k, v, mask)
-    bq, bk = _block_size("block_q", block_q), _block_size("block_k", block_k)
+    bq, bk, bd = _sizes(block_q, block_k, block_diag)
     like = np.asarray(q)
     s = score_scale(xp, scale, d, like)
     q = np.broadcast_to(q, batch + (m, d))
@@ -283,7 +332,6 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     v1 = _append(xp, np.broadcast_to(v, batch + (n, e)), xp.constant(1, like))  # [V, 1]
     o = xp.zeros(batch + (m, e), like)
     lse = xp.zeros(batch + (m,), like)
-    kblocks = _blocks(n, bk)
     items = [(b, rows) for b in np.ndindex(batch) for rows in _blocks(m, bq)]
     if causal:  # longest rows first, so the threads finish together
         items.sort(key=lambda it: -it[1][1])
@@ -295,19 +343,20 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
         mu = _initial_max(xp, like, (i1 - i0, 1))              # (bq, 1) running max
         acc = xp.zeros((i1 - i0, e + 1), like)                 # (bq, e+1) [P V, rowsum P]
         mb = None if masks is None else masks[b]
-        for j0, j1 in kblocks:
-            keep, blocked = _tile_mask(mb, causal, (i0, i1), (j0, j1))
+        for r0, r1, c0, c1 in _row_pieces((i0, i1), n, bk, bd, causal):
+            keep, blocked = _tile_mask(mb, causal, (r0, r1), (c0, c1))
             if not keep:
                 continue
-            sc = _product(xp, qs, k[b][j0:j1].T, scratch)      # (bq, bk) scores S_j
+            a, z = r0 - i0, r1 - i0                            # the piece's rows
+            sc = _product(xp, qs[a:z], k[b][c0:c1].T, scratch)  # (rows, keys) S_j
             sc = _block_out(xp, sc, blocked)
-            mu_new = _running_max(xp, mu, sc)
+            mu_new = _running_max(xp, mu[a:z], sc)
             shift = _finite(xp, mu_new)
-            p = _exp_masked(xp, sc, blocked, shift)            # (bq, bk) e^{S_j - mu_j}
+            p = _exp_masked(xp, sc, blocked, shift)            # e^{S_j - mu_j}
             if not xp.symbolic:                                # rescale: e^{mu_old - mu_new}
-                acc *= np.exp(mu - shift)                     # 0 while mu = -inf
-            acc += p @ v1[b][j0:j1]                            # (bq, bk) x (bk, e+1)
-            mu = mu_new
+                acc[a:z] *= np.exp(mu[a:z] - shift)            # (0 while mu = -inf)
+                mu[a:z] = mu_new
+            acc[a:z] += p @ v1[b][c0:c1]                       # (rows, keys) x (keys, e+1)
         ell = acc[:, e:]                                       # (bq, 1) rowsum of e^{S-mu}
         empty = xp.is_zero(ell)
         if np.any(empty):                                      # attends nothing: O = 0
@@ -324,8 +373,9 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
 def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarray,
                    lse: np.ndarray, do: np.ndarray, mask: np.ndarray | None = None,
                    causal: bool = False, scale: float | None = None,
-                   block_q: int = BLOCK_Q, block_k: int = BLOCK_K,
-                   threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   block_q: int | None = None, block_k: int | None = None,
+                   threads: int | None = None, block_diag: int | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Blocked attention backward from the saved row logsumexp ``lse``.
 
     Each tile recomputes $P = e^{s QK^\top - L}$; with $D = \operatorname{rowsum}(dO
@@ -336,7 +386,7 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     take key blocks; each keeps its own dQ accumulator, summed at the end.
     """
     batch, m, n, d, e = _check(q, k, v, mask)
-    bq, bk = _block_size("block_q", block_q), _block_size("block_k", block_k)
+    bq, bk, bd = _sizes(block_q, block_k, block_diag)
     like = np.asarray(q)
     s = score_scale(xp, scale, d, like)
     shapes = (np.shape(q), np.shape(k), np.shape(v))
@@ -351,7 +401,6 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
     dk = xp.zeros(batch + (n, d), like)
     dv = xp.zeros(batch + (n, e), like)
-    qblocks = _blocks(m, bq)
     items = [(b, cols) for b in np.ndindex(batch) for cols in _blocks(n, bk)]
     if causal:  # the first key blocks meet the most query rows: schedule them first
         items.sort(key=lambda it: it[1][0])
@@ -365,21 +414,23 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
             local.dq = xp.zeros(batch + (m, d), like)
             with lock:
                 dq_parts.append(local.dq)
-        kab, vab = ka[b][j0:j1], va[b][j0:j1]                  # (bk, d+1), (bk, e+1)
         dk_acc = xp.zeros((j1 - j0, d), like)
         dv_acc = xp.zeros((j1 - j0, e), like)
         mb = None if masks is None else masks[b]
-        for i0, i1 in qblocks:
-            keep, blocked = _tile_mask(mb, causal, (i0, i1), (j0, j1))
+        for r0, r1, c0, c1 in _col_pieces((j0, j1), m, bq, bd, causal):
+            keep, blocked = _tile_mask(mb, causal, (r0, r1), (c0, c1))
             if not keep:
                 continue
-            qab, doab = qa[b][i0:i1], doa[b][i0:i1]            # (bq, d+1), (bq, e+1)
+            kab, vab = ka[b][c0:c1], va[b][c0:c1]              # (keys, d+1), (keys, e+1)
+            qab, doab = qa[b][r0:r1], doa[b][r0:r1]            # (rows, d+1), (rows, e+1)
             sc = _block_out(xp, _product(xp, qab, kab.T, local), blocked)  # S - L
-            p = _exp_masked(xp, sc, blocked)                   # (bq, bk) P = e^{S - L}
-            dv_acc += p.T @ doab[:, :e]                        # (bk, bq) x (bq, e)
-            ds = _times(xp, doab @ vab.T, p)                   # (bq, bk) dS = P (dP - D)
-            local.dq[b][i0:i1] += ds @ kab[:, :d]              # (bq, bk) x (bk, d)
-            dk_acc += ds.T @ qab[:, :d]                        # s dS^T Q
+            p = _exp_masked(xp, sc, blocked)                   # (rows, keys) P = e^{S - L}
+            z = c1 - j0                                        # the piece's keys: [:z]
+            dv_acc[:z] += p.T @ doab[:, :e]                    # (keys, rows) x (rows, e)
+            ds = _product(xp, doab, vab.T, local, "ds")        # (rows, keys) dP - D
+            ds = _times(xp, ds, p)                             # dS = P (dP - D)
+            local.dq[b][r0:r1] += ds @ kab[:, :d]              # (rows, keys) x (keys, d)
+            dk_acc[:z] += ds.T @ qab[:, :d]                    # s dS^T Q
         dk[b][j0:j1] = dk_acc
         dv[b][j0:j1] = dv_acc
 
@@ -407,10 +458,11 @@ def _sum_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.sum(g, axis=axes, keepdims=True) if axes else g
 
 
-def tiles(m: int, n: int, causal: bool = False, block_q: int = BLOCK_Q,
-          block_k: int = BLOCK_K) -> Iterable[tuple[tuple[int, int], tuple[int, int]]]:
-    """The (rows, cols) tiles the kernels compute (causal: those not above the diagonal)."""
-    for rows in _blocks(m, block_q):
-        for cols in _blocks(n, block_k):
-            if _tile_mask(None, causal, rows, cols)[0]:
-                yield rows, cols
+def tiles(m: int, n: int, causal: bool = False, block_q: int | None = None,
+          block_k: int | None = None, block_diag: int | None = None,
+          ) -> list[tuple[int, int, int, int]]:
+    """The tiles (r0, r1, c0, c1) the forward computes: rows r0:r1 against keys c0:c1
+    (causal: none above the diagonal, the diagonal in thin strips)."""
+    bq, bk, bd = _sizes(block_q, block_k, block_diag)
+    return [piece for rows in _blocks(m, bq) for piece in _row_pieces(rows, n, bk, bd, causal)
+            if _tile_mask(None, causal, piece[:2], piece[2:])[0]]

@@ -1,0 +1,124 @@
+"""Shared helpers of the attention benchmarks: the two fused kernels (plain and blocked)
+as forward+backward callables, timing, peak memory, the machine's facts, and PyTorch run
+in its own process."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tinygrad_attn import flash, kernels  # noqa: E402
+from tinygrad_attn.backend import numeric  # noqa: E402
+
+
+def inputs(n: int, d: int, dtype: Any, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """q, k, v, dO of shape (n, d), standard normal, in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    return tuple(rng.standard_normal((n, d)).astype(dtype) for _ in range(4))
+
+
+def plain_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, do: np.ndarray,
+               causal: bool = False) -> Callable[[], Any]:
+    """Forward+backward of the plain fused op's kernels (the (n, n) weights held)."""
+    def step() -> Any:
+        o, p = kernels.sdpa_forward(numeric, q, k, v, None, causal)
+        return kernels.sdpa_backward(numeric, q, k, v, o, p, do, None, causal)
+    return step
+
+
+def blocked_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, do: np.ndarray,
+                 causal: bool = False, threads: int | None = None,
+                 **blocks: int) -> Callable[[], Any]:
+    """Forward+backward of the blocked kernels (tiles, online softmax, recompute)."""
+    def step() -> Any:
+        o, lse = flash.flash_forward(numeric, q, k, v, None, causal, threads=threads,
+                                     **blocks)
+        return flash.flash_backward(numeric, q, k, v, o, lse, do, None, causal,
+                                    threads=threads, **blocks)
+    return step
+
+
+def best_time(step: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def peak_bytes(step: Callable[[], Any]) -> int:
+    """Peak bytes NumPy allocated during ``step`` beyond what was live before (tracemalloc
+    sees every NumPy data buffer), results included."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        step()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, versions, BLAS, date and load: the facts a table needs."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = "?"
+    try:
+        from threadpoolctl import threadpool_info
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if info:
+            blas = f"{info[0]['internal_api']} {info[0].get('version')} " \
+                   f"({info[0]['num_threads']} threads)"
+    except ImportError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "blas": blas,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def gemm_rate(dtype: Any, n: int = 2048, d: int = 64, repeat: int = 5) -> dict[str, float]:
+    """NumPy's GEMM rate (flop/s, best of ``repeat``) with its own BLAS threads: a square
+    n x n product, and the products attention makes (n x d by d x n, n x n by n x d)."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    x, y = (rng.standard_normal((n, d)).astype(dtype) for _ in range(2))
+    square = 2 * n ** 3 / min(best_time(lambda: a @ a, repeat))
+    shaped = 4 * n * n * d / (min(best_time(lambda: x @ y.T, repeat))
+                              + min(best_time(lambda: a @ x, repeat)))
+    return {"square": square, "attention_shaped": shaped}
+
+
+def torch_times(n: list[int], d: int, dtypes: list[str], causal: list[int],
+                repeat: int) -> list[dict[str, Any]] | None:
+    """PyTorch CPU SDPA forward+backward, timed in its own process (None without torch)."""
+    cmd = [sys.executable, str(Path(__file__).with_name("torch_sdpa.py")),
+           "--n", *map(str, n), "--d", str(d), "--dtype", *dtypes,
+           "--causal", *map(str, causal), "--repeat", str(repeat)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        return None
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
