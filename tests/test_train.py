@@ -219,6 +219,17 @@ def test_heat_maps_are_written_for_each_model(rev, tmp_path):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_alignment_panel_draws_the_rnn_and_refuses_the_transformer(rev, tmp_path):
+    rnn = train.build_model("rnn", rev, seed=0, **RNN_SIZES)
+    path = train.plot_alignment_panel(rnn, rev, ["123", "4567", "89012"], str(tmp_path /
+                                                                             "p.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    tf = train.build_model("transformer", rev, seed=0, **TF_SIZES)
+    with pytest.raises(TypeError, match="needs an RNNSearch"):
+        train.plot_alignment_panel(tf, rev, ["123"], str(tmp_path / "q.png"))
+
+
 def test_cli_trains_and_writes_parameters_and_heat_maps(tmp_path, capsys):
     code = train.main_train(["reverse", "--model", "transformer", "--steps", "3",
                              "--out", str(tmp_path)])

@@ -524,10 +524,11 @@ def alignment(model: RNNSearch | Transformer, task: Task,
 
 def plot_alignment(weights: np.ndarray, source: str, target: str, ax: Any,
                    title: str = "") -> Any:
-    """Draw one (T, S) weight matrix on ``ax``: input characters on x, output on y,
-    white = 0, black = 1 (as Bahdanau et al., figure 3)."""
+    """Draw one (T, S) weight matrix on ``ax``: input characters along the top, output
+    characters down the side, grey scale 0 = black, 1 = white (as Bahdanau et al. 2014,
+    figure 3)."""
     rows = list(target) + ["</s>"]
-    im = ax.imshow(weights[:len(rows)], cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto")
+    im = ax.imshow(weights[:len(rows)], cmap="gray", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(source)))
     ax.set_xticklabels([c if c != " " else "␣" for c in source], fontsize=8)
     ax.set_yticks(range(len(rows)))
@@ -568,6 +569,32 @@ def plot_alignments(model: RNNSearch | Transformer, task: Task, sources: Sequenc
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def plot_alignment_panel(model: RNNSearch, task: Task, sources: Sequence[str], path: str,
+                         cols: int = 2) -> str:
+    """The RNN's alignments of several sources in one figure, panels (a), (b), ...,
+    laid out as Bahdanau et al. (2014) lay out the four samples of their figure 3."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not isinstance(model, RNNSearch):
+        raise TypeError(f"plot_alignment_panel: needs an RNNSearch (one attention per "
+                        f"step), got {type(model).__name__}; use plot_alignments")
+    rows = -(-len(sources) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 5.2, rows * 4.0), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(sources):
+            ax.axis("off")
+            continue
+        target, w = alignment(model, task, sources[k])
+        plot_alignment(w, sources[k], target, ax, f"({chr(97 + k)}) {sources[k]!r}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # ----------------------------------------------------------------------------- CLI
