@@ -320,7 +320,7 @@ def equivalent(lhs: Mapping[str, Any], rhs: Mapping[str, Any], *, subject: str =
         raise ValueError(f"equivalent: method must be 'auto', 'simplification' or "
                          f"'evaluation', got {method!r}")
     start = time.perf_counter()
-    labels, diffs, scales = [], [], []
+    labels, diffs, scales, sides = [], [], [], []
     for name in lhs:
         a = np.asarray(_as_expr_array(lhs[name]), dtype=object)
         b = np.asarray(_as_expr_array(rhs[name]), dtype=object)
@@ -331,9 +331,12 @@ def equivalent(lhs: Mapping[str, Any], rhs: Mapping[str, Any], *, subject: str =
             labels.append((name, tuple(map(int, index))))
             diffs.append(sp.sympify(a[index] - b[index]))
             scales.append(sp.sympify(b[index]))
+            sides.append(sp.sympify(a[index]))
     names = list(lhs)
     if method == "auto":
-        method = "evaluation" if _has_transcendental(diffs) else "simplification"
+        # decided on both sides, not on their difference (which SymPy may or may not
+        # have cancelled on construction), so the choice is deterministic
+        method = "evaluation" if _has_transcendental(sides + scales) else "simplification"
     failures: list[tuple[str, tuple[int, ...], float]] = []
     max_res = 0.0
     if method == "simplification":
@@ -395,6 +398,7 @@ class Derivation:
                  outputs: tuple[Tensor, ...], output_names: list[str],
                  cotangents: tuple[np.ndarray, ...], domains: dict[sp.Symbol, tuple]) -> None:
         self.fn = fn
+        self._args: list[Tensor] = []
         self.fn_name = getattr(fn, "__name__", type(fn).__name__)
         self.inputs = inputs
         self._output_tensors = outputs
@@ -447,12 +451,38 @@ class Derivation:
         return self._engine
 
     def prove_engine(self, method: str = "auto", points: int = 3, digits: int = 50,
-                     seed: int = 0) -> Proof:
-        """Prove the engine's backward equal to ``sympy.diff`` for every input element."""
-        return equivalent(self.engine_gradients(), self.gradients,
-                          subject=f"engine backward of {self.fn_name} == sympy.diff",
-                          method=method, points=points, digits=digits, seed=seed,
-                          domains=self.domains)
+                     seed: int = 0, fn: Callable[..., Any] | None = None) -> Proof:
+        """Prove the engine's backward equal to ``sympy.diff`` for every input element.
+
+        With ``fn``, another implementation of the same function (say the fused op next
+        to the composed reference) is run on the same symbolic inputs: its outputs and its
+        engine backward (same upstream gradient) are proven equal to this derivation's.
+        """
+        if fn is None:
+            return equivalent(self.engine_gradients(), self.gradients,
+                              subject=f"engine backward of {self.fn_name} == sympy.diff",
+                              method=method, points=points, digits=digits, seed=seed,
+                              domains=self.domains)
+        with enable_grad():
+            out = fn(*self._args)
+        outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        if len(outs) != len(self.outputs):
+            raise ValueError(f"prove_engine: fn returns {len(outs)} outputs, the derivation "
+                             f"has {len(self.outputs)}")
+        names = list(self.inputs)
+        res = grad([o for o in outs if o.requires_grad], [self.inputs[n] for n in names],
+                   grad_outputs=[c for o, c in zip(outs, self.cotangents) if o.requires_grad],
+                   allow_unused=True)
+        lhs = {n: _xp.zeros(self.inputs[n].shape, None) if g is None else
+               _as_expr_array(g.data) for n, g in zip(names, res)}
+        rhs = dict(self.gradients)
+        for k, (o, ref) in enumerate(zip(outs, self.outputs)):
+            lhs[f"output {self.output_names[k]}"] = _as_expr_array(o.data)
+            rhs[f"output {self.output_names[k]}"] = ref
+        name = getattr(fn, "__name__", type(fn).__name__)
+        return equivalent(lhs, rhs, subject=f"{name}: outputs and engine backward == "
+                          f"those of {self.fn_name} and sympy.diff", method=method,
+                          points=points, digits=digits, seed=seed, domains=self.domains)
 
     def prove(self, claimed: Mapping[str, Any], method: str = "auto", points: int = 3,
               digits: int = 50, seed: int = 0, subject: str | None = None) -> Proof:
@@ -602,7 +632,9 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
     if len(output_names) != len(outs):
         raise ValueError(f"derive: {len(output_names)} output_names for {len(outs)} outputs")
     cots = _cotangents(cotangent, outs, list(output_names), seed)
-    return Derivation(fn, inputs, outs, list(output_names), cots, sym_domains)
+    der = Derivation(fn, inputs, outs, list(output_names), cots, sym_domains)
+    der._args = args
+    return der
 
 
 def _cotangents(cotangent: Any, outs: Sequence[Tensor], names: list[str], seed: int
