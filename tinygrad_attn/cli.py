@@ -134,6 +134,29 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    if not BENCHMARKS.is_dir():
+        raise UsageError(f"the benchmarks live in the source tree ({BENCHMARKS} is missing); "
+                         f"run from a clone installed with pip install -e .")
+    names = args.names or ["engine", "attention"]
+    available = sorted(p.stem[len("bench_"):] for p in BENCHMARKS.glob("bench_*.py"))
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise UsageError(f"no benchmark {unknown[0]!r}; the benchmarks are "
+                         f"{', '.join(available)}")
+    code = 0
+    for name in names:
+        print(f"== benchmarks/bench_{name}.py {' '.join(args.extra)}".rstrip(), flush=True)
+        code |= subprocess.call([sys.executable, str(BENCHMARKS / f"bench_{name}.py"),
+                                 *args.extra])
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinygrad-attn",
@@ -176,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renderer", default="auto", choices=["auto", "dot", "wasm"],
                    help="the system Graphviz, the embedded WebAssembly one, or auto")
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("bench", help="run benchmarks side by side (engine vs NumPy, ...)",
+                       description="Run benchmarks/bench_NAME.py for each NAME (default: "
+                                   "engine attention); arguments after -- go to the scripts.")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="engine, attention, flash, complexity, symbolic, everysize, train")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
