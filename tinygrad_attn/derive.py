@@ -274,7 +274,7 @@ $$\bar V = P^\top \bar O, \quad \bar P = \bar O V^\top, \quad
   \bar S = P \odot (\bar P - D), \quad
   \bar Q = \tfrac{1}{\sqrt d}\, \bar S K, \quad \bar K = \tfrac{1}{\sqrt d}\, \bar S^\top Q ,$$
 
-with the row vector $D = \operatorname{rowsum}(\bar P \odot P)$.
+with the column $D = \operatorname{rowsum}(\bar P \odot P)$, one entry per query.
 
 ## The identity used by the fused backward
 

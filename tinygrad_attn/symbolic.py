@@ -100,7 +100,7 @@ def _check_size(sizes: Mapping[str, Shape], max_symbols: int) -> None:
 
 
 def _latex_names(syms: Sequence[sp.Symbol], bar: bool = False) -> dict[sp.Symbol, str]:
-    """``Q_0_1`` -> ``Q_{0,1}``, ``dO_0_1`` -> ``\\bar{O}_{0,1}``, ``W_q_0_1`` -> ``W^{q}_{0,1}``."""
+    """``Q_0_1`` -> ``Q_{0,1}``, ``dO_0_1`` -> ``\\bar{O}_{0,1}`` (cotangents get a bar)."""
     out = {}
     for s in syms:
         parts = s.name.split("_")
@@ -287,10 +287,12 @@ class Proof:
                 f"{self.max_residual:.1e})")
 
     def __str__(self) -> str:
-        head = (f"{self.subject}: {'PROVEN' if self.ok else 'NOT PROVEN'} for all "
-                f"{self.checked} elements of {', '.join(self.names)} {self.how}")
+        names = ", ".join(self.names)
         if self.ok:
-            return head
+            return (f"{self.subject}: PROVEN for all {self.checked} elements of {names} "
+                    f"{self.how}")
+        head = (f"{self.subject}: NOT PROVEN: {len(self.failures)} of {self.checked} elements "
+                f"of {names} not shown equal {self.how}")
         lines = [head] + [f"  {n}{list(i)}: residual {r:.3e}" for n, i, r in self.failures[:10]]
         if len(self.failures) > 10:
             lines.append(f"  ... and {len(self.failures) - 10} more")
