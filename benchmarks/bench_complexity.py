@@ -76,6 +76,9 @@ def plot(ns: list[int], res: dict[str, dict[str, list[float]]], d: int) -> list[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams["svg.fonttype"] = "none"          # text stays text: small, greppable SVG
+    plt.rcParams["svg.hashsalt"] = "tinygrad_attn"  # stable ids: a re-run diffs cleanly
+
     out = []
     for what, ylabel, fname in (("time_s", "forward+backward time (s)", "complexity_time.svg"),
                                 ("peak_bytes", "peak memory beyond inputs (bytes)",
@@ -87,11 +90,12 @@ def plot(ns: list[int], res: dict[str, dict[str, list[float]]], d: int) -> list[
             marker = "o" if "float64" in key else "s"
             p = fit_exponent(ns, ys)
             ax.loglog(ns, ys, style, marker=marker, label=f"{key} (slope {p:.2f})")
-        ref = res[next(iter(res))][what]
-        for power, ls in ((2, ":"), (1, "-.")):
-            scale = ref[-1] / ns[-1] ** power
-            ax.loglog(ns, [scale * n ** power for n in ns], ls, color="grey", linewidth=0.8,
-                      label=f"n^{power}")
+        for power, ls, anchor in ((2, ":", "plain"), (1, "-.", "blocked")):
+            ref = next((r[what] for key, r in res.items() if key.startswith(anchor)), None)
+            if ref is not None:   # a guide of slope `power` through the last point
+                scale = ref[-1] / ns[-1] ** power
+                ax.loglog(ns, [scale * n ** power for n in ns], ls, color="grey",
+                          linewidth=0.8, label=f"n^{power}")
         ax.set_xlabel(f"sequence length n (d = {d})")
         ax.set_ylabel(ylabel)
         ax.set_xscale("log", base=2)

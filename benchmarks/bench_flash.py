@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -29,8 +30,9 @@ def _ms(t: float | None) -> str:
 
 
 def speed(sizes: list[int], d: int, dtypes: list[str], rounds: int, repeat: int,
-          use_torch: bool) -> dict[tuple, float]:
-    """Best seconds per (impl, dtype, n, causal)."""
+          use_torch: bool, gemm: dict[str, dict[str, float]]) -> dict[tuple, float]:
+    """Best seconds per (impl, dtype, n, causal); ``gemm`` gets NumPy's best GEMM rates,
+    measured in every round too (a busy neighbour can halve a multi-threaded GEMM)."""
     best: dict[tuple, float] = {}
 
     def keep(key: tuple, times: list[float]) -> None:
@@ -38,6 +40,8 @@ def speed(sizes: list[int], d: int, dtypes: list[str], rounds: int, repeat: int,
 
     for r in range(rounds):
         for dt in dtypes:
+            rates = gemm_rate(dt, n=max(sizes), d=d, repeat=repeat)
+            gemm[dt] = {k: max(v, gemm.get(dt, {}).get(k, 0.0)) for k, v in rates.items()}
             for n in sizes:
                 q, k, v, do = inputs(n, d, dt)
                 for causal in (False, True):
@@ -52,6 +56,9 @@ def speed(sizes: list[int], d: int, dtypes: list[str], rounds: int, repeat: int,
                 print("PyTorch not installed: its column is left out", file=sys.stderr)
                 use_torch = False
             else:
+                if r == 0 and res:
+                    print(f"PyTorch {res[0]['torch']}, {res[0]['threads']} threads, "
+                          f"own process")
                 for row in res:
                     keep(("torch", row["dtype"], row["n"], row["causal"]), [row["min_s"]])
         print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
@@ -143,12 +150,15 @@ def main() -> int:
     if args.threshold:
         print(threshold(args.d, args.dtypes, args.rounds))
         return 0
-    gemm = {dt: gemm_rate(dt, n=max(args.sizes), d=args.d) for dt in args.dtypes}
-    for dt, r in gemm.items():
-        print(f"NumPy GEMM rate {dt}: square {r['square'] / 1e9:.0f} GFLOP/s, attention-"
-              f"shaped {r['attention_shaped'] / 1e9:.0f} GFLOP/s")
+    gemm: dict[str, dict[str, float]] = {}
     best = speed(args.sizes, args.d, args.dtypes, args.rounds, args.repeat,
-                 not args.no_torch)
+                 not args.no_torch, gemm)
+    for dt, r in gemm.items():
+        print(f"NumPy GEMM rate {dt} (n = {max(args.sizes)}, best of all rounds): square "
+              f"{r['square'] / 1e9:.0f} GFLOP/s, attention-shaped "
+              f"{r['attention_shaped'] / 1e9:.0f} GFLOP/s")
+    print(f"load average after the timing rounds: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
     print(table(best, args.sizes, args.d, args.dtypes, gemm))
     print()

@@ -59,6 +59,8 @@ BLOCK_Q = 256
 BLOCK_K = 512
 #: Causal: the width of the strips the diagonal is cut into.
 BLOCK_DIAG = 64
+#: Worker threads by default (see :func:`default_threads`); measured in docs/benchmarks.md.
+THREADS = 2
 
 
 #: The implementations of the fused op: ``auto`` picks ``blocked`` when the weights are
@@ -135,8 +137,9 @@ def _threads(xp: Any, threads: int | None, work: int) -> int:
     if xp.symbolic:                       # SymPy is not made for threads; nothing to gain
         return 1
     if threads is None:
-        return max(1, min(2, os.cpu_count() or 1, work))
-    if not isinstance(threads, (int, np.integer)) or threads < 1:
+        threads = default_threads()
+    elif not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) \
+            or threads < 1:
         raise ValueError(f"flash attention: threads must be a positive int, got {threads!r}")
     return max(1, min(int(threads), work))
 
@@ -146,10 +149,8 @@ def _threads(xp: Any, threads: int | None, work: int) -> int:
 _controller: Any = None
 
 
-def _blas_limited() -> Any:
-    """A context that holds BLAS to one thread while our own threads run (two pools of
-    two threads on two cores slow each other down), via ``threadpoolctl`` when it is
-    installed; otherwise a no-op."""
+def _blas_controller() -> Any:
+    """threadpoolctl's controller of the loaded BLAS, or False when it is not installed."""
     global _controller
     if _controller is None:
         try:
@@ -158,9 +159,25 @@ def _blas_limited() -> Any:
             _controller = False
         else:
             _controller = ThreadpoolController()
-    if _controller is False:
+    return _controller
+
+
+def default_threads() -> int:
+    """Worker threads when ``threads=None``: :data:`THREADS` (up to the number of cores)
+    when BLAS can be held to one thread meanwhile (``threadpoolctl`` installed), else 1
+    (BLAS then uses its own threads inside each product)."""
+    if not _blas_controller():
+        return 1
+    return max(1, min(THREADS, os.cpu_count() or 1))
+
+
+def _blas_limited() -> Any:
+    """A context that holds BLAS to one thread while our own threads run (two pools of
+    two threads on two cores slow each other down badly), via ``threadpoolctl``."""
+    controller = _blas_controller()
+    if not controller:
         return contextlib.nullcontext()
-    return _controller.limit(limits=1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _run(items: list[Any], worker: Callable[[Any], None], threads: int) -> None:
