@@ -134,6 +134,21 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_derive(args: argparse.Namespace) -> int:
+    from .derive import NAMES, run
+
+    names = list(NAMES) if args.name == "all" else [args.name]
+    if args.name != "all" and args.name not in NAMES:
+        raise UsageError(f"no derivation {args.name!r}; choose all or one of "
+                         f"{', '.join(NAMES)}")
+    ok = True
+    for name in names:
+        result = run(name, args.out)
+        print(result, flush=True)
+        ok &= result.ok
+    return 0 if ok else 1
+
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -186,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-8)
     p.add_argument("--rtol", type=float, default=1e-6)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("derive", help="derive a mechanism's gradients and prove them",
+                       description="Build the derivation NAME (or all): every claim in it is "
+                                   "proven with SymPy; with --out, the Markdown is written to "
+                                   "DIR/NAME.md.")
+    p.add_argument("name", help="all, softmax, scaled_dot_product, additive, "
+                   "dot_product_general, location, content, multi_head, causal_masking")
+    p.add_argument("--out", metavar="DIR", help="write DIR/NAME.md")
+    p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("graph", help="draw a built-in figure or your own function's graph",
                        description="Draw NAME (additive, self_attention, causal, multihead, "
