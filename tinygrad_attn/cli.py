@@ -164,11 +164,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"no benchmark {unknown[0]!r}; the benchmarks are "
                          f"{', '.join(available)}")
+    env = dict(os.environ)  # the scripts import this very package, installed or not
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCHMARKS.parent),
+                                                      env.get("PYTHONPATH")]))
     code = 0
     for name in names:
         print(f"== benchmarks/bench_{name}.py {' '.join(args.extra)}".rstrip(), flush=True)
         code |= subprocess.call([sys.executable, str(BENCHMARKS / f"bench_{name}.py"),
-                                 *args.extra])
+                                 *args.extra], env=env)
     return code
 
 

@@ -146,15 +146,18 @@ def _derive(name: str, folder: Path) -> tuple[bool, str]:
     return bool(result.ok), Path(result.path).name
 
 
-def run_demo(out: Path, symbolic: bool = True) -> int:
-    """Run every example into ``out``; print a summary; return the exit code."""
+def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = None,
+             derivations: list[str] | None = None) -> int:
+    """Run every example (default :data:`EXAMPLES`) and derivation (default all) into
+    ``out``; print a summary; return the exit code (1 if anything fails)."""
     out = Path(out)
     (out / "graphs").mkdir(parents=True, exist_ok=True)
     (out / "derivations").mkdir(parents=True, exist_ok=True)
     from .derive import NAMES
 
-    derivations = list(NAMES)
-    progress = Progress(len(EXAMPLES) * 2 + len(derivations))
+    examples = EXAMPLES if examples is None else examples
+    derivations = list(NAMES) if derivations is None else derivations
+    progress = Progress(len(examples) * 2 + len(derivations))
     outcomes = []
     derived: dict[str, tuple[bool, str]] = {}
     for name in derivations:
@@ -164,7 +167,7 @@ def run_demo(out: Path, symbolic: bool = True) -> int:
         except Exception as exc:  # reported in the table, the run goes on
             derived[name] = (False, f"error: {type(exc).__name__}: {exc}")
         progress.step(f"derivation {name}")
-    for ex in EXAMPLES:
+    for ex in examples:
         t0 = time.perf_counter()
         oc = Outcome(ex)
         progress.show(f"{ex.name}: gradcheck")
@@ -177,7 +180,7 @@ def run_demo(out: Path, symbolic: bool = True) -> int:
             oc.graphs = _graphs(ex, out / "graphs")
         except Exception as exc:
             oc.errors.append(f"graphs: {type(exc).__name__}: {exc}")
-        if ex.derivation:
+        if ex.derivation in derived:
             oc.derivation_ok, oc.derivation_file = derived[ex.derivation]
         oc.seconds = time.perf_counter() - t0
         outcomes.append(oc)
