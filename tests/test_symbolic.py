@@ -244,6 +244,14 @@ def test_user_function_calling_numpy_on_symbols_is_named():
         ta.gradcheck(lambda x: NumpyExp.apply(x), x, symbolic=True)
 
 
+def test_symbol_names_that_would_clash_are_refused():
+    """``Q`` (2, 2) has ``Q_0_0``; an input ``Q_0`` of shape (2,) would have it too."""
+    with pytest.raises(ValueError, match="Q_0_0"):
+        derive(lambda a, b: a.sum() + b.sum(), {"Q": (2, 2), "Q_0": (2,)})
+    with pytest.raises(ValueError, match="cotangent of O"):
+        derive(lambda a: a * 2.0, {"dO": (2,)})
+
+
 @pytest.mark.parametrize("shapes,match", [
     ({}, "non-empty dict"),
     ({"x": "ab"}, "tuple of ints"),

@@ -634,6 +634,16 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
     if len(output_names) != len(outs):
         raise ValueError(f"derive: {len(output_names)} output_names for {len(outs)} outputs")
     cots = _cotangents(cotangent, outs, list(output_names), seed)
+    seen: dict[sp.Symbol, str] = {}
+    for label, arr in [(k, t.data) for k, t in inputs.items()] + \
+            [(f"cotangent of {n}", c) for n, c in zip(output_names, cots)]:
+        for e in np.ravel(arr):
+            if isinstance(e, sp.Symbol):
+                if e in seen and seen[e] != label:
+                    raise ValueError(f"derive: the symbol {e} would stand for an element of "
+                                     f"{seen[e]} and of {label}; rename an input (or pass "
+                                     f"output_names)")
+                seen[e] = label
     der = Derivation(fn, inputs, outs, list(output_names), cots, sym_domains)
     der._args = args
     return der
@@ -694,7 +704,9 @@ def exact_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
         shapes[name] = t.shape if t.requires_grad else t.data
     sizes = {n: inputs[i].shape for i, n in enumerate(names) if inputs[i].requires_grad}
     _check_size(sizes, max_symbols)
-    der = derive(fn, shapes, cotangent="symbolic", max_symbols=max_symbols)
+    n_out = len(cotangents)
+    der = derive(fn, shapes, cotangent="symbolic", max_symbols=max_symbols,
+                 output_names=["out"] if n_out == 1 else [f"out{k}" for k in range(n_out)])
     values = {n: inputs[i].data for i, n in enumerate(names) if inputs[i].requires_grad}
     grads = der.evaluate(values, cotangents=list(cotangents), digits=digits)
     return [grads[n] for n in names if n in grads]
