@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
-from tinygrad_attn import data, train
+from tinygrad_attn import data, nn, train
 from tinygrad_attn.data import EOS, PAD
 
 RNN_SIZES = dict(emb=16, hidden=32, dec_hidden=32, attn=32)
@@ -128,9 +128,11 @@ def test_rnnsearch_gradient_passes_gradcheck_through_encoder_attention_and_decod
 
     def loss(*params):
         logits, _ = model(b.src, b.decoder_input())
-        return ta.nn.cross_entropy(logits, b.tgt, ignore_index=PAD)
+        return nn.cross_entropy(logits, b.tgt, ignore_index=PAD)
 
-    checked = [model.W_q, model.W_k, model.v, model.enc_bwd.W_h, model.init.W]
+    att = model.decoder.attention
+    checked = [att.W_q, att.W_k, att.v, model.decoder.cell.W_h, model.enc_bwd.W_h,
+               model.init.W]
     report = ta.gradcheck(loss, *checked)
     assert report.ok, str(report)
 
@@ -142,7 +144,7 @@ def test_transformer_gradient_passes_gradcheck(rev):
 
     def loss(*params):
         logits, _ = model(b.src, b.decoder_input())
-        return ta.nn.cross_entropy(logits, b.tgt, ignore_index=PAD)
+        return nn.cross_entropy(logits, b.tgt, ignore_index=PAD)
 
     layer = model.dec[0]
     checked = [layer["cross"].W_q, layer["self_attn"].W_k, model.enc[0]["attn"].W_v,

@@ -41,13 +41,6 @@ from .tensor import Tensor, concat, no_grad, stack, where
 MODELS = ("rnn", "transformer")
 
 
-def _attention() -> Any:
-    """The mechanisms module (imported late: it sits beside nn.py in the layer stack)."""
-    from . import attention
-
-    return attention
-
-
 # ----------------------------------------------------------------------------- RNNsearch
 
 class RNNSearch(Module):
@@ -69,10 +62,8 @@ class RNNSearch(Module):
         self.enc_fwd = GRUCell(emb, hidden, rng, dtype, name="enc_fwd")
         self.enc_bwd = GRUCell(emb, hidden, rng, dtype, name="enc_bwd")
         self.init = Linear(hidden, dec_hidden, rng=rng, dtype=dtype, name="init")
-        self.W_q = parameter(nn.glorot(rng, dec_hidden, attn, dtype=dtype), name="W_q")
-        self.W_k = parameter(nn.glorot(rng, 2 * hidden, attn, dtype=dtype), name="W_k")
-        self.v = parameter(nn.uniform(rng, (attn,), 1.0 / np.sqrt(attn), dtype), name="v")
-        self.dec = GRUCell(emb + 2 * hidden, dec_hidden, rng, dtype, name="dec")
+        self.decoder = nn.BahdanauDecoderCell(emb, 2 * hidden, dec_hidden, d_attn=attn,
+                                              cell="gru", rng=rng, dtype=dtype)
         self.out = Linear(dec_hidden + 2 * hidden + emb, tgt_vocab, rng=rng, dtype=dtype,
                           name="out")
 
@@ -109,11 +100,7 @@ class RNNSearch(Module):
                     mask: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
         """One decoder step: (logits (B, V), new state (B, Hd), weights alpha (B, S))."""
         e = self.tgt_emb(y_prev)                                      # (B, E)
-        c, alpha = _attention().additive(s.unsqueeze(-2), annotations, annotations,
-                                         self.W_q, self.W_k, self.v,
-                                         mask=mask[:, None, :])      # one query per row
-        c, alpha = c.squeeze(-2), alpha.squeeze(-2)                   # (B, 2H), (B, S)
-        s = self.dec(concat([e, c], axis=-1), s)                      # (B, Hd)
+        s, c, alpha = self.decoder(e, s, annotations, mask)           # (B, Hd), (B, 2H), (B, S)
         logits = self.out(concat([s, c, e], axis=-1))                 # (B, V)
         return logits, s, alpha
 
@@ -145,17 +132,9 @@ class RNNSearch(Module):
 
 # ----------------------------------------------------------------------------- Transformer
 
-class _Attn(Module):
-    """The four projections of one multi-head attention (PyTorch head layout)."""
-
-    def __init__(self, d: int, rng: np.random.Generator, dtype: Any, name: str) -> None:
-        self.W_q, self.W_k, self.W_v, self.W_o = (
-            parameter(nn.glorot(rng, d, d, dtype=dtype), name=f"{name}.W_{k}") for k in "qkvo")
-
-    def forward(self, x_q: Tensor, x_kv: Tensor, heads: int, mask: Any = None,
-                causal: bool = False) -> tuple[Tensor, Tensor]:
-        return _attention().multi_head(x_q, x_kv, self.W_q, self.W_k, self.W_v, self.W_o,
-                                       heads, mask=mask, causal=causal)
+def _mha(d: int, heads: int, rng: np.random.Generator, dtype: Any,
+         name: str) -> nn.MultiHeadAttention:
+    return nn.MultiHeadAttention(d, heads, rng=rng, dtype=dtype, name=name)
 
 
 class _MLP(Module):
@@ -188,13 +167,14 @@ class Transformer(Module):
         self.tgt_emb = nn.Embedding(tgt_vocab, d, rng, dtype, std=0.1, name="tgt_emb")
         self.src_pos = parameter(nn.normal(rng, (max_len, d), 0.1, dtype), name="src_pos")
         self.tgt_pos = parameter(nn.normal(rng, (max_len, d), 0.1, dtype), name="tgt_pos")
-        self.enc = [dict(ln1=LayerNorm(d, dtype=dtype), attn=_Attn(d, rng, dtype, f"enc{i}"),
+        self.enc = [dict(ln1=LayerNorm(d, dtype=dtype),
+                         attn=_mha(d, heads, rng, dtype, f"enc{i}"),
                          ln2=LayerNorm(d, dtype=dtype), mlp=_MLP(d, ff, rng, dtype, f"enc{i}"))
                     for i in range(layers)]
         self.dec = [dict(ln1=LayerNorm(d, dtype=dtype),
-                         self_attn=_Attn(d, rng, dtype, f"dec{i}.self"),
+                         self_attn=_mha(d, heads, rng, dtype, f"dec{i}.self"),
                          ln2=LayerNorm(d, dtype=dtype),
-                         cross=_Attn(d, rng, dtype, f"dec{i}.cross"),
+                         cross=_mha(d, heads, rng, dtype, f"dec{i}.cross"),
                          ln3=LayerNorm(d, dtype=dtype), mlp=_MLP(d, ff, rng, dtype, f"dec{i}"))
                     for i in range(layers)]
         self.enc_ln, self.dec_ln = LayerNorm(d, dtype=dtype), LayerNorm(d, dtype=dtype)
@@ -212,7 +192,7 @@ class Transformer(Module):
         x = self.src_emb(src) + self.src_pos[:S]                      # (B, S, d)
         for layer in self.enc:
             h = layer["ln1"](x)
-            x = x + layer["attn"](h, h, self.heads, mask=pad)[0]
+            x = x + layer["attn"](h, h, mask=pad)[0]
             x = x + layer["mlp"](layer["ln2"](x))
         return self.enc_ln(x)
 
@@ -226,8 +206,8 @@ class Transformer(Module):
         cross_weights = []
         for layer in self.dec:
             h = layer["ln1"](y)
-            y = y + layer["self_attn"](h, h, self.heads, causal=True)[0]
-            ctx, w = layer["cross"](layer["ln2"](y), memory, self.heads, mask=pad)
+            y = y + layer["self_attn"](h, h, causal=True)[0]
+            ctx, w = layer["cross"](layer["ln2"](y), memory, mask=pad)
             y = y + ctx
             y = y + layer["mlp"](layer["ln3"](y))
             cross_weights.append(w)
@@ -288,20 +268,20 @@ def _config_path(path: str) -> str:
 # ----------------------------------------------------------------------------- metrics
 
 def greedy_decode(model: RNNSearch | Transformer, task: Task, split: Split,
-                  batch_size: int = 500) -> tuple[list[str], np.ndarray | None]:
+                  batch_size: int = 500) -> list[str]:
     """Greedy translations of every source in ``split`` (strings)."""
     out: list[str] = []
     for start in range(0, len(split), batch_size):
         b = split.batch(np.arange(start, min(start + batch_size, len(split))))
         ids, _ = model.greedy(b.src, task.max_target_len)
         out += [task.tgt_vocab.decode(row) for row in ids]
-    return out, None
+    return out
 
 
 def exact_match(model: RNNSearch | Transformer, task: Task, split: Split,
                 batch_size: int = 500) -> float:
     """Fraction of ``split`` whose greedy translation equals the target exactly."""
-    preds, _ = greedy_decode(model, task, split, batch_size)
+    preds = greedy_decode(model, task, split, batch_size)
     return float(np.mean([p == t for p, t in zip(preds, split.targets)]))
 
 
