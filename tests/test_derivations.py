@@ -85,3 +85,11 @@ def test_a_wrong_closed_form_is_reported_not_proven():
 def test_unknown_derivation_is_refused_with_the_names():
     with pytest.raises(ValueError, match="scaled_dot_product"):
         derive.run("flash")
+    with pytest.raises(ValueError, match="'all'"):
+        derive.run_cli("flash", ".")
+
+
+def test_run_cli_writes_the_document_and_returns_0(tmp_path, capsys, built):
+    assert derive.run_cli("softmax", tmp_path) == 0
+    assert (tmp_path / "softmax.md").read_text() == built["softmax"].markdown
+    assert "softmax: all proven" in capsys.readouterr().out
