@@ -16,11 +16,10 @@ the committed files are what the code produces now.
 """
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import sympy as sp
@@ -742,6 +741,9 @@ _BUILDERS: dict[str, tuple[str, Callable[[_Doc], None]]] = {
     "multi_head": ("Multi-head attention", _multi_head),
     "causal_masking": ("Causal masking", _causal),
 }
+# the claims of "What attention is" (tinygrad_attn/claims.py), after the mechanisms
+from .claims import DERIVATIONS as _CLAIMS  # noqa: E402
+_BUILDERS.update(_CLAIMS)
 
 #: The derivations, in reading order.
 NAMES: tuple[str, ...] = tuple(_BUILDERS)

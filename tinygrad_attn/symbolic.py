@@ -37,7 +37,7 @@ import numpy as np
 import sympy as sp
 
 from .backend import symbolic as _xp
-from .tensor import Tensor, enable_grad, grad, no_grad
+from .tensor import Tensor, enable_grad, grad
 
 __all__ = ["MAX_SYMBOLS", "Derivation", "Proof", "derive", "equivalent", "exact_gradients",
            "symbols"]
