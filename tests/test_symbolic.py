@@ -298,3 +298,18 @@ def test_engine_backward_of_random_compositions_equals_sympy_derivative(chain, s
     der = derive(fn, {"x": shape, "w": (1,)})
     proof = der.prove_engine()
     assert proof.ok, f"{chain}: {proof}"
+
+
+def test_random_rational_cotangent_proves_a_projection_and_evaluates_without_one():
+    """cotangent="random": small random rationals instead of symbols (one projection of
+    the Jacobian); evaluate() then needs no cotangent and still matches the engine."""
+    der = derive(_sdpa, {"Q": (2, 2), "K": (2, 2), "V": (2, 1)}, cotangent="random", seed=3)
+    assert all(isinstance(e, sp.Rational) and e != 0 for e in der.cotangents[0].ravel())
+    assert der.prove_engine().ok
+    rng = np.random.default_rng(4)
+    vals = {n: rng.standard_normal(t.shape) for n, t in der.inputs.items()}
+    exact = der.evaluate(vals, digits=50)
+    ts = {n: ta.Tensor(v, requires_grad=True) for n, v in vals.items()}
+    _sdpa(ts["Q"], ts["K"], ts["V"]).backward(der.cotangents[0].astype(np.float64))
+    for n in vals:
+        np.testing.assert_allclose(ts[n].grad, exact[n], rtol=1e-12, atol=1e-14)
