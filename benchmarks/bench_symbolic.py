@@ -2,8 +2,9 @@
 against sympy.diff at n = d = 3, the ways of deciding zero-equivalence side by side, the
 fast evaluation of derived gradients, the whole op table and every derivation.
 
-Run: python benchmarks/bench_symbolic.py [--baseline]   (--baseline also times plain
-diff + simplify of dQ, which takes minutes; each element is capped at --cap seconds).
+Run: python benchmarks/bench_symbolic.py [--scaling] [--baseline]   (--scaling proves SDPA
+at n = d = 4 and 6; --baseline also times plain diff + simplify of dQ, each element capped
+at --cap seconds).
 """
 from __future__ import annotations
 
@@ -124,6 +125,17 @@ def baseline(n: int, cap: float) -> None:
     print(f"  plain simplify: {done} of {eng.size} elements of dQ in {total:.1f} s")
 
 
+def scaling(sizes: tuple[int, ...]) -> None:
+    """How the proof of the fused SDPA backward grows with n = d (3 n^2 input symbols)."""
+    for n in sizes:
+        sp.core.cache.clear_cache()
+        der, t_diff = clock(lambda: derive(sdpa_fused, {"Q": (n, n), "K": (n, n),
+                                                        "V": (n, n)}))
+        proof, t_prove = clock(der.prove_engine)
+        print(f"  n = d = {n}: {3 * n * n:4d} symbols   sympy.diff {t_diff:6.1f} s   "
+              f"proof {t_prove:5.1f} s   {'PROVEN' if proof.ok else 'NOT PROVEN'}")
+
+
 def op_table() -> None:
     from op_cases import all_cases
 
@@ -149,6 +161,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline", action="store_true")
     parser.add_argument("--cap", type=float, default=120.0)
+    parser.add_argument("--scaling", action="store_true",
+                        help="also prove SDPA at n = d = 4 and 6 (about a minute)")
     args = parser.parse_args()
     print(f"sympy {sp.__version__}, numpy {np.__version__}, tinygrad_attn {ta.__version__}")
     print("\nproving the engine's SDPA backward (dQ, dK, dV, all elements), n = d = 3:")
@@ -161,6 +175,9 @@ def main() -> None:
     op_table()
     print("\nevery derivation (including its 'for every size' section):")
     derivations()
+    if args.scaling:
+        print("\nscaling: the fused SDPA backward proven at larger n = d:")
+        scaling((4, 6))
     if args.baseline:
         print("\nbaseline: sympy.diff then sympy.simplify, dQ only (n = d = 3):")
         baseline(3, args.cap)
