@@ -44,7 +44,7 @@ __all__ = ["MAX_SYMBOLS", "Derivation", "Proof", "derive", "equivalent", "exact_
 
 #: Most input symbols a symbolic run accepts. Differentiation cost grows much faster than
 #: the number of symbols: attention at n = d = 3 (27 symbols) is proven in ~1 s, at
-#: n = d = 6 (108 symbols) in ~50 s, so 200 is minutes, not hours.
+#: n = d = 6 (108 symbols) in ~40 s, so 200 is minutes, not hours.
 MAX_SYMBOLS = 200
 
 #: Interval random evaluation points are drawn from, unless an input says otherwise.
