@@ -9,11 +9,13 @@
   $e_{ij} = v^\\top \\tanh(s_{i-1} W_q + h_j W_k)$,  $\\alpha_{ij} = \\mathrm{softmax}_j
   e_{ij}$,  $c_i = \\sum_j \\alpha_{ij} h_j$,
 
-  then $s_i = \\mathrm{GRU}([y_{i-1}; c_i], s_{i-1})$ and
+  then $s_i = \\mathrm{GRU}([y_{i-1}; c_i], s_{i-1})$ (one
+  :class:`~tinygrad_attn.nn.BahdanauDecoderCell` step) and
   $p(y_i) = \\mathrm{softmax}(W_o [s_i; c_i; y_{i-1}] + b_o)$.
 * :class:`Transformer` — attention only (Vaswani et al. 2017): self-attention encoder
   layers, a decoder with causal self-attention and cross-attention, learned position
-  embeddings, no recurrence (pre-LayerNorm residual blocks, as GPT-2).
+  embeddings, no recurrence (pre-LayerNorm residual blocks, as GPT-2); every attention
+  is a :class:`~tinygrad_attn.nn.MultiHeadAttention`.
 
 :func:`train` trains either on a task of :mod:`tinygrad_attn.data` with Adam, a
 progress line showing loss and accuracy, and reports exact-match accuracy of greedy
