@@ -64,3 +64,10 @@ def test_derive_command_proves_and_writes_markdown(tmp_path, capsys):
 def test_bench_command_runs_a_benchmark_script(capsys):
     assert main(["bench", "engine", "--sizes", "32", "--repeat", "1"]) == 0
     assert main(["bench", "no_such_benchmark"]) == 2
+
+
+def test_train_command_is_routed_to_the_trainer(tmp_path, capsys):
+    code = main(["train", "reverse", "--model", "rnn", "--steps", "3",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    assert any(tmp_path.rglob("*.npz"))

@@ -205,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=1e-6)
     p.set_defaults(func=cmd_check)
 
+    sub.add_parser("train", help="train an attention model on a toy translation task "
+                                 "(tinygrad-attn train date --model rnn|transformer)",
+                   add_help=False)
+
     p = sub.add_parser("derive", help="derive a mechanism's gradients and prove them",
                        description="Build the derivation NAME (or all): every claim in it is "
                                    "proven with SymPy; with --out, the Markdown is written to "
@@ -238,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # its own parser: tinygrad-attn train TASK --model ...
+        from .train import main_train
+
+        return main_train(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
