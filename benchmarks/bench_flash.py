@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
 
 import numpy as np
 

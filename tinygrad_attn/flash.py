@@ -43,11 +43,10 @@ is measured in ``benchmarks/bench_flash.py`` (see ``docs/benchmarks.md``).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
