@@ -16,13 +16,14 @@ def _subset(*names):
 
 def test_demo_writes_index_graphs_and_derivations_and_passes(tmp_path, capsys):
     code = demo.run_demo(tmp_path, examples=_subset("additive", "causal"),
-                         derivations=["softmax"])
+                         derivations=["softmax"], pictures=["claims_cross.png"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "2 passed, 0 failed" in out and "derivations: 1 of 1 proven" in out
     index = (tmp_path / "index.html").read_text()
     assert index.count("<svg") == 4                          # forward + backward, inlined
     assert 'href="derivations/softmax.md"' in index
+    assert (tmp_path / "claims" / "claims_cross.png").stat().st_size > 1000
     for svg in (tmp_path / "graphs").glob("*.svg"):
         ElementTree.parse(svg)                               # well-formed
     assert (tmp_path / "derivations" / "softmax.md").read_text().startswith("#")
@@ -41,7 +42,8 @@ def test_demo_fails_with_exit_code_1_when_a_gradient_is_wrong(tmp_path, capsys):
     bad = demo.Example("wrong", "A wrong VJP", "nobody", {"q": (2, 3), "K": (4, 3),
                                                           "V": (4, 2)},
                        lambda q, K, V: ta.attention.dot_product(Wrong.apply(q), K, V))
-    code = demo.run_demo(tmp_path, examples=[bad], derivations=[], symbolic=False)
+    code = demo.run_demo(tmp_path, examples=[bad], derivations=[], pictures=[],
+                         symbolic=False)
     out = capsys.readouterr().out
     assert code == 1
     assert "0 passed, 1 failed" in out and "FAIL" in out

@@ -9,12 +9,12 @@ from .tensor import (Function, Tensor, concat, enable_grad, grad, is_grad_enable
                      no_grad, scope, stack, unbroadcast, where)
 from .check import GradcheckError, GradcheckReport, gradcheck
 from .graph import draw, render
-from . import attention, nn, symbolic  # noqa: E402  ta.attention.additive, ta.symbolic.derive
+from . import attention, claims, nn, symbolic  # noqa: E402  ta.attention.additive, ...
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Function", "Tensor", "concat", "enable_grad", "grad", "is_grad_enabled", "no_grad",
     "scope", "stack", "unbroadcast", "where", "gradcheck", "GradcheckReport",
-    "GradcheckError", "draw", "render", "attention", "nn", "symbolic", "__version__",
+    "GradcheckError", "draw", "render", "attention", "claims", "nn", "symbolic", "__version__",
 ]

@@ -147,7 +147,7 @@ def _derive(name: str, folder: Path) -> tuple[bool, str]:
 
 
 def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = None,
-             derivations: list[str] | None = None) -> int:
+             derivations: list[str] | None = None, pictures: list[str] | None = None) -> int:
     """Run every example (default :data:`EXAMPLES`) and derivation (default all) into
     ``out``; print a summary; return the exit code (1 if anything fails)."""
     out = Path(out)
@@ -157,7 +157,10 @@ def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = 
 
     examples = EXAMPLES if examples is None else examples
     derivations = list(NAMES) if derivations is None else derivations
-    progress = Progress(len(examples) * 2 + len(derivations))
+    from .claims import PICTURES, write_pictures
+
+    pictures = list(PICTURES) if pictures is None else pictures
+    progress = Progress(len(examples) * 2 + len(derivations) + 1)
     outcomes = []
     derived: dict[str, tuple[bool, str]] = {}
     for name in derivations:
@@ -185,8 +188,15 @@ def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = 
         oc.seconds = time.perf_counter() - t0
         outcomes.append(oc)
         progress.step(ex.name)
+    progress.show("pictures of the claims")
+    try:
+        write_pictures(out / "claims", pictures)
+    except Exception as exc:
+        outcomes.append(Outcome(Example("claims", "pictures of the claims", "", {}, print),
+                                errors=[f"pictures: {type(exc).__name__}: {exc}"]))
+    progress.step("pictures of the claims")
     progress.close()
-    (out / "index.html").write_text(_index_html(outcomes, derived, out, symbolic))
+    (out / "index.html").write_text(_index_html(outcomes, derived, pictures, out, symbolic))
     print(_summary(outcomes, symbolic))
     failed = [f"{n} ({f})" for n, (ok, f) in derived.items() if not ok]
     print(f"derivations: {len(derived) - len(failed)} of {len(derived)} proven"
@@ -230,8 +240,8 @@ def _summary(outcomes: list[Outcome], symbolic: bool) -> str:
     return "\n".join(lines)
 
 
-def _index_html(outcomes: list[Outcome], derived: dict[str, tuple[bool, str]], out: Path,
-                symbolic: bool) -> str:
+def _index_html(outcomes: list[Outcome], derived: dict[str, tuple[bool, str]],
+                pictures: list[str], out: Path, symbolic: bool) -> str:
     esc = html.escape
     rows = []
     for oc in outcomes:
@@ -288,6 +298,14 @@ and the engine's backward vs both) is proven at explicit sizes.</p>
 closed matrix form, and proves it equal to SymPy's entrywise derivative and to the
 engine's backward (Markdown with LaTeX).</p>
 <ul>{deriv_items}</ul>
+<h2>What attention is: the claims, pictured</h2>
+<p>The context is an expectation; self-attention is a convolution whose kernel is computed
+from the data; cross attention is masked self-attention; causal masking; attention over
+image patches; the O(n²) cost. Each claim is proven in its <code>claim_*</code>
+derivation above.</p>
+<div class=graphs>{''.join(f'<figure><a href="claims/{esc(p)}"><img src="claims/{esc(p)}" '
+                             f'width="520"></a><figcaption>{esc(p)}</figcaption></figure>'
+                             for p in pictures)}</div>
 {''.join(sections)}
 </body></html>
 """
