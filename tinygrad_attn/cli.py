@@ -7,8 +7,6 @@ code 1.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import inspect
 import os
 import sys
@@ -27,33 +25,13 @@ class UsageError(Exception):
 # ----------------------------------------------------------------------------- loading
 
 def load_function(spec: str) -> Callable[..., Any]:
-    """``path/to/file.py:function`` or ``package.module:function`` -> the function."""
-    if ":" not in spec:
-        raise UsageError(f"expected FILE.py:FUNCTION or MODULE:FUNCTION, got {spec!r}")
-    where, name = spec.rsplit(":", 1)
-    if where.endswith(".py") or os.sep in where:
-        path = Path(where)
-        if not path.is_file():
-            raise UsageError(f"no such file: {where}")
-        mod_name = f"_tinygrad_attn_user_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.path.insert(0, str(path.resolve().parent))
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:  # the user's file failed to import
-            raise UsageError(f"{where} failed to import: {type(exc).__name__}: {exc}") from None
-        finally:
-            sys.path.pop(0)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as exc:
-            raise UsageError(f"cannot import module {where!r}: {exc}") from None
-    fn = getattr(module, name, None)
-    if fn is None or not callable(fn):
-        raise UsageError(f"{where} has no function {name!r}")
-    return fn
+    """``FILE.py:FUNCTION`` or ``MODULE:FUNCTION`` -> the function (errors: UsageError)."""
+    from .userfn import load_function as load
+
+    try:
+        return load(spec)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:

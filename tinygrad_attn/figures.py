@@ -16,9 +16,6 @@ pictures are current.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +25,7 @@ import numpy as np
 from . import attention
 from .graph import draw, render
 from .tensor import Tensor
+from .userfn import load_function
 
 
 @dataclass
@@ -154,23 +152,10 @@ def _load_target(target: str) -> Callable[[], Any]:
     if not where or not fn_name:
         raise ValueError(f"graph: {target!r} is neither a figure ({', '.join(FIGURES)}) nor "
                          f"'module:function' / 'file.py:function'")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            raise ValueError(f"graph: no such file {where!r}")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules.setdefault(path.stem, module)
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as exc:
-            raise ValueError(f"graph: cannot import module {where!r}: {exc}") from None
-    fn = getattr(module, fn_name, None)
-    if not callable(fn):
-        raise ValueError(f"graph: {where!r} has no function {fn_name!r}")
-    return fn
+    try:
+        return load_function(target)
+    except ValueError as exc:
+        raise ValueError(f"graph: {exc}") from None
 
 
 def graph_command(target: str, output: str | Path | None = None, backward: bool = False,
