@@ -50,10 +50,17 @@ def blocked_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, do: np.ndarray,
     return step
 
 
-def best_time(step: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
-    """Wall-clock seconds of ``repeat`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
+def best_time(step: Callable[[], Any], repeat: int, warmup: int = 3,
+              warmup_s: float = 0.25) -> list[float]:
+    """Wall-clock seconds of ``repeat`` calls after ``warmup`` calls and at least
+    ``warmup_s`` seconds of calls.  Measured here: right after another implementation's
+    (n, n) arrays were freed, the next one runs up to 1.7x slower for its first few
+    calls (the allocator and OpenBLAS's threads settle), whatever the pause between."""
+    t0 = time.perf_counter()
+    calls = 0
+    while calls < warmup or (warmup and time.perf_counter() - t0 < warmup_s):
         step()
+        calls += 1
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -118,9 +118,9 @@ def threshold(d: int, dtypes: list[str], rounds: int) -> str:
     """Plain vs blocked (default threads) at small n: where auto should switch."""
     lines = ["| dtype | n | plain (ms) | blocked (ms) | blocked / plain |", "|---|---|---|---|---|"]
     for dt in dtypes:
-        for n in (64, 128, 256, 384, 512, 768, 1024):
+        for n in (128, 256, 512, 768, 1024, 1536, 2048):
             q, k, v, do = inputs(n, d, dt)
-            reps = max(3, int(2e6 / (n * n)))
+            reps = max(3, int(4e6 / (n * n)))
             tp = tb = np.inf
             for _ in range(rounds):
                 tp = min(tp, min(best_time(plain_step(q, k, v, do), reps)))

@@ -57,7 +57,9 @@ from .kernels import score_scale
 BLOCK_Q = 256
 BLOCK_K = 512
 #: Causal: the width of the strips the diagonal is cut into.
-BLOCK_DIAG = 64
+BLOCK_DIAG = 256
+#: Causal backward with threads: key blocks small enough for this many per thread.
+CAUSAL_SPLIT = 2
 #: Worker threads by default (see :func:`default_threads`); measured in docs/benchmarks.md.
 THREADS = 2
 
@@ -179,15 +181,45 @@ def _blas_limited() -> Any:
     return controller.limit(limits=1, user_api="blas")
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+#: Per-thread scratch tiles, kept between calls (the pool's threads live on, so a tile
+#: is allocated once per thread, not faulted in afresh by every call).
+_scratch = threading.local()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """The module's worker pool (created once, grown when more threads are asked for)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flash")
+        return _pool
+
+
 def _run(items: list[Any], worker: Callable[[Any], None], threads: int) -> None:
     """Call ``worker`` on every item, on ``threads`` threads (dynamic scheduling)."""
     if threads <= 1:
         for item in items:
             worker(item)
         return
-    with _blas_limited(), ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(worker, items):
-            pass
+    with _blas_limited():
+        queue = iter(items)
+        lock = threading.Lock()
+
+        def drain() -> None:     # each pool thread takes the next item until none is left
+            while True:
+                with lock:
+                    item = next(queue, None)
+                if item is None:
+                    return
+                worker(item)
+
+        for future in [_executor(threads).submit(drain) for _ in range(threads)]:
+            future.result()
 
 
 # ----------------------------------------------------------------------------- tiles
@@ -351,7 +383,6 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     items = [(b, rows) for b in np.ndindex(batch) for rows in _blocks(m, bq)]
     if causal:  # longest rows first, so the threads finish together
         items.sort(key=lambda it: -it[1][1])
-    scratch = threading.local()
 
     def worker(item: tuple[tuple[int, ...], tuple[int, int]]) -> None:
         b, (i0, i1) = item
@@ -364,7 +395,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
             if not keep:
                 continue
             a, z = r0 - i0, r1 - i0                            # the piece's rows
-            sc = _product(xp, qs[a:z], k[b][c0:c1].T, scratch)  # (rows, keys) S_j
+            sc = _product(xp, qs[a:z], k[b][c0:c1].T, _scratch)  # (rows, keys) S_j
             sc = _block_out(xp, sc, blocked)
             mu_new = _running_max(xp, mu[a:z], sc)
             shift = _finite(xp, mu_new)
@@ -417,6 +448,12 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
     dk = xp.zeros(batch + (n, d), like)
     dv = xp.zeros(batch + (n, e), like)
+    nthreads = _threads(xp, threads, int(np.prod(batch)) * n)
+    if causal and nthreads > 1:
+        # later key blocks meet fewer query rows: cut them small enough that there are
+        # about 4 per thread, so that the threads end together
+        target = int(np.prod(batch)) * n // (CAUSAL_SPLIT * nthreads)
+        bk = min(bk, max(bd, target // bd * bd))
     items = [(b, cols) for b in np.ndindex(batch) for cols in _blocks(n, bk)]
     if causal:  # the first key blocks meet the most query rows: schedule them first
         items.sort(key=lambda it: it[1][0])
@@ -430,8 +467,7 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
             local.dq = xp.zeros(batch + (m, d), like)
             with lock:
                 dq_parts.append(local.dq)
-        dk_acc = xp.zeros((j1 - j0, d), like)
-        dv_acc = xp.zeros((j1 - j0, e), like)
+        dk_acc, dv_acc = dk[b][j0:j1], dv[b][j0:j1]            # this block's rows, owned
         mb = None if masks is None else masks[b]
         for r0, r1, c0, c1 in _col_pieces((j0, j1), m, bq, bd, causal):
             keep, blocked = _tile_mask(mb, causal, (r0, r1), (c0, c1))
@@ -439,18 +475,16 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
                 continue
             kab, vab = ka[b][c0:c1], va[b][c0:c1]              # (keys, d+1), (keys, e+1)
             qab, doab = qa[b][r0:r1], doa[b][r0:r1]            # (rows, d+1), (rows, e+1)
-            sc = _block_out(xp, _product(xp, qab, kab.T, local), blocked)  # S - L
+            sc = _block_out(xp, _product(xp, qab, kab.T, _scratch), blocked)  # S - L
             p = _exp_masked(xp, sc, blocked)                   # (rows, keys) P = e^{S - L}
             z = c1 - j0                                        # the piece's keys: [:z]
             dv_acc[:z] += p.T @ doab[:, :e]                    # (keys, rows) x (rows, e)
-            ds = _product(xp, doab, vab.T, local, "ds")        # (rows, keys) dP - D
+            ds = _product(xp, doab, vab.T, _scratch, "ds")     # (rows, keys) dP - D
             ds = _times(xp, ds, p)                             # dS = P (dP - D)
             local.dq[b][r0:r1] += ds @ kab[:, :d]              # (rows, keys) x (keys, d)
             dk_acc[:z] += ds.T @ qab[:, :d]                    # s dS^T Q
-        dk[b][j0:j1] = dk_acc
-        dv[b][j0:j1] = dv_acc
 
-    _run(items, worker, _threads(xp, threads, len(items)))
+    _run(items, worker, min(nthreads, len(items)))
     dq = dq_parts[0] if dq_parts else xp.zeros(batch + (m, d), like)
     for part in dq_parts[1:]:
         dq = dq + part
