@@ -2,6 +2,7 @@
 
     python benchmarks/bench_complexity.py             # n = 128 .. 8192, figures in docs/
     python benchmarks/bench_complexity.py --quick     # n = 128 .. 1024, no figures
+    python benchmarks/bench_complexity.py --from-json docs/complexity.json   # redraw
 
 Forward+backward of ``ta.attention.scaled_dot_product`` on one head (q, k, v of shape
 (n, d), d = 64) through the engine (Tensors, ``ta.grad``), f32 and f64: the plain fused
@@ -90,7 +91,9 @@ def plot(ns: list[int], res: dict[str, dict[str, list[float]]], d: int) -> list[
             marker = "o" if "float64" in key else "s"
             p = fit_exponent(ns, ys)
             ax.loglog(ns, ys, style, marker=marker, label=f"{key} (slope {p:.2f})")
-        for power, ls, anchor in ((2, ":", "plain"), (1, "-.", "blocked")):
+        guides = ((2, ":", "plain"), (1, "-.", "blocked")) if what == "peak_bytes" \
+            else ((2, ":", "plain"),)
+        for power, ls, anchor in guides:
             ref = next((r[what] for key, r in res.items() if key.startswith(anchor)), None)
             if ref is not None:   # a guide of slope `power` through the last point
                 scale = ref[-1] / ns[-1] ** power
@@ -135,7 +138,14 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="n up to 1024, no figures")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--from-json", help="redraw the figures and the table from a --json file")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print(table(saved["n"], saved["results"]))
+        for path in plot(saved["n"], saved["results"], saved["d"]):
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
     max_n = 1024 if args.quick else args.max_n
     ns = [2 ** i for i in range(7, int(np.log2(max_n)) + 1)]
     info = machine()

@@ -37,8 +37,10 @@ skipped, not computed and thrown away.  A row that attends nothing gives a zero 
 ``lse = 0`` (the empty sum is taken as 1, as the softmax does) and zero gradients.
 
 Threads: NumPy releases the GIL inside BLAS and ufuncs, so ``threads=2`` runs query
-blocks (forward) and key blocks (backward) on a small thread pool.  Whether that wins
-is measured in ``benchmarks/bench_flash.py`` (see ``docs/benchmarks.md``).
+blocks (forward) and key blocks (backward) on a small pool of threads while BLAS is
+held to one thread (``threadpoolctl``).  Measured in ``benchmarks/bench_flash.py``
+(``docs/benchmarks.md``): at n = 2048 this is 1.4-1.6x faster than one thread with
+OpenBLAS's own two threads, so it is the default when ``threadpoolctl`` is installed.
 """
 from __future__ import annotations
 
@@ -69,8 +71,9 @@ THREADS = 2
 IMPLS = ("auto", "plain", "blocked")
 
 #: Threshold of ``impl="auto"`` (m * n), measured on this machine with
-#: ``benchmarks/bench_flash.py --threshold`` (see ``docs/benchmarks.md``).
-AUTO_MIN_SCORES = 512 * 512
+#: ``benchmarks/bench_flash.py --threshold`` (see ``docs/benchmarks.md``): from
+#: n = 1024 on, the blocked op is faster than the plain one in float32 and float64.
+AUTO_MIN_SCORES = 1024 * 1024
 
 
 def use_blocked(impl: str, q: np.ndarray, k: np.ndarray, need_weights: bool = False) -> bool:
@@ -403,7 +406,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
             if not xp.symbolic:                                # rescale: e^{mu_old - mu_new}
                 acc[a:z] *= np.exp(mu[a:z] - shift)            # (0 while mu = -inf)
                 mu[a:z] = mu_new
-            acc[a:z] += p @ v1[b][c0:c1]                       # (rows, keys) x (keys, e+1)
+            acc[a:z] += _product(xp, p, v1[b][c0:c1], _scratch, "pv")  # (rows, e+1)
         ell = acc[:, e:]                                       # (bq, 1) rowsum of e^{S-mu}
         empty = xp.is_zero(ell)
         if np.any(empty):                                      # attends nothing: O = 0
@@ -478,11 +481,11 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
             sc = _block_out(xp, _product(xp, qab, kab.T, _scratch), blocked)  # S - L
             p = _exp_masked(xp, sc, blocked)                   # (rows, keys) P = e^{S - L}
             z = c1 - j0                                        # the piece's keys: [:z]
-            dv_acc[:z] += p.T @ doab[:, :e]                    # (keys, rows) x (rows, e)
+            dv_acc[:z] += _product(xp, p.T, doab[:, :e], _scratch, "dv")  # (keys, e)
             ds = _product(xp, doab, vab.T, _scratch, "ds")     # (rows, keys) dP - D
             ds = _times(xp, ds, p)                             # dS = P (dP - D)
-            local.dq[b][r0:r1] += ds @ kab[:, :d]              # (rows, keys) x (keys, d)
-            dk_acc[:z] += ds.T @ qab[:, :d]                    # s dS^T Q
+            local.dq[b][r0:r1] += _product(xp, ds, kab[:, :d], _scratch, "dq")  # dS K
+            dk_acc[:z] += _product(xp, ds.T, qab[:, :d], _scratch, "dk")   # s dS^T Q
 
     _run(items, worker, min(nthreads, len(items)))
     dq = dq_parts[0] if dq_parts else xp.zeros(batch + (m, d), like)
