@@ -374,3 +374,16 @@ def test_unknown_impl_and_blocked_without_fused_are_refused():
         A.scaled_dot_product(q, q, q, impl="flash")
     with pytest.raises(ValueError, match="needs fused=True"):
         A.scaled_dot_product(q, q, q, fused=False, impl="blocked")
+
+
+def test_worker_pool_is_made_anew_in_a_forked_child(monkeypatch):
+    """A forked child inherits the pool object but not its threads: it must not wait on
+    them forever."""
+    pool = flash._executor(2)
+    monkeypatch.setattr(flash.os, "getpid", lambda: -1)      # as seen from a child
+    child_pool = flash._executor(2)
+    assert child_pool is not pool
+    q = arr(6, 3, seed=50)
+    o, _ = flash.flash_forward(numeric, q, q, q, block_q=2, threads=2)
+    np.testing.assert_allclose(o, kernels.sdpa_forward(numeric, q, q, q)[0], rtol=1e-12)
+    child_pool.shutdown()

@@ -192,14 +192,19 @@ _pool_lock = threading.Lock()
 _scratch = threading.local()
 
 
+_pool_pid = 0
+
+
 def _executor(threads: int) -> ThreadPoolExecutor:
-    """The module's worker pool (created once, grown when more threads are asked for)."""
-    global _pool
+    """The module's worker pool: created once, grown when more threads are asked for,
+    and created anew in a forked child (whose copy of the pool has no threads)."""
+    global _pool, _pool_pid
     with _pool_lock:
-        if _pool is None or _pool._max_workers < threads:
-            if _pool is not None:
+        if _pool is None or _pool._max_workers < threads or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flash")
+            _pool_pid = os.getpid()
         return _pool
 
 
