@@ -387,3 +387,11 @@ def test_worker_pool_is_made_anew_in_a_forked_child(monkeypatch):
     o, _ = flash.flash_forward(numeric, q, q, q, block_q=2, threads=2)
     np.testing.assert_allclose(o, kernels.sdpa_forward(numeric, q, q, q)[0], rtol=1e-12)
     child_pool.shutdown()
+
+
+def test_mixed_precision_promotes_as_the_plain_kernels_do():
+    q, k, v = arr(5, 3, seed=51, dtype=np.float32), arr(7, 3, seed=52), arr(7, 2, seed=53)
+    o, lse = flash.flash_forward(numeric, q, k, v, block_q=2, block_k=3)
+    o_ref, _ = kernels.sdpa_forward(numeric, q, k, v)
+    assert o.dtype == o_ref.dtype == np.float64
+    np.testing.assert_allclose(o, o_ref, rtol=1e-12, atol=1e-12)

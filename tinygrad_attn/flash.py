@@ -264,10 +264,10 @@ def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any,
     reused, not allocated afresh: fresh pages cost a fault each)."""
     if xp.symbolic:
         return xp.matmul(a, b)
-    rows, cols = a.shape[0], b.shape[1]
+    rows, cols, dtype = a.shape[0], b.shape[1], np.result_type(a, b)
     buf = getattr(scratch, slot, None)
-    if buf is None or buf.size < rows * cols or buf.dtype != a.dtype:
-        buf = np.empty(rows * cols, dtype=a.dtype)
+    if buf is None or buf.size < rows * cols or buf.dtype != dtype:
+        buf = np.empty(rows * cols, dtype=dtype)
         setattr(scratch, slot, buf)
     return np.matmul(a, b, out=buf[:rows * cols].reshape(rows, cols))
 
@@ -380,7 +380,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     """
     batch, m, n, d, e = _check(q, k, v, mask)
     bq, bk, bd = _sizes(block_q, block_k, block_diag)
-    like = np.asarray(q)
+    like = np.empty((), dtype=np.result_type(q, k, v))     # the dtype NumPy would give
     s = score_scale(xp, scale, d, like)
     q = np.broadcast_to(q, batch + (m, d))
     k = np.broadcast_to(k, batch + (n, d))
@@ -442,7 +442,7 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     """
     batch, m, n, d, e = _check(q, k, v, mask)
     bq, bk, bd = _sizes(block_q, block_k, block_diag)
-    like = np.asarray(q)
+    like = np.empty((), dtype=np.result_type(q, k, v, do))
     s = score_scale(xp, scale, d, like)
     shapes = (np.shape(q), np.shape(k), np.shape(v))
     one = xp.constant(1, like)
