@@ -44,7 +44,10 @@ def op_step(n: int, d: int, dtype: str, impl: str) -> Callable[[], Any]:
 
 
 def fit_exponent(ns: list[int], ys: list[float], n_min: int = 1024) -> float:
-    """Least-squares slope of log y against log n over n >= n_min."""
+    """Least-squares slope of log y against log n over n >= n_min (over the larger half
+    of the sizes when fewer than two reach n_min, as in ``--quick``)."""
+    if sum(n >= n_min for n in ns) < 2:
+        n_min = sorted(ns)[len(ns) // 2]
     pts = [(np.log(n), np.log(y)) for n, y in zip(ns, ys) if n >= n_min and y > 0]
     if len(pts) < 2:
         return float("nan")
@@ -122,7 +125,7 @@ def table(ns: list[int], res: dict[str, dict[str, list[float]]]) -> str:
         cells = [f"{res[k]['time_s'][i] * 1e3:.1f} | {res[k]['peak_bytes'][i] / 2**20:.1f}"
                  for k in keys]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    lines.append("| slope (n >= 1024) | " + " | ".join(
+    lines.append(f"| slope (n >= {min(1024, sorted(ns)[len(ns) // 2])}) | " + " | ".join(
         f"{fit_exponent(ns, res[k]['time_s']):.2f} | "
         f"{fit_exponent(ns, res[k]['peak_bytes']):.2f}" for k in keys) + " |")
     return "\n".join(lines)
