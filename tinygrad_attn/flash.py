@@ -45,6 +45,7 @@ OpenBLAS's own two threads, so it is the default when ``threadpoolctl`` is insta
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .backend import numeric
 from .kernels import score_scale
 
 #: Default tile sizes (rows of Q per block, rows of K/V per block), tuned on the
@@ -246,7 +248,7 @@ def _tile_mask(mask: np.ndarray | None, causal: bool, rows: tuple[int, int],
         if j0 > i1 - 1:                      # wholly above the diagonal: skip
             return False, None
         if j1 - 1 > i0:                      # crosses the diagonal: blocked where j > i
-            blocked = np.arange(j0, j1)[None, :] > np.arange(i0, i1)[:, None]
+            blocked = _above_diagonal(i1 - i0, j1 - j0, j0 - i0)
     if mask is not None:
         tile = mask[i0:i1, j0:j1]
         if not tile.all():
@@ -256,6 +258,16 @@ def _tile_mask(mask: np.ndarray | None, causal: bool, rows: tuple[int, int],
         if blocked is not None and blocked.all():
             return False, None
     return True, blocked
+
+
+@functools.lru_cache(maxsize=256)
+def _above_diagonal(rows: int, cols: int, offset: int) -> np.ndarray:
+    """The read-only boolean (rows, cols) tile of j > i for a tile whose first key is
+    ``offset`` after its first query: the same few shapes recur along the diagonal, so
+    they are made once, not once per tile and call."""
+    blocked = np.arange(cols)[None, :] + offset > np.arange(rows)[:, None]
+    blocked.setflags(write=False)
+    return blocked
 
 
 def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any,
@@ -386,6 +398,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     k = np.broadcast_to(k, batch + (n, d))
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
     v1 = _append(xp, np.broadcast_to(v, batch + (n, e)), xp.constant(1, like))  # [V, 1]
+    k1 = None if xp.symbolic else _append(xp, k, xp.constant(1, like))           # [K, 1]
     o = xp.zeros(batch + (m, e), like)
     lse = xp.zeros(batch + (m,), like)
     items = [(b, rows) for b in np.ndindex(batch) for rows in _blocks(m, bq)]
@@ -394,8 +407,11 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
 
     def worker(item: tuple[tuple[int, ...], tuple[int, int]]) -> None:
         b, (i0, i1) = item
+        if not xp.symbolic:
+            _forward_rows(q[b], k1[b], v1[b], None if masks is None else masks[b], causal,
+                          s, (i0, i1), (bk, bd), o[b], lse[b])
+            return
         qs = q[b][i0:i1] * s                                   # (bq, d) scaled queries
-        mu = _initial_max(xp, like, (i1 - i0, 1))              # (bq, 1) running max
         acc = xp.zeros((i1 - i0, e + 1), like)                 # (bq, e+1) [P V, rowsum P]
         mb = None if masks is None else masks[b]
         for r0, r1, c0, c1 in _row_pieces((i0, i1), n, bk, bd, causal):
@@ -404,23 +420,93 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
                 continue
             a, z = r0 - i0, r1 - i0                            # the piece's rows
             sc = _product(xp, qs[a:z], k[b][c0:c1].T, _scratch)  # (rows, keys) S_j
-            sc = _block_out(xp, sc, blocked)
-            mu_new = _running_max(xp, mu[a:z], sc)
-            shift = _finite(xp, mu_new)
-            p = _exp_masked(xp, sc, blocked, shift)            # e^{S_j - mu_j}
-            if not xp.symbolic:                                # rescale: e^{mu_old - mu_new}
-                acc[a:z] *= np.exp(mu[a:z] - shift)            # (0 while mu = -inf)
-                mu[a:z] = mu_new
+            p = _exp_masked(xp, sc, blocked, xp.stability_shift(sc, -1))  # shift 0
             acc[a:z] += _product(xp, p, v1[b][c0:c1], _scratch, "pv")  # (rows, e+1)
-        ell = acc[:, e:]                                       # (bq, 1) rowsum of e^{S-mu}
+        ell = acc[:, e:]                                       # (bq, 1) rowsum of e^S
         empty = xp.is_zero(ell)
         if np.any(empty):                                      # attends nothing: O = 0
             ell = xp.where(empty, xp.constant(1, ell), ell)
         o[b][i0:i1] = acc[:, :e] / ell
-        lse[b][i0:i1] = (_finite(xp, mu) + xp.log(ell))[:, 0]
+        lse[b][i0:i1] = xp.log(ell)[:, 0]
 
     _run(items, worker, _threads(xp, threads, len(items)))
     return o, lse
+
+
+#: Numeric forward: a row's reference ``mu`` is moved up once its running sum passes this
+#: (then :math:`|e^{S-\mu} V|` stays far from overflow although no tile's max is taken).
+REBASE = 2.0 ** 32
+
+
+def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarray | None,
+                  causal: bool, s: Any, rows: tuple[int, int], blocks: tuple[int, int],
+                  o: np.ndarray, lse: np.ndarray) -> None:
+    r"""One query block of the numeric forward: online softmax with a *lazy* reference.
+
+    The scaled queries carry one more column, :math:`-\mu` (a per-row reference), so the
+    product yields the shifted scores directly: :math:`[sQ, -\mu]\,[K, 1]^\top = S - \mu`
+    (d + 1 columns cost the GEMM nothing measurable; no subtraction pass).  The softmax
+    is invariant to :math:`\mu`, so it need not be the running max: the max is taken only
+    on a row's first tile (two passes: rowmax, shift); later tiles go straight to
+    :math:`P = e^{S - \mu}` and :math:`[PV, \operatorname{rowsum} P] = P\,[V, 1]`.  Safety
+    is checked on that small product instead: a non-finite result (a score more than ~88
+    above :math:`\mu` in f32) redoes the tile the classic way (max, rescale), and a row
+    whose sum :math:`\ell` passes :data:`REBASE` is rebased, :math:`\mu \mathrel{+}=
+    \log \ell,\ A \mathrel{/}= \ell`.  Writes rows ``rows`` of ``o`` and ``lse``.
+    """
+    i0, i1 = rows
+    e, dtype = v1.shape[1] - 1, o.dtype
+    qa = np.empty((i1 - i0, q.shape[1] + 1), dtype)           # [sQ, -mu]
+    np.multiply(q[i0:i1], s, out=qa[:, :-1])
+    qa[:, -1] = 0
+    mu = np.full((i1 - i0, 1), -np.inf, dtype)                # -inf: no key seen yet
+    acc = np.zeros((i1 - i0, e + 1), dtype)                   # [A, ell] relative to mu
+    with np.errstate(over="ignore", invalid="ignore"):        # overflow is checked for
+        _forward_tiles(qa, k1, v1, mask, causal, rows, blocks, mu, acc)
+    ell = acc[:, e:]                                          # (bq, 1) rowsum e^{S - mu}
+    ell[ell == 0] = 1                                         # attends nothing: O = 0
+    o[i0:i1] = acc[:, :e] / ell
+    lse[i0:i1] = (_finite(numeric, mu) + np.log(ell))[:, 0]
+
+
+def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarray | None,
+                   causal: bool, rows: tuple[int, int], blocks: tuple[int, int],
+                   mu: np.ndarray, acc: np.ndarray) -> None:
+    """The tile loop of :func:`_forward_rows`; updates qa's last column, mu and acc."""
+    i0, e = rows[0], acc.shape[1] - 1
+    for r0, r1, c0, c1 in _row_pieces(rows, v1.shape[0], *blocks, causal):
+        keep, blocked = _tile_mask(mask, causal, (r0, r1), (c0, c1))
+        if not keep:
+            continue
+        a, z = r0 - i0, r1 - i0                               # the piece's rows
+
+        def scores() -> np.ndarray:                           # S - mu, blocked = -inf
+            sc = _product(numeric, qa[a:z], k1[c0:c1].T, _scratch)
+            return _block_out(numeric, sc, blocked)
+
+        sc = scores()
+        if np.isfinite(mu[a:z]).all():                        # lazy: e^{S - mu} at once
+            t = _product(numeric, np.exp(sc, out=sc), v1[c0:c1], _scratch, "pv")
+            if np.isfinite(t).all():
+                acc[a:z] += t
+                big = np.flatnonzero(acc[a:z, e] > REBASE) + a
+                if big.size:                                  # mu += log ell, A /= ell
+                    ell = acc[big, e:]
+                    acc[big] /= ell
+                    np.log(ell, out=ell)
+                    mu[big] += ell
+                    qa[big, -1:] -= ell
+                continue
+            sc = scores()                                     # overflow: redo, classic
+        # classic online-softmax step: delta = max(mu, rowmax S) - mu, relative to mu
+        delta = np.maximum(mu[a:z] - _finite(numeric, mu[a:z]),
+                           sc.max(axis=-1, keepdims=True))
+        shift = _finite(numeric, delta)
+        sc -= shift
+        acc[a:z] *= np.exp(-np.maximum(shift, 0))            # e^{mu_old - mu_new} (A = 0
+        acc[a:z] += _product(numeric, np.exp(sc, out=sc), v1[c0:c1], _scratch, "pv")
+        mu[a:z] = _finite(numeric, mu[a:z]) + delta           # while none seen); -inf too
+        qa[a:z, -1:] -= shift
 
 
 # ----------------------------------------------------------------------------- backward
