@@ -267,6 +267,50 @@ def test_huge_and_hugely_negative_logits_neither_overflow_nor_underflow():
             np.testing.assert_allclose(g, want, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("jump", [30.0, 200.0])
+def test_lazy_reference_forward_rebases_or_redoes_a_tile_when_scores_jump(monkeypatch, jump):
+    """The numeric forward keeps a row's reference mu from its first tile and takes
+    e^{S - mu} at once afterwards.  Later tiles scoring ``jump`` higher: 30 passes REBASE
+    (e^30 > 2^32: mu += log ell), 200 overflows float32 (e^200 = inf: the tile is redone
+    the classic way, one more score product; the next tile is lazy again).  Both must
+    equal the float64 reference."""
+    calls = []
+    real = flash._product
+
+    def counting(xp, a, b, scratch, slot="tile"):
+        calls.append(slot)
+        return real(xp, a, b, scratch, slot)
+
+    monkeypatch.setattr(flash, "_product", counting)
+    q, k, v = arr(4, 2, seed=50), arr(9, 2, seed=51), arr(9, 3, seed=52)
+    q[:, 0], k[:, 0] = 1.0, 0.0
+    k[3:, 0] = jump * np.sqrt(2)                 # keys 3.. score ``jump`` more (s = 1/sqrt 2)
+    o, lse = flash.flash_forward(numeric, q.astype(np.float32), k.astype(np.float32),
+                                 v.astype(np.float32), None, False, block_q=4, block_k=3)
+    o_ref, _ = kernels.sdpa_forward(numeric, q, k, v)
+    assert o.dtype == np.float32 and np.all(np.isfinite(o)) and np.all(np.isfinite(lse))
+    np.testing.assert_allclose(o, o_ref, rtol=1e-5, atol=1e-5)
+    scores = q @ k.T / np.sqrt(2)
+    lse_ref = scores.max(-1) + np.log(np.exp(scores - scores.max(-1, keepdims=True)).sum(-1))
+    np.testing.assert_allclose(lse, lse_ref, rtol=1e-5)
+    redone = calls.count("tile") - 3                  # 3 key tiles; more = redone tiles
+    assert redone == (1 if jump > 88 else 0)          # f32 exp overflows past ~88.7; the
+    #                                                   redone tile moves mu, the next is lazy
+
+
+def test_rebasing_at_every_tile_changes_nothing(monkeypatch):
+    """REBASE = 1: every tile moves the reference (mu += log ell, A /= ell); the softmax
+    is invariant to it, so O and the logsumexp still equal the plain kernels to 1e-12."""
+    monkeypatch.setattr(flash, "REBASE", 1.0)
+    q, k, v, mask, causal = _case("causal_and_mask", seed=53)
+    o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=2)
+    o_ref, _ = kernels.sdpa_forward(numeric, q, k, v, mask, causal)
+    np.testing.assert_allclose(o, o_ref, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(flash, "REBASE", 2.0 ** 32)
+    _, lse_ref = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=2)
+    np.testing.assert_allclose(lse, lse_ref, rtol=1e-12, atol=1e-12)
+
+
 def test_float32_stays_float32_and_agrees_with_float64():
     q, k, v, mask, causal = _case("causal_and_mask", seed=38, dtype=np.float32)
     o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=3)
