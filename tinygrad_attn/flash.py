@@ -24,7 +24,11 @@ Backward, recomputing each tile from the saved row statistic :math:`L` and
     P = e^{S - L}, \quad dV \mathrel{+}= P^\top dO, \quad dP = dO\,V^\top, \quad
     dS = P \odot (dP - D), \quad dQ \mathrel{+}= s\,dS\,K, \quad dK \mathrel{+}= s\,dS^\top Q.
 
-The running max :math:`\mu` is there for numerics only (``exp`` must not overflow).
+The running max :math:`\mu` is there for numerics only (``exp`` must not overflow), and
+the softmax is invariant to it, so numerically it is kept *lazily* (:func:`_forward_rows`):
+a row reference taken on the row's first tile and carried as a column of the queries,
+:math:`[sQ, -\mu]\,[K, 1]^\top = S - \mu`, moved only when a product overflows or a
+row sum grows past :data:`REBASE`: most tiles cost two products and one ``exp`` pass.
 As everywhere in the engine, the symbolic backend gets the mathematically identical
 plain form: ``xp.stability_shift`` is 0 there, so :math:`\mu = 0`, every rescale factor
 is 1 and :math:`O = \sum_j e^{S_j} V_j / \sum_j \operatorname{rowsum} e^{S_j}`: the
