@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Function, Tensor, _broadcast_shape, where
+from . import flash, kernels
+from .backend import backend_of
+from .tensor import Function, Tensor, _broadcast_shape, is_grad_enabled, where
 
 
 def _const(like: Tensor, array: Any) -> Tensor:
@@ -572,29 +574,15 @@ class Where(Function):
                 where(cond, 0.0, g) if ctx.needs_input_grad[1] else None)
 
 
-#: The op table: every primitive op, each proven by the tests parametrised over it.
-OPS: tuple[type[Function], ...] = (
-    Add, Sub, Neg, Mul, Div, Pow, PowScalar, MatMul,
-    Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Abs,
-    Sum, Mean, Max, Softmax, LogSoftmax,
-    Reshape, Permute, Expand, GetItem, ScatterAdd, Concat, Stack, Where,
-)
-
-
 # ----------------------------------------------------------------------------- fused attention
 # One primitive op for scaled dot-product attention, with a hand-derived backward
 # (array kernels in :mod:`tinygrad_attn.kernels`), and the op that exposes its weights.
 
-from . import flash as _flash  # noqa: E402
-from . import kernels as _kernels  # noqa: E402
-from .backend import backend_of as _backend_of  # noqa: E402
-from .tensor import is_grad_enabled as _is_grad_enabled  # noqa: E402
-
 
 def _scale_tensor(like: Tensor, scale: Any) -> Tensor:
     """The score scale s as a constant Tensor (exact symbolically, like's dtype numerically)."""
-    xp = _backend_of(like.data)
-    return Tensor(np.asarray(_kernels.score_scale(xp, scale, like.shape[-1], like.data)),
+    xp = backend_of(like.data)
+    return Tensor(np.asarray(kernels.score_scale(xp, scale, like.shape[-1], like.data)),
                   _validated=True)
 
 
@@ -627,11 +615,11 @@ class ScaledDotProductAttention(Function):
     def forward(ctx, q, k, v, mask=None, causal=False, scale=None, weights_out=None,
                 impl="plain"):
         ctx.attrs.pop("weights_out", None)
-        if _flash.use_blocked(impl, q, k, need_weights=weights_out is not None):
-            o, lse = _flash.flash_forward(ctx.xp, q, k, v, mask, causal, scale)  # tiles
+        if flash.use_blocked(impl, q, k, need_weights=weights_out is not None):
+            o, lse = flash.flash_forward(ctx.xp, q, k, v, mask, causal, scale)  # tiles
             ctx.save_for_backward(None, lse)
             return o
-        o, p = _kernels.sdpa_forward(ctx.xp, q, k, v, mask, causal, scale)
+        o, p = kernels.sdpa_forward(ctx.xp, q, k, v, mask, causal, scale)
         ctx.save_for_backward(p, None)
         if weights_out is not None:
             weights_out.append(p)
@@ -643,15 +631,15 @@ class ScaledDotProductAttention(Function):
         mask, causal = ctx.attrs.get("mask"), ctx.attrs.get("causal", False)
         scale = ctx.attrs.get("scale")
         p, lse = ctx.saved_tensors
-        if not _is_grad_enabled() and lse is not None:  # blocked: recompute P tile by tile
-            xp = _backend_of(q.data, k.data, v.data, g.data)
-            grads = _flash.flash_backward(xp, q.data, k.data, v.data, ctx.output.data, lse,
+        if not is_grad_enabled() and lse is not None:  # blocked: recompute P tile by tile
+            xp = backend_of(q.data, k.data, v.data, g.data)
+            grads = flash.flash_backward(xp, q.data, k.data, v.data, ctx.output.data, lse,
                                           g.data, mask, causal, scale)
             return tuple(_wrap(a) if need else None
                          for a, need in zip(grads, ctx.needs_input_grad))
-        if not _is_grad_enabled():  # fast path: one array kernel
-            xp = _backend_of(q.data, k.data, v.data, g.data)
-            grads = _kernels.sdpa_backward(xp, q.data, k.data, v.data, ctx.output.data, p,
+        if not is_grad_enabled():  # fast path: one array kernel
+            xp = backend_of(q.data, k.data, v.data, g.data)
+            grads = kernels.sdpa_backward(xp, q.data, k.data, v.data, ctx.output.data, p,
                                            g.data, mask, causal, scale,
                                            needs=ctx.needs_input_grad)
             return tuple(_wrap(a) for a in grads)
@@ -682,7 +670,7 @@ class SDPAWeights(Function):
         ctx.attrs.pop("precomputed", None)
         if precomputed is not None:
             return precomputed
-        return _kernels.sdpa_weights(ctx.xp, q, k, mask, causal, scale)
+        return kernels.sdpa_weights(ctx.xp, q, k, mask, causal, scale)
 
     @staticmethod
     def backward(ctx, g):
@@ -693,4 +681,11 @@ class SDPAWeights(Function):
                 (dS.mT @ q) * s if ctx.needs_input_grad[1] else None)
 
 
-OPS = OPS + (ScaledDotProductAttention, SDPAWeights)
+#: The op table: every primitive op, each proven by the tests parametrised over it.
+OPS: tuple[type[Function], ...] = (
+    Add, Sub, Neg, Mul, Div, Pow, PowScalar, MatMul,
+    Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Abs,
+    Sum, Mean, Max, Softmax, LogSoftmax,
+    Reshape, Permute, Expand, GetItem, ScatterAdd, Concat, Stack, Where,
+    ScaledDotProductAttention, SDPAWeights,
+)
