@@ -37,7 +37,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from .tensor import Function, Tensor, _backprop, no_grad
+from .tensor import Function, Tensor, _backprop, _toposort, no_grad
 
 try:  # the Python package only writes DOT source; rendering is done below
     import graphviz
@@ -81,26 +81,9 @@ def _walk(outputs: Sequence[Tensor]) -> tuple[list[_Node], dict[int, _Node]]:
     """Every Tensor reachable from ``outputs`` (constants too), parents before children,
     and the node each Tensor is drawn as (by ``id``).
 
-    Iterative depth-first post-order, so graphs thousands of ops deep need no recursion.
+    The engine's own walk (iterative, so graphs thousands of ops deep need no recursion).
     """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    for root in outputs:
-        if id(root) in seen:
-            continue
-        seen.add(id(root))
-        stack: list[tuple[Tensor, int]] = [(root, 0)]
-        while stack:
-            t, i = stack.pop()
-            parents = t._ctx.parents if t._ctx is not None else ()
-            while i < len(parents) and (parents[i] is None or id(parents[i]) in seen):
-                i += 1
-            if i < len(parents):
-                stack.append((t, i + 1))
-                seen.add(id(parents[i]))
-                stack.append((parents[i], 0))
-            else:
-                order.append(t)
+    order = _toposort(outputs, constants=True)
     nodes = [_Node(t, i) for i, t in enumerate(order)]
     by_id = {id(n.t): n for n in nodes}
     for n in nodes:

@@ -599,8 +599,9 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 # ----------------------------------------------------------------------------- backward
 
-def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Nodes reachable from ``roots`` through recorded ops, parents before children.
+def _toposort(roots: Sequence[Tensor], constants: bool = False) -> list[Tensor]:
+    """Nodes reachable from ``roots`` through recorded ops, parents before children
+    (with ``constants``, also the parents that need no gradient: what a picture shows).
 
     Iterative depth-first post-order, so a chain 100,000 ops deep needs no recursion.
     """
@@ -615,7 +616,7 @@ def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
             node, i = stack.pop()
             parents = node._ctx.parents if node._ctx is not None else ()
             while i < len(parents) and (parents[i] is None or id(parents[i]) in seen
-                                        or not parents[i].requires_grad):
+                                        or not (constants or parents[i].requires_grad)):
                 i += 1
             if i < len(parents):
                 stack.append((node, i + 1))
