@@ -198,6 +198,38 @@ _pool_lock = threading.Lock()
 _scratch = threading.local()
 
 
+class _Workspace(threading.local):
+    """The calling thread's O(n d) work arrays ([sQ, -L], [K, 1], the per-worker dQ
+    accumulators, ...), kept between calls and handed out as views.
+
+    Measured (docs/benchmarks.md): allocating them afresh in every call made glibc give
+    the pages back and fault them in again, about 800 page faults per forward+backward
+    at n = 2048, f32, which cost ~6 ms of a ~21 ms call on this 2-core VM.  Kept per
+    calling thread, so calls from several user threads never share one.  They stay
+    allocated (about the size of q, k, v and dO together, a few times over);
+    :func:`free_workspace` lets them go.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self.buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self.buffers[name] = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
+
+
+_work = _Workspace()
+
+
+def free_workspace() -> None:
+    """Drop the calling thread's kept work arrays and every pool thread's scratch tiles
+    are left alone (one tile each); the next call allocates the arrays anew."""
+    _work.buffers.clear()
+
+
 _pool_pid = 0
 
 
@@ -214,25 +246,28 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _run(items: list[Any], worker: Callable[[Any], None], threads: int) -> None:
-    """Call ``worker`` on every item, on ``threads`` threads (dynamic scheduling)."""
+def _run(items: list[Any], worker: Callable[[Any, int], None], threads: int) -> None:
+    """Call ``worker(item, slot)`` on every item, on ``threads`` threads (dynamic
+    scheduling); ``slot`` (0 .. threads - 1) tells the drains apart, so each can own
+    work arrays of this call."""
     if threads <= 1:
         for item in items:
-            worker(item)
+            worker(item, 0)
         return
     with _blas_limited():
         queue = iter(items)
         lock = threading.Lock()
 
-        def drain() -> None:     # each pool thread takes the next item until none is left
+        def drain(slot: int) -> None:  # each pool thread takes the next item until none
             while True:
                 with lock:
                     item = next(queue, None)
                 if item is None:
                     return
-                worker(item)
+                worker(item, slot)
 
-        for future in [_executor(threads).submit(drain) for _ in range(threads)]:
+        pool = _executor(threads)
+        for future in [pool.submit(drain, slot) for slot in range(threads)]:
             future.result()
 
 
@@ -328,12 +363,24 @@ def _initial_max(xp: Any, like: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
     return np.full(shape, -np.inf, dtype=like.dtype)
 
 
-def _append(xp: Any, a: np.ndarray, column: Any) -> np.ndarray:
-    """[a, column]: one more column, so a product also yields a row sum or a shift."""
-    col = np.broadcast_to(column, a.shape[:-1] + (1,))
-    if xp.symbolic:
-        col = np.asarray(col, dtype=object)
-    return np.concatenate([a, col.astype(a.dtype, copy=False)], axis=-1)
+def _append(xp: Any, a: np.ndarray, column: Any, name: str | None = None,
+            scale: Any = None) -> np.ndarray:
+    """[a * scale, column]: one more column, so a product also yields a row sum or a
+    shift.  Numerically written into the work array ``name`` (see :class:`_Workspace`)."""
+    if xp.symbolic or name is None:
+        a = a if scale is None else a * scale
+        col = np.broadcast_to(column, a.shape[:-1] + (1,))
+        if xp.symbolic:
+            col = np.asarray(col, dtype=object)
+        return np.concatenate([a, col.astype(a.dtype, copy=False)], axis=-1)
+    dtype = np.result_type(a, column) if scale is None else np.result_type(a, scale)
+    out = _work.get(name, a.shape[:-1] + (a.shape[-1] + 1,), dtype)
+    if scale is None:
+        np.copyto(out[..., :-1], a)
+    else:
+        np.multiply(a, scale, out=out[..., :-1])
+    out[..., -1:] = column
+    return out
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -401,19 +448,20 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     q = np.broadcast_to(q, batch + (m, d))
     k = np.broadcast_to(k, batch + (n, d))
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
-    v1 = _append(xp, np.broadcast_to(v, batch + (n, e)), xp.constant(1, like))  # [V, 1]
-    k1 = None if xp.symbolic else _append(xp, k, xp.constant(1, like))           # [K, 1]
+    one = xp.constant(1, like)
+    v1 = _append(xp, np.broadcast_to(v, batch + (n, e)), one, "va")             # [V, 1]
+    k1 = None if xp.symbolic else _append(xp, k, one, "ka")                      # [K, 1]
     o = xp.zeros(batch + (m, e), like)
     lse = xp.zeros(batch + (m,), like)
     items = [(b, rows) for b in np.ndindex(batch) for rows in _blocks(m, bq)]
     if causal:  # longest rows first, so the threads finish together
         items.sort(key=lambda it: -it[1][1])
 
-    def worker(item: tuple[tuple[int, ...], tuple[int, int]]) -> None:
+    def worker(item: tuple[tuple[int, ...], tuple[int, int]], slot: int) -> None:
         b, (i0, i1) = item
         if not xp.symbolic:
             _forward_rows(q[b], k1[b], v1[b], None if masks is None else masks[b], causal,
-                          s, (i0, i1), (bk, bd), o[b], lse[b])
+                          s, (i0, i1), (bk, bd), o[b], lse[b], slot)
             return
         qs = q[b][i0:i1] * s                                   # (bq, d) scaled queries
         acc = xp.zeros((i1 - i0, e + 1), like)                 # (bq, e+1) [P V, rowsum P]
@@ -444,7 +492,7 @@ REBASE = 2.0 ** 32
 
 def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarray | None,
                   causal: bool, s: Any, rows: tuple[int, int], blocks: tuple[int, int],
-                  o: np.ndarray, lse: np.ndarray) -> None:
+                  o: np.ndarray, lse: np.ndarray, slot: int = 0) -> None:
     r"""One query block of the numeric forward: online softmax with a *lazy* reference.
 
     The scaled queries carry one more column, :math:`-\mu` (a per-row reference), so the
@@ -456,20 +504,21 @@ def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarra
     is checked on that small product instead: a non-finite result (a score more than ~88
     above :math:`\mu` in f32) redoes the tile the classic way (max, rescale), and a row
     whose sum :math:`\ell` passes :data:`REBASE` is rebased, :math:`\mu \mathrel{+}=
-    \log \ell,\ A \mathrel{/}= \ell`.  Writes rows ``rows`` of ``o`` and ``lse``.
+    \log \ell,\ A \mathrel{/}= \ell`.  Writes rows ``rows`` of ``o`` and ``lse``;
+    its (rows, d + 1) work arrays are the calling thread's, one set per ``slot``.
     """
     i0, i1 = rows
     e, dtype = v1.shape[1] - 1, o.dtype
-    qa = np.empty((i1 - i0, q.shape[1] + 1), dtype)           # [sQ, -mu]
-    np.multiply(q[i0:i1], s, out=qa[:, :-1])
-    qa[:, -1] = 0
-    mu = np.full((i1 - i0, 1), -np.inf, dtype)                # -inf: no key seen yet
-    acc = np.zeros((i1 - i0, e + 1), dtype)                   # [A, ell] relative to mu
+    qa = _append(numeric, q[i0:i1], dtype.type(0), f"rows_qa{slot}", s)  # [sQ, -mu]
+    mu = _work.get(f"rows_mu{slot}", (i1 - i0, 1), dtype)
+    mu.fill(-np.inf)                                          # -inf: no key seen yet
+    acc = _work.get(f"rows_acc{slot}", (i1 - i0, e + 1), dtype)
+    acc.fill(0)                                               # [A, ell] relative to mu
     with np.errstate(over="ignore", invalid="ignore"):        # overflow is checked for
         _forward_tiles(qa, k1, v1, mask, causal, rows, blocks, mu, acc)
     ell = acc[:, e:]                                          # (bq, 1) rowsum e^{S - mu}
     ell[ell == 0] = 1                                         # attends nothing: O = 0
-    o[i0:i1] = acc[:, :e] / ell
+    np.divide(acc[:, :e], ell, out=o[i0:i1])
     lse[i0:i1] = (_finite(numeric, mu) + np.log(ell))[:, 0]
 
 
@@ -537,12 +586,16 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     shapes = (np.shape(q), np.shape(k), np.shape(v))
     one = xp.constant(1, like)
     do = np.broadcast_to(do, batch + (m, e))
-    big_d = np.sum(do * np.broadcast_to(o, batch + (m, e)), axis=-1)       # (..., m) D
+    o = np.broadcast_to(o, batch + (m, e))
+    if xp.symbolic:
+        big_d = np.sum(do * o, axis=-1)                                    # (..., m) D
+    else:                                           # no (m, e) temporary: one einsum
+        big_d = np.einsum("...i,...i->...", do, o)
     lse = np.broadcast_to(lse, batch + (m,))
-    qa = _append(xp, np.broadcast_to(q, batch + (m, d)) * s, -lse[..., None])  # [sQ, -L]
-    ka = _append(xp, np.broadcast_to(k, batch + (n, d)), one)              # [K, 1]
-    doa = _append(xp, do, -big_d[..., None])                               # [dO, -D]
-    va = _append(xp, np.broadcast_to(v, batch + (n, e)), one)              # [V, 1]
+    qa = _append(xp, np.broadcast_to(q, batch + (m, d)), -lse[..., None], "qa", s)  # [sQ, -L]
+    ka = _append(xp, np.broadcast_to(k, batch + (n, d)), one, "ka")        # [K, 1]
+    doa = _append(xp, do, -big_d[..., None], "doa")                        # [dO, -D]
+    va = _append(xp, np.broadcast_to(v, batch + (n, e)), one, "va")        # [V, 1]
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
     dk = xp.zeros(batch + (n, d), like)
     dv = xp.zeros(batch + (n, e), like)
@@ -555,16 +608,18 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     items = [(b, cols) for b in np.ndindex(batch) for cols in _blocks(n, bk)]
     if causal:  # the first key blocks meet the most query rows: schedule them first
         items.sort(key=lambda it: it[1][0])
-    local = threading.local()
-    dq_parts: list[np.ndarray] = []
-    lock = threading.Lock()
+    nthreads = min(nthreads, len(items))
+    dq_parts: list[np.ndarray] = []                 # one dQ accumulator per worker slot
+    for slot in range(nthreads):
+        if xp.symbolic:
+            dq_parts.append(xp.zeros(batch + (m, d), like))
+        else:
+            dq_parts.append(_work.get(f"dq{slot}", batch + (m, d), like.dtype))
+            dq_parts[-1].fill(0)
 
-    def worker(item: tuple[tuple[int, ...], tuple[int, int]]) -> None:
+    def worker(item: tuple[tuple[int, ...], tuple[int, int]], slot: int) -> None:
         b, (j0, j1) = item
-        if not hasattr(local, "dq"):
-            local.dq = xp.zeros(batch + (m, d), like)
-            with lock:
-                dq_parts.append(local.dq)
+        dq_acc = dq_parts[slot]
         dk_acc, dv_acc = dk[b][j0:j1], dv[b][j0:j1]            # this block's rows, owned
         mb = None if masks is None else masks[b]
         for r0, r1, c0, c1 in _col_pieces((j0, j1), m, bq, bd, causal):
@@ -579,15 +634,25 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
             dv_acc[:z] += _product(xp, p.T, doab[:, :e], _scratch, "dv")  # (keys, e)
             ds = _product(xp, doab, vab.T, _scratch, "ds")     # (rows, keys) dP - D
             ds = _times(xp, ds, p)                             # dS = P (dP - D)
-            local.dq[b][r0:r1] += _product(xp, ds, kab[:, :d], _scratch, "dq")  # dS K
+            dq_acc[b][r0:r1] += _product(xp, ds, kab[:, :d], _scratch, "dq")  # dS K
             dk_acc[:z] += _product(xp, ds.T, qab[:, :d], _scratch, "dk")   # s dS^T Q
 
-    _run(items, worker, min(nthreads, len(items)))
-    dq = dq_parts[0] if dq_parts else xp.zeros(batch + (m, d), like)
-    for part in dq_parts[1:]:
-        dq = dq + part
-    dq = dq * s
+    _run(items, worker, nthreads)
+    if not dq_parts:                                # nothing to do (no keys)
+        dq = xp.zeros(batch + (m, d), like)
+    else:
+        dq = dq_parts[0] * s                        # a new array: the work arrays stay
+        for part in dq_parts[1:]:
+            dq = _add_scaled(xp, dq, part, s)
     return (_sum_to(dq, shapes[0]), _sum_to(dk, shapes[1]), _sum_to(dv, shapes[2]))
+
+
+def _add_scaled(xp: Any, acc: np.ndarray, part: np.ndarray, s: Any) -> np.ndarray:
+    """acc + s * part (in place numerically: acc is this call's own new array)."""
+    if xp.symbolic:
+        return acc + part * s
+    acc += part * s
+    return acc
 
 
 def _times(xp: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
