@@ -440,3 +440,67 @@ def test_mixed_precision_promotes_as_the_plain_kernels_do():
     assert o.dtype == o_ref.dtype == np.float64
     # the plain kernel rounds the scale and the scaled queries to q's float32 first
     np.testing.assert_allclose(o, o_ref, rtol=1e-6, atol=1e-6)
+
+
+def test_work_arrays_are_reused_between_calls_and_never_alias_the_results():
+    """The O(n d) work arrays (see flash._Workspace) are kept between calls, so a second
+    call of the same size allocates none of them; the returned arrays are the caller's:
+    a later call (which rewrites the work arrays) leaves them unchanged."""
+    q, k, v, mask, causal = _case("batch_broadcast")
+    do = arr(2, 3, 7, 5, seed=9)
+    flash.free_workspace()
+    o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=3)
+    grads = flash.flash_backward(numeric, q, k, v, o, lse, do, mask, causal, block_q=2,
+                                 block_k=3)
+    kept = {name: buf.__array_interface__["data"][0]
+            for name, buf in flash._work.buffers.items()}
+    assert {"qa", "ka", "doa", "va", "dq0"} <= set(kept)
+    saved = [a.copy() for a in (o, lse, *grads)]
+    q2, k2, v2 = q * 3, k - 1, v + 2                   # same shapes, other values
+    o2, lse2 = flash.flash_forward(numeric, q2, k2, v2, mask, causal, block_q=2, block_k=3)
+    flash.flash_backward(numeric, q2, k2, v2, o2, lse2, do, mask, causal, block_q=2,
+                         block_k=3)
+    assert {name: buf.__array_interface__["data"][0]
+            for name, buf in flash._work.buffers.items()} == kept
+    for before, after in zip(saved, (o, lse, *grads)):
+        np.testing.assert_array_equal(before, after)
+    for result in (o, lse, *grads):
+        for buf in flash._work.buffers.values():
+            assert not np.shares_memory(result, buf)
+    flash.free_workspace()
+    assert flash._work.buffers == {}
+
+
+def test_calls_from_two_user_threads_at_once_each_get_their_own_result():
+    """Work arrays belong to the calling thread: two user threads running the blocked
+    kernels at the same time (sharing the worker pool) get the results of one alone."""
+    import threading
+    cases = [_case("plain_7x7", seed=s) for s in (0, 10)]
+    dos = [arr(7, 3, seed=20 + s) for s in range(2)]
+    expect = []
+    for (q, k, v, mask, causal), do in zip(cases, dos):
+        o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=2)
+        expect.append((o, *flash.flash_backward(numeric, q, k, v, o, lse, do, mask, causal,
+                                                block_q=2, block_k=2)))
+    runs, errors = [0, 0], []
+
+    def run(i: int) -> None:
+        (q, k, v, mask, causal), do = cases[i], dos[i]
+        try:
+            for _ in range(30):
+                o, lse = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2,
+                                             block_k=2, threads=2)
+                got = (o, *flash.flash_backward(numeric, q, k, v, o, lse, do, mask,
+                                                causal, block_q=2, block_k=2, threads=2))
+                for a, b in zip(got, expect[i]):
+                    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+                runs[i] += 1
+        except Exception as exc:      # a thread's failure is reported here, not lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and runs == [30, 30]
