@@ -71,7 +71,9 @@ def best_time(step: Callable[[], Any], repeat: int, warmup: int = 3,
 
 def peak_bytes(step: Callable[[], Any]) -> int:
     """Peak bytes NumPy allocated during ``step`` beyond what was live before (tracemalloc
-    sees every NumPy data buffer), results included."""
+    sees every NumPy data buffer), results included.  What the blocked kernels keep
+    between calls (work arrays, scratch tiles, pool) is let go first, so it is counted."""
+    flash.free_workspace()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -117,6 +119,42 @@ def gemm_rate(dtype: Any, n: int = 2048, d: int = 64, repeat: int = 5) -> dict[s
     shaped = 4 * n * n * d / (min(best_time(lambda: x @ y.T, repeat))
                               + min(best_time(lambda: a @ x, repeat)))
     return {"square": square, "attention_shaped": shaped}
+
+
+def tile_product_times(dtype: Any, bq: int, bk: int, d: int,
+                       repeat: int = 7) -> list[dict[str, Any]]:
+    """NumPy's best seconds on one thread (BLAS held to 1) for each product of a tile of
+    the blocked kernels (``torch_sdpa.tile_products``), written into a kept array as the
+    kernels do; and PyTorch's for the same products, from its own process (when
+    installed): what the BLAS each library ships can do on attention's shapes."""
+    from threadpoolctl import threadpool_limits
+    from torch_sdpa import tile_products
+    rng = np.random.default_rng(0)
+    rows = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, m, k, n, ta, tb in tile_products(bq, bk, d):
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+            a, b = (a.T if ta else a), (b.T if tb else b)
+            out = np.empty((m, n), dtype=dtype)
+            best = np.inf
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                for _ in range(10):
+                    np.matmul(a, b, out=out)
+                best = min(best, (time.perf_counter() - t0) / 10)
+            rows.append({"product": name, "shape": f"{m} x {k} x {n}",
+                         "flops": 2 * m * k * n, "numpy_s": best, "torch_s": None})
+    cmd = [sys.executable, str(Path(__file__).with_name("torch_sdpa.py")), "--gemm",
+           str(bq), str(bk), "--d", str(d), "--dtype", np.dtype(dtype).name,
+           "--repeat", str(repeat)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode == 0:
+        torch_rows = [json.loads(line) for line in res.stdout.splitlines()
+                      if line.startswith("{")]
+        for row, trow in zip(rows, torch_rows):
+            row["torch_s"] = trow["seconds"]
+    return rows
 
 
 def torch_times(n: list[int], d: int, dtypes: list[str], causal: list[int],

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from _timing import (best_time, blocked_step, gemm_rate, inputs, machine, peak_bytes,
-                     plain_step, torch_times)
+                     plain_step, tile_product_times, torch_times)
 
 
 def _ms(t: float | None) -> str:
@@ -115,6 +115,35 @@ def memory(n: int, d: int, dtype: str) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def products(d: int, dtypes: list[str], best: dict[tuple, float], sizes: list[int]) -> str:
+    """One thread's rate on each product of a default tile, NumPy (its OpenBLAS) against
+    PyTorch (its MKL), and the floor those rates put under the blocked kernels: the
+    products alone, every tile, on two cores with no other cost."""
+    from tinygrad_attn.flash import BLOCK_K, BLOCK_Q
+    out = [f"One thread's rate on the products of one {BLOCK_Q} x {BLOCK_K} tile (d = {d})"
+           "\n", "| dtype | product | M x K x N | NumPy GFLOP/s | PyTorch GFLOP/s | "
+           "PyTorch / NumPy |", "|---|---|---|---|---|---|"]
+    floors = []
+    for dt in dtypes:
+        rows = tile_product_times(dt, BLOCK_Q, BLOCK_K, d)
+        for r in rows:
+            torch_rate = "-" if r["torch_s"] is None else f"{r['flops'] / r['torch_s'] / 1e9:.0f}"
+            ratio = "-" if r["torch_s"] is None else f"{r['numpy_s'] / r['torch_s']:.2f}"
+            out.append(f"| {dt} | {r['product']} | {r['shape']} | "
+                       f"{r['flops'] / r['numpy_s'] / 1e9:.0f} | {torch_rate} | {ratio} |")
+        for n in sizes:
+            tiles = -(-n // BLOCK_Q) * -(-n // BLOCK_K)
+            for lib, key in (("NumPy", "numpy_s"), ("PyTorch", "torch_s")):
+                if all(r[key] is not None for r in rows):
+                    floor = tiles * sum(r[key] for r in rows) / 2
+                    floors.append(f"- {dt}, n = {n}: the seven products at {lib}'s rate, "
+                                  f"on 2 cores, nothing else: {floor * 1e3:.1f} ms "
+                                  f"(blocked 2 threads measured "
+                                  f"{best[('blocked 2 threads', dt, n, False)] * 1e3:.1f}, "
+                                  f"PyTorch SDPA {_ms(best.get(('torch', dt, n, False)))})")
+    return "\n".join(out) + "\n\n" + "\n".join(floors)
+
+
 def threshold(d: int, dtypes: list[str], rounds: int) -> str:
     """Plain vs blocked (default threads) at small n: where auto should switch."""
     lines = ["| dtype | n | plain (ms) | blocked (ms) | blocked / plain |", "|---|---|---|---|---|"]
@@ -163,6 +192,8 @@ def main() -> int:
     print(table(best, args.sizes, args.d, args.dtypes, gemm))
     print()
     print(causal_speedups(best, args.sizes, args.dtypes))
+    print()
+    print(products(args.d, args.dtypes, best, args.sizes))
     print()
     print(memory(args.memory_n, args.d, "float32"))
     if args.json:

@@ -4,6 +4,7 @@ Run by ``bench_flash.py`` as a subprocess (PyTorch's OpenMP pool and NumPy's Ope
 pool slow each other when they share a process), prints one JSON line per case::
 
     python benchmarks/torch_sdpa.py --n 1024 2048 --d 64 --dtype float32 --causal 0 1
+    python benchmarks/torch_sdpa.py --gemm 256 512 --dtype float32 float64   # products
 
 Exits with status 3 and a message when PyTorch is not installed (it is optional).
 """
@@ -15,6 +16,40 @@ import sys
 import time
 
 
+def tile_products(bq: int, bk: int, d: int) -> list[tuple[str, int, int, int, bool, bool]]:
+    """The seven matrix products of one (bq x bk) tile of the blocked kernels
+    (tinygrad_attn/flash.py), as (name, M, K, N, A transposed, B transposed): two in the
+    forward, five in the backward (S recomputed).  Shared with ``_timing.py``."""
+    return [("fwd S = [sQ, -mu][K, 1]^T", bq, d + 1, bk, False, True),
+            ("fwd P [V, 1]", bq, bk, d + 1, False, False),
+            ("bwd S - L = [sQ, -L][K, 1]^T", bq, d + 1, bk, False, True),
+            ("bwd dV += P^T dO", bk, bq, d, True, False),
+            ("bwd dP - D = [dO, -D][V, 1]^T", bq, d + 1, bk, False, True),
+            ("bwd dQ += dS K", bq, bk, d, False, False),
+            ("bwd dK += dS^T Q", bk, bq, d, True, False)]
+
+
+def gemm_rates(dtype_name: str, bq: int, bk: int, d: int, repeat: int) -> None:
+    """One JSON line per tile product: PyTorch's (MKL's) best rate on one thread."""
+    import torch
+    torch.set_num_threads(1)
+    dtype = getattr(torch, dtype_name)
+    gen = torch.Generator().manual_seed(0)
+    for name, m, k, n, ta, tb in tile_products(bq, bk, d):
+        a = torch.randn((k, m) if ta else (m, k), generator=gen, dtype=dtype)
+        b = torch.randn((n, k) if tb else (k, n), generator=gen, dtype=dtype)
+        a, b = (a.t() if ta else a), (b.t() if tb else b)
+        out = torch.empty((m, n), dtype=dtype)
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for _ in range(10):
+                torch.mm(a, b, out=out)
+            best = min(best, (time.perf_counter() - t0) / 10)
+        print(json.dumps({"product": name, "dtype": dtype_name, "seconds": best,
+                          "flops": 2 * m * k * n, "torch": torch.__version__}), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[1024])
@@ -24,6 +59,8 @@ def main() -> int:
     ap.add_argument("--causal", type=int, nargs="+", default=[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--gemm", type=int, nargs=2, metavar=("BQ", "BK"),
+                    help="instead: one thread's rate on the products of a BQ x BK tile")
     args = ap.parse_args()
     try:
         import torch
@@ -31,6 +68,10 @@ def main() -> int:
     except ImportError:
         print("torch is not installed", file=sys.stderr)
         return 3
+    if args.gemm:
+        for dtype_name in args.dtype:
+            gemm_rates(dtype_name, *args.gemm, args.d, args.repeat)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)

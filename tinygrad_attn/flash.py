@@ -191,6 +191,7 @@ def _blas_limited() -> Any:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 _pool_lock = threading.Lock()
 
 #: Per-thread scratch tiles, kept between calls (the pool's threads live on, so a tile
@@ -225,12 +226,17 @@ _work = _Workspace()
 
 
 def free_workspace() -> None:
-    """Drop the calling thread's kept work arrays and every pool thread's scratch tiles
-    are left alone (one tile each); the next call allocates the arrays anew."""
+    """Let go of what the blocked kernels keep between calls: the calling thread's work
+    arrays and scratch tiles, and the worker pool with its threads' tiles.  The next
+    call makes them anew (as the benchmarks do before measuring peak memory)."""
+    global _pool
     _work.buffers.clear()
+    _scratch.__dict__.clear()
+    with _pool_lock:
+        if _pool is not None and _pool_pid == os.getpid():
+            _pool.shutdown(wait=True)
+        _pool = None
 
-
-_pool_pid = 0
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
