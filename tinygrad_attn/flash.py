@@ -43,7 +43,7 @@ skipped, not computed and thrown away.  A row that attends nothing gives a zero 
 Threads: NumPy releases the GIL inside BLAS and ufuncs, so ``threads=2`` runs query
 blocks (forward) and key blocks (backward) on a small pool of threads while BLAS is
 held to one thread (``threadpoolctl``).  Measured in ``benchmarks/bench_flash.py``
-(``docs/benchmarks.md``): at n = 2048 this is 1.4-1.6x faster than one thread with
+(``docs/benchmarks.md``): at n = 2048 this is 1.3-1.6x faster than one thread with
 OpenBLAS's own two threads, so it is the default when ``threadpoolctl`` is installed.
 """
 from __future__ import annotations
@@ -205,7 +205,7 @@ class _Workspace(threading.local):
 
     Measured (docs/benchmarks.md): allocating them afresh in every call made glibc give
     the pages back and fault them in again, about 800 page faults per forward+backward
-    at n = 2048, f32, which cost ~6 ms of a ~21 ms call on this 2-core VM.  Kept per
+    at n = 2048, f32, which cost ~5 ms of a ~25 ms call on this 2-core VM.  Kept per
     calling thread, so calls from several user threads never share one.  They stay
     allocated (about the size of q, k, v and dO together, a few times over);
     :func:`free_workspace` lets them go.
