@@ -200,8 +200,9 @@ _scratch = threading.local()
 
 
 class _Workspace(threading.local):
-    """The calling thread's O(n d) work arrays ([sQ, -L], [K, 1], the per-worker dQ
-    accumulators, ...), kept between calls and handed out as views.
+    """A thread's work arrays, kept between calls and handed out as views: the calling
+    thread's O(n d) ones ([sQ, -L], [K, 1], a dQ accumulator per worker slot, ...) and
+    each worker's per-block ones.
 
     Measured (docs/benchmarks.md): allocating them afresh in every call made glibc give
     the pages back and fault them in again, about 800 page faults per forward+backward
@@ -467,7 +468,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
         b, (i0, i1) = item
         if not xp.symbolic:
             _forward_rows(q[b], k1[b], v1[b], None if masks is None else masks[b], causal,
-                          s, (i0, i1), (bk, bd), o[b], lse[b], slot)
+                          s, (i0, i1), (bk, bd), o[b], lse[b])
             return
         qs = q[b][i0:i1] * s                                   # (bq, d) scaled queries
         acc = xp.zeros((i1 - i0, e + 1), like)                 # (bq, e+1) [P V, rowsum P]
@@ -498,7 +499,7 @@ REBASE = 2.0 ** 32
 
 def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarray | None,
                   causal: bool, s: Any, rows: tuple[int, int], blocks: tuple[int, int],
-                  o: np.ndarray, lse: np.ndarray, slot: int = 0) -> None:
+                  o: np.ndarray, lse: np.ndarray) -> None:
     r"""One query block of the numeric forward: online softmax with a *lazy* reference.
 
     The scaled queries carry one more column, :math:`-\mu` (a per-row reference), so the
@@ -511,14 +512,14 @@ def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarra
     above :math:`\mu` in f32) redoes the tile the classic way (max, rescale), and a row
     whose sum :math:`\ell` passes :data:`REBASE` is rebased, :math:`\mu \mathrel{+}=
     \log \ell,\ A \mathrel{/}= \ell`.  Writes rows ``rows`` of ``o`` and ``lse``;
-    its (rows, d + 1) work arrays are the calling thread's, one set per ``slot``.
+    its (rows, d + 1) work arrays belong to the thread running it (one block at a time).
     """
     i0, i1 = rows
     e, dtype = v1.shape[1] - 1, o.dtype
-    qa = _append(numeric, q[i0:i1], dtype.type(0), f"rows_qa{slot}", s)  # [sQ, -mu]
-    mu = _work.get(f"rows_mu{slot}", (i1 - i0, 1), dtype)
+    qa = _append(numeric, q[i0:i1], dtype.type(0), "rows_qa", s)  # [sQ, -mu]
+    mu = _work.get("rows_mu", (i1 - i0, 1), dtype)
     mu.fill(-np.inf)                                          # -inf: no key seen yet
-    acc = _work.get(f"rows_acc{slot}", (i1 - i0, e + 1), dtype)
+    acc = _work.get("rows_acc", (i1 - i0, e + 1), dtype)
     acc.fill(0)                                               # [A, ell] relative to mu
     with np.errstate(over="ignore", invalid="ignore"):        # overflow is checked for
         _forward_tiles(qa, k1, v1, mask, causal, rows, blocks, mu, acc)
