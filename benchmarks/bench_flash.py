@@ -10,6 +10,8 @@ neighbour on a shared machine slows all of them alike.  PyTorch (optional) runs 
 own process (``torch_sdpa.py``): its OpenMP pool and OpenBLAS's threads slow each other
 in one process.  Rate = 12 n^2 d flops (4 n^2 d forward, 8 n^2 d backward, as the issue
 counts it; the blocked backward really does 10 n^2 d, recomputing S) per second.
+Then one thread's rate on the seven products of one tile, NumPy against PyTorch, and
+the floor those rates put under the blocked kernels; then peak memory.
 """
 from __future__ import annotations
 
@@ -132,7 +134,9 @@ def products(d: int, dtypes: list[str], best: dict[tuple, float], sizes: list[in
             out.append(f"| {dt} | {r['product']} | {r['shape']} | "
                        f"{r['flops'] / r['numpy_s'] / 1e9:.0f} | {torch_rate} | {ratio} |")
         for n in sizes:
-            tiles = -(-n // BLOCK_Q) * -(-n // BLOCK_K)
+            if n % BLOCK_Q or n % BLOCK_K:       # partial tiles: these shapes do not apply
+                continue
+            tiles = (n // BLOCK_Q) * (n // BLOCK_K)
             for lib, key in (("NumPy", "numpy_s"), ("PyTorch", "torch_s")):
                 if all(r[key] is not None for r in rows):
                     floor = tiles * sum(r[key] for r in rows) / 2
