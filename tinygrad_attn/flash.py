@@ -349,14 +349,6 @@ def _block_out(xp: Any, s: np.ndarray, blocked: np.ndarray | None) -> np.ndarray
     return s
 
 
-def _running_max(xp: Any, mu: np.ndarray, s: np.ndarray) -> np.ndarray:
-    r"""$\mu_j = \max(\mu_{j-1}, \operatorname{rowmax} S_j)$ numerically (-inf while a row
-    has seen no attended key); symbolically ``xp.stability_shift`` = 0: no shift."""
-    if xp.symbolic:
-        return xp.stability_shift(s, -1)
-    return np.maximum(mu, s.max(axis=-1, keepdims=True))
-
-
 def _finite(xp: Any, mu: np.ndarray) -> np.ndarray:
     """The shift actually subtracted: mu, or 0 in a row that has seen nothing yet."""
     if xp.symbolic:
@@ -364,22 +356,14 @@ def _finite(xp: Any, mu: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(mu), mu, mu.dtype.type(0))
 
 
-def _initial_max(xp: Any, like: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if xp.symbolic:
-        return xp.zeros(shape, like)
-    return np.full(shape, -np.inf, dtype=like.dtype)
-
-
-def _append(xp: Any, a: np.ndarray, column: Any, name: str | None = None,
+def _append(xp: Any, a: np.ndarray, column: Any, name: str,
             scale: Any = None) -> np.ndarray:
     """[a * scale, column]: one more column, so a product also yields a row sum or a
     shift.  Numerically written into the work array ``name`` (see :class:`_Workspace`)."""
-    if xp.symbolic or name is None:
+    if xp.symbolic:
         a = a if scale is None else a * scale
-        col = np.broadcast_to(column, a.shape[:-1] + (1,))
-        if xp.symbolic:
-            col = np.asarray(col, dtype=object)
-        return np.concatenate([a, col.astype(a.dtype, copy=False)], axis=-1)
+        col = np.asarray(np.broadcast_to(column, a.shape[:-1] + (1,)), dtype=object)
+        return np.concatenate([a, col], axis=-1)
     dtype = np.result_type(a, column) if scale is None else np.result_type(a, scale)
     out = _work.get(name, a.shape[:-1] + (a.shape[-1] + 1,), dtype)
     if scale is None:
