@@ -318,6 +318,8 @@ def test_float32_stays_float32_and_agrees_with_float64():
                                  block_q=2, block_k=3)
     assert o.dtype == lse.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads)
+    # and so does the work in between (a float64 constant must not promote the products)
+    assert {buf.dtype for buf in flash._work.buffers.values()} == {np.dtype(np.float32)}
     o64, _, g64 = _plain(*(a.astype(np.float64) for a in (q, k, v)), mask, causal,
                          np.ones(o.shape))
     np.testing.assert_allclose(o, o64, rtol=1e-5, atol=1e-5)

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,10 @@ BLOCK_DIAG = 256
 CAUSAL_SPLIT = 2
 #: Worker threads by default (see :func:`default_threads`); measured in docs/benchmarks.md.
 THREADS = 2
+#: Numerically the scores carry a factor :math:`\log_2 e` (folded into the keys), so the
+#: tiles are exponentiated with ``exp2``: NumPy's float32 ``exp2`` takes about half the
+#: time of its ``exp`` on this machine, and is as accurate (docs/benchmarks.md).
+LOG2E = 1.0 / math.log(2.0)                   # a Python float: float32 stays float32
 
 
 #: The implementations of the fused op: ``auto`` picks ``blocked`` when the weights are
@@ -322,7 +327,8 @@ def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any,
     reused, not allocated afresh: fresh pages cost a fault each)."""
     if xp.symbolic:
         return xp.matmul(a, b)
-    rows, cols, dtype = a.shape[0], b.shape[1], np.result_type(a, b)
+    rows, cols = a.shape[0], b.shape[1]
+    dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
     buf = getattr(scratch, slot, None)
     if buf is None or buf.size < rows * cols or buf.dtype != dtype:
         buf = np.empty(rows * cols, dtype=dtype)
@@ -333,13 +339,14 @@ def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any,
 def _exp_masked(xp: Any, s: np.ndarray, blocked: np.ndarray | None,
                 shift: np.ndarray | None = None) -> np.ndarray:
     r"""$P = e^{S - \text{shift}}$ with blocked entries exactly 0 (in place numerically:
-    they are set to -inf before ``exp``; no infinities in SymPy, so zeroed after)."""
+    they are set to -inf before; no infinities in SymPy, so zeroed after).  Numerically
+    the scores come in base 2 (:data:`LOG2E`), so it is :math:`2^{S - \text{shift}}`."""
     if xp.symbolic:
         p = xp.exp(s if shift is None else s - shift)
         return p if blocked is None else xp.where(blocked, xp.constant(0, p), p)
     if shift is not None:
         s -= shift
-    return np.exp(s, out=s)
+    return np.exp2(s, out=s)
 
 
 def _block_out(xp: Any, s: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
@@ -441,7 +448,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
     one = xp.constant(1, like)
     v1 = _append(xp, np.broadcast_to(v, batch + (n, e)), one, "va")             # [V, 1]
-    k1 = None if xp.symbolic else _append(xp, k, one, "ka")                      # [K, 1]
+    k1 = None if xp.symbolic else _append(xp, k, one, "ka", LOG2E)  # [K log2 e, 1]
     o = xp.zeros(batch + (m, e), like)
     lse = xp.zeros(batch + (m,), like)
     items = [(b, rows) for b in np.ndindex(batch) for rows in _blocks(m, bq)]
@@ -477,7 +484,7 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
 
 
 #: Numeric forward: a row's reference ``mu`` is moved up once its running sum passes this
-#: (then :math:`|e^{S-\mu} V|` stays far from overflow although no tile's max is taken).
+#: (then :math:`|2^{S-\mu} V|` stays far from overflow although no tile's max is taken).
 REBASE = 2.0 ** 32
 
 
@@ -486,17 +493,20 @@ def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarra
                   o: np.ndarray, lse: np.ndarray) -> None:
     r"""One query block of the numeric forward: online softmax with a *lazy* reference.
 
-    The scaled queries carry one more column, :math:`-\mu` (a per-row reference), so the
-    product yields the shifted scores directly: :math:`[sQ, -\mu]\,[K, 1]^\top = S - \mu`
-    (d + 1 columns cost the GEMM nothing measurable; no subtraction pass).  The softmax
-    is invariant to :math:`\mu`, so it need not be the running max: the max is taken only
-    on a row's first tile (two passes: rowmax, shift); later tiles go straight to
-    :math:`P = e^{S - \mu}` and :math:`[PV, \operatorname{rowsum} P] = P\,[V, 1]`.  Safety
-    is checked on that small product instead: a non-finite result (a score more than ~88
-    above :math:`\mu` in f32) redoes the tile the classic way (max, rescale), and a row
-    whose sum :math:`\ell` passes :data:`REBASE` is rebased, :math:`\mu \mathrel{+}=
-    \log \ell,\ A \mathrel{/}= \ell`.  Writes rows ``rows`` of ``o`` and ``lse``;
-    its (rows, d + 1) work arrays belong to the thread running it (one block at a time).
+    Scores are in base 2 here (``k1`` is :math:`[K \log_2 e, 1]`, :data:`LOG2E`), and
+    the scaled queries carry one more column, :math:`-\mu` (a per-row reference), so the
+    product yields the shifted scores directly: :math:`[sQ, -\mu]\,[K \log_2 e,
+    1]^\top = S \log_2 e - \mu` (d + 1 columns cost the GEMM nothing measurable; no
+    subtraction pass).  The softmax is invariant to :math:`\mu`, so it need not be the
+    running max: the max is taken only on a row's first tile (two passes: rowmax, shift);
+    later tiles go straight to :math:`P = 2^{S \log_2 e - \mu}` and :math:`[PV,
+    \operatorname{rowsum} P] = P\,[V, 1]`.  Safety is checked on that small product
+    instead: a non-finite result (a score more than ~88 above the reference in f32)
+    redoes the tile the classic way (max, rescale), and a row whose sum :math:`\ell`
+    passes :data:`REBASE` is rebased, :math:`\mu \mathrel{+}= \log_2 \ell,\
+    A \mathrel{/}= \ell`.  Writes rows ``rows`` of ``o`` and ``lse`` (:math:`(\mu +
+    \log_2 \ell) \ln 2`); its (rows, d + 1) work arrays belong to the thread running it
+    (one block at a time).
     """
     i0, i1 = rows
     e, dtype = v1.shape[1] - 1, o.dtype
@@ -507,10 +517,10 @@ def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarra
     acc.fill(0)                                               # [A, ell] relative to mu
     with np.errstate(over="ignore", invalid="ignore"):        # overflow is checked for
         _forward_tiles(qa, k1, v1, mask, causal, rows, blocks, mu, acc)
-    ell = acc[:, e:]                                          # (bq, 1) rowsum e^{S - mu}
+    ell = acc[:, e:]                                          # (bq, 1) rowsum 2^{S - mu}
     ell[ell == 0] = 1                                         # attends nothing: O = 0
     np.divide(acc[:, :e], ell, out=o[i0:i1])
-    lse[i0:i1] = (_finite(numeric, mu) + np.log(ell))[:, 0]
+    lse[i0:i1] = ((_finite(numeric, mu) + np.log2(ell)) * dtype.type(np.log(2.0)))[:, 0]
 
 
 def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarray | None,
@@ -524,20 +534,20 @@ def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndar
             continue
         a, z = r0 - i0, r1 - i0                               # the piece's rows
 
-        def scores() -> np.ndarray:                           # S - mu, blocked = -inf
+        def scores() -> np.ndarray:                           # S log2 e - mu, blocked -inf
             sc = _product(numeric, qa[a:z], k1[c0:c1].T, _scratch)
             return _block_out(numeric, sc, blocked)
 
         sc = scores()
-        if np.isfinite(mu[a:z]).all():                        # lazy: e^{S - mu} at once
-            t = _product(numeric, np.exp(sc, out=sc), v1[c0:c1], _scratch, "pv")
+        if np.isfinite(mu[a:z]).all():                        # lazy: 2^{S - mu} at once
+            t = _product(numeric, np.exp2(sc, out=sc), v1[c0:c1], _scratch, "pv")
             if np.isfinite(t).all():
                 acc[a:z] += t
                 big = np.flatnonzero(acc[a:z, e] > REBASE) + a
-                if big.size:                                  # mu += log ell, A /= ell
+                if big.size:                                  # mu += log2 ell, A /= ell
                     ell = acc[big, e:]
                     acc[big] /= ell
-                    np.log(ell, out=ell)
+                    np.log2(ell, out=ell)
                     mu[big] += ell
                     qa[big, -1:] -= ell
                 continue
@@ -547,8 +557,8 @@ def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndar
                            sc.max(axis=-1, keepdims=True))
         shift = _finite(numeric, delta)
         sc -= shift
-        acc[a:z] *= np.exp(-np.maximum(shift, 0))            # e^{mu_old - mu_new} (A = 0
-        acc[a:z] += _product(numeric, np.exp(sc, out=sc), v1[c0:c1], _scratch, "pv")
+        acc[a:z] *= np.exp2(-np.maximum(shift, 0))           # 2^{mu_old - mu_new} (A = 0
+        acc[a:z] += _product(numeric, np.exp2(sc, out=sc), v1[c0:c1], _scratch, "pv")
         mu[a:z] = _finite(numeric, mu[a:z]) + delta           # while none seen); -inf too
         qa[a:z, -1:] -= shift
 
@@ -583,8 +593,11 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     else:                                           # no (m, e) temporary: one einsum
         big_d = np.einsum("...i,...i->...", do, o)
     lse = np.broadcast_to(lse, batch + (m,))
-    qa = _append(xp, np.broadcast_to(q, batch + (m, d)), -lse[..., None], "qa", s)  # [sQ, -L]
-    ka = _append(xp, np.broadcast_to(k, batch + (n, d)), one, "ka")        # [K, 1]
+    base = None if xp.symbolic else LOG2E   # numerically base-2 scores, for exp2
+    qa = _append(xp, np.broadcast_to(q, batch + (m, d)), -lse[..., None] * (base or 1),
+                 "qa", s)                                                  # [sQ, -L]
+    k = np.broadcast_to(k, batch + (n, d))
+    ka = _append(xp, k, one, "ka", base)                                   # [K, 1]
     doa = _append(xp, do, -big_d[..., None], "doa")                        # [dO, -D]
     va = _append(xp, np.broadcast_to(v, batch + (n, e)), one, "va")        # [V, 1]
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
@@ -625,7 +638,7 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
             dv_acc[:z] += _product(xp, p.T, doab[:, :e], _scratch, "dv")  # (keys, e)
             ds = _product(xp, doab, vab.T, _scratch, "ds")     # (rows, keys) dP - D
             ds = _times(xp, ds, p)                             # dS = P (dP - D)
-            dq_acc[b][r0:r1] += _product(xp, ds, kab[:, :d], _scratch, "dq")  # dS K
+            dq_acc[b][r0:r1] += _product(xp, ds, k[b][c0:c1], _scratch, "dq")  # dS K
             dk_acc[:z] += _product(xp, ds.T, qab[:, :d], _scratch, "dk")   # s dS^T Q
 
     _run(items, worker, nthreads)
