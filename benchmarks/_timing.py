@@ -157,6 +157,46 @@ def tile_product_times(dtype: Any, bq: int, bk: int, d: int,
     return rows
 
 
+def products_step(n: int, d: int, dtype: Any, threads: int,
+                  blocks: tuple[int, int] | None = None) -> Callable[[], Any]:
+    """Forward+backward of the blocked kernels with everything but the matrix products
+    taken out: the same seven products per tile, on the same operand slices (d + 1
+    columns where the kernels append one), in the same loops and on the same worker
+    threads (``flash._run``, BLAS held to one thread), with no exp, no mask, no
+    bookkeeping.  Its time is the floor the kernels sit on in practice: each product
+    meets fresh operands, as in the kernels, not the same hot ones as in a rate test."""
+    bq, bk = blocks or (flash.BLOCK_Q, flash.BLOCK_K)
+    rng = np.random.default_rng(0)
+    qa, ka, va, doa = (rng.standard_normal((n, d + 1)).astype(dtype) * 0.1
+                       for _ in range(4))
+    k, do = ka[:, :d], doa[:, :d]
+    dq = [np.zeros((n, d), dtype) for _ in range(threads)]
+    dk, dv = np.zeros((n, d), dtype), np.zeros((n, d), dtype)
+    scratch = __import__("threading").local()
+
+    def prod(a: np.ndarray, b: np.ndarray, slot: str) -> np.ndarray:
+        return flash._product(numeric, a, b, scratch, slot)
+
+    def forward_rows(item: tuple[int, int], slot: int) -> None:
+        i0, i1 = item
+        for j0, j1 in flash._blocks(n, bk):
+            prod(prod(qa[i0:i1], ka[j0:j1].T, "tile"), va[j0:j1], "pv")
+
+    def backward_keys(item: tuple[int, int], slot: int) -> None:
+        j0, j1 = item
+        for i0, i1 in flash._blocks(n, bq):
+            p = prod(qa[i0:i1], ka[j0:j1].T, "tile")
+            dv[j0:j1] += prod(p.T, do[i0:i1], "dv")
+            ds = prod(doa[i0:i1], va[j0:j1].T, "ds")
+            dq[slot][i0:i1] += prod(ds, k[j0:j1], "dq")
+            dk[j0:j1] += prod(ds.T, qa[i0:i1, :d], "dk")
+
+    def step() -> None:
+        flash._run(flash._blocks(n, bq), forward_rows, threads)
+        flash._run(flash._blocks(n, bk), backward_keys, threads)
+    return step
+
+
 def torch_times(n: list[int], d: int, dtypes: list[str], causal: list[int],
                 repeat: int) -> list[dict[str, Any]] | None:
     """PyTorch CPU SDPA forward+backward, timed in its own process (None without torch)."""

@@ -267,13 +267,17 @@ def test_huge_and_hugely_negative_logits_neither_overflow_nor_underflow():
             np.testing.assert_allclose(g, want, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("jump", [30.0, 200.0])
-def test_lazy_reference_forward_rebases_or_redoes_a_tile_when_scores_jump(monkeypatch, jump):
+@pytest.mark.parametrize("jump,v_scale,redone", [(25.0, 1.0, 0), (25.0, 1e30, 1),
+                                                  (200.0, 1.0, 0)])
+def test_lazy_reference_forward_rebases_redoes_or_goes_wide(monkeypatch, jump, v_scale,
+                                                             redone):
     """The numeric forward keeps a row's reference mu from its first tile and takes
-    e^{S - mu} at once afterwards.  Later tiles scoring ``jump`` higher: 30 passes REBASE
-    (e^30 > 2^32: mu += log ell), 200 overflows float32 (e^200 = inf: the tile is redone
-    the classic way, one more score product; the next tile is lazy again).  Both must
-    equal the float64 reference."""
+    2^{S - mu} at once afterwards.  Later tiles scoring ``jump`` higher: 25 passes REBASE
+    (e^25 > 2^32: mu += log2 ell); with values of size 1e30 the product P V overflows
+    float32 (e^25 * 1e30), so the tile is redone the classic way (one more score product;
+    the next tile is lazy again); 200 makes the call *wide* (scores may leave exp2's fast
+    range, flash._wide): every tile is taken the classic way, none redone.  All must equal
+    the float64 reference."""
     calls = []
     real = flash._product
 
@@ -282,20 +286,44 @@ def test_lazy_reference_forward_rebases_or_redoes_a_tile_when_scores_jump(monkey
         return real(xp, a, b, scratch, slot)
 
     monkeypatch.setattr(flash, "_product", counting)
-    q, k, v = arr(4, 2, seed=50), arr(9, 2, seed=51), arr(9, 3, seed=52)
-    q[:, 0], k[:, 0] = 1.0, 0.0
+    q, k, v = arr(4, 2, seed=50), arr(9, 2, seed=51), arr(9, 3, seed=52) * v_scale
+    q[:, 0], q[:, 1], k[:, 0] = 1.0, q[:, 1] * 0.3, 0.0
     k[3:, 0] = jump * np.sqrt(2)                 # keys 3.. score ``jump`` more (s = 1/sqrt 2)
-    o, lse = flash.flash_forward(numeric, q.astype(np.float32), k.astype(np.float32),
-                                 v.astype(np.float32), None, False, block_q=4, block_k=3)
+    q32, k32, v32 = (a.astype(np.float32) for a in (q, k, v))
+    assert flash._wide(numeric, q32, k32, 2 ** -0.5) == (jump > 88)
+    o, lse = flash.flash_forward(numeric, q32, k32, v32, None, False, block_q=4, block_k=3)
     o_ref, _ = kernels.sdpa_forward(numeric, q, k, v)
     assert o.dtype == np.float32 and np.all(np.isfinite(o)) and np.all(np.isfinite(lse))
-    np.testing.assert_allclose(o, o_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(o / v_scale, o_ref / v_scale, rtol=1e-5, atol=1e-5)
     scores = q @ k.T / np.sqrt(2)
     lse_ref = scores.max(-1) + np.log(np.exp(scores - scores.max(-1, keepdims=True)).sum(-1))
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-5)
-    redone = calls.count("tile") - 3                  # 3 key tiles; more = redone tiles
-    assert redone == (1 if jump > 88 else 0)          # f32 exp overflows past ~88.7; the
-    #                                                   redone tile moves mu, the next is lazy
+    assert calls.count("tile") - 3 == redone          # 3 key tiles; more = redone tiles
+
+
+def test_wide_scores_are_clipped_before_exp(monkeypatch):
+    """Scores spread far beyond exp's range: the kernels see it (flash._wide) and clip,
+    so exp2 never gets an input below its fast range (NumPy's slow path), forward or
+    backward: each tile's weights are exactly exp2 of its clipped scores or 0."""
+    seen = []
+    real = flash._exp_masked
+
+    def watching(xp, s, blocked, shift=None, clip=False):
+        x = s - (0 if shift is None else shift)       # what exp2 would be given
+        if blocked is not None:
+            x = x[~blocked]
+        seen.append(np.any(x < flash._floor(s.dtype)) and not clip)
+        return real(xp, s, blocked, shift, clip)
+
+    monkeypatch.setattr(flash, "_exp_masked", watching)
+    q, k, v = arr(6, 3, seed=65), arr(10, 3, seed=66), arr(10, 2, seed=67)
+    q, k = q * 30, k * 30                             # scores of size ~1000
+    for dtype in (np.float32, np.float64):
+        qd, kd, vd = (a.astype(dtype) for a in (q, k, v))
+        o, lse = flash.flash_forward(numeric, qd, kd, vd, None, True, block_q=2, block_k=3)
+        flash.flash_backward(numeric, qd, kd, vd, o, lse, np.ones_like(o), None, True,
+                             block_q=2, block_k=3)
+    assert len(seen) > 10 and not any(seen)
 
 
 def test_rebasing_at_every_tile_changes_nothing(monkeypatch):
@@ -309,6 +337,52 @@ def test_rebasing_at_every_tile_changes_nothing(monkeypatch):
     monkeypatch.setattr(flash, "REBASE", 2.0 ** 32)
     _, lse_ref = flash.flash_forward(numeric, q, k, v, mask, causal, block_q=2, block_k=2)
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tile_exp_never_makes_a_subnormal_and_blocks_exactly(dtype):
+    """exp2 of a base-2 score far below its row's max is subnormal or 0, and NumPy takes a
+    10-250x slower path for those (docs/benchmarks.md): clipping, the tiles' exp sends
+    nothing below its floor (just above log2 of the smallest normal) into exp2; weights
+    above the floor are exactly exp2's, those below and blocked ones (whatever they
+    scored, -inf and 500 here) are exactly 0: no weight is subnormal."""
+    tiny = np.finfo(dtype).smallest_normal
+    rng = np.random.default_rng(60)
+    s = np.concatenate([rng.uniform(-2000, 0, (6, 40)), np.full((6, 2), -np.inf),
+                        np.full((6, 2), 500.0)], axis=1).astype(dtype)
+    blocked = np.zeros(s.shape, bool)
+    blocked[:, -3:] = True                            # one -inf and two huge: blocked
+    blocked[::2, :5] = True
+    p = flash._exp_masked(numeric, s.copy(), blocked, clip=True)
+    assert p.dtype == dtype and np.all(p[blocked] == 0)
+    floor = flash._floor(np.dtype(dtype))
+    assert np.log2(tiny) < floor < np.log2(tiny) + 2
+    above = ~blocked & (s >= floor)
+    assert np.all(p[above] >= tiny) and np.all(p[~above] == 0)
+    np.testing.assert_array_equal(p[above], np.exp2(s[above]))
+
+
+@pytest.mark.parametrize("dtype,gap", [(np.float32, 150.0), (np.float64, 1000.0)])
+def test_peaked_scores_agree_with_the_plain_kernels(dtype, gap):
+    """Scores that differ by more than exp's range (weights below the smallest normal):
+    the blocked kernels still agree with the plain fused ones, forward and backward."""
+    q, k, v = arr(6, 3, seed=61), arr(10, 3, seed=62), arr(10, 2, seed=63)
+    k[:, 0] = np.linspace(0.0, gap, 10) * np.sqrt(3)  # s = 1/sqrt 3: scores span ``gap``
+    q[:, 0] = np.linspace(0.2, 1.0, 6)
+    do = arr(6, 2, seed=64)
+    q, k, v, do = (a.astype(dtype) for a in (q, k, v, do))
+    mask = np.ones((6, 10), bool)
+    mask[1, 7:] = False
+    with np.errstate(under="ignore"):
+        o_ref, _, g_ref = _plain(*(a.astype(np.float64) for a in (q, k, v)), mask, True,
+                                 do.astype(np.float64))
+    o, lse = flash.flash_forward(numeric, q, k, v, mask, True, block_q=2, block_k=3)
+    grads = flash.flash_backward(numeric, q, k, v, o, lse, do, mask, True, block_q=2,
+                                 block_k=3)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(o, o_ref, rtol=tol, atol=tol)
+    for g, want in zip(grads, g_ref):
+        np.testing.assert_allclose(g, want, rtol=tol * 10, atol=tol * 10)
 
 
 def test_float32_stays_float32_and_agrees_with_float64():

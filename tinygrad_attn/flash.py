@@ -337,23 +337,63 @@ def _product(xp: Any, a: np.ndarray, b: np.ndarray, scratch: Any,
 
 
 def _exp_masked(xp: Any, s: np.ndarray, blocked: np.ndarray | None,
-                shift: np.ndarray | None = None) -> np.ndarray:
-    r"""$P = e^{S - \text{shift}}$ with blocked entries exactly 0 (in place numerically:
-    they are set to -inf before; no infinities in SymPy, so zeroed after).  Numerically
-    the scores come in base 2 (:data:`LOG2E`), so it is :math:`2^{S - \text{shift}}`."""
+                shift: np.ndarray | None = None, clip: bool = False) -> np.ndarray:
+    r"""$P = e^{S - \text{shift}}$ with blocked entries exactly 0 (in place numerically).
+
+    Numerically the scores come in base 2 (:data:`LOG2E`), so it is :math:`2^{S -
+    \text{shift}}`, and every input stays inside ``exp2``'s fast range (:func:`_floor`):
+    NumPy's ``exp2`` and ``exp`` take a path 10 to 250 times slower for each result that
+    overflows, is subnormal or underflows to 0 (-inf included; measured,
+    docs/benchmarks.md).  Blocked entries go in as the floor and come out as exactly 0.
+    With ``clip`` (the call's scores are :func:`_wide`) so do entries below the floor:
+    their weight, under 2^-125 of the row's largest in float32, is what ``exp`` would
+    make subnormal or 0 (and a subnormal weight would slow the products after it too).
+    """
     if xp.symbolic:
         p = xp.exp(s if shift is None else s - shift)
         return p if blocked is None else xp.where(blocked, xp.constant(0, p), p)
     if shift is not None:
         s -= shift
-    return np.exp2(s, out=s)
-
-
-def _block_out(xp: Any, s: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
-    """Numerically, blocked scores become -inf (in place), so max and exp ignore them."""
-    if blocked is not None and not xp.symbolic:
-        np.copyto(s, -np.inf, where=blocked)
+    floor = _floor(s.dtype)
+    if clip:
+        low = s < floor
+        blocked = low if blocked is None else low | blocked
+    if blocked is not None:
+        np.copyto(s, floor, where=blocked)        # whatever they scored: no overflow
+    np.exp2(s, out=s)
+    if blocked is not None:
+        np.copyto(s, 0, where=blocked)
     return s
+
+
+@functools.lru_cache(maxsize=8)
+def _floor(dtype: np.dtype) -> Any:
+    """The low end of ``exp2``'s fast range: one above log2 of the smallest normal number
+    (-125 in float32, -1021 in float64; measured: float64 ``exp2(-1022)`` is already
+    slow).  exp2 is fast on [floor, -floor]."""
+    return dtype.type(np.log2(np.finfo(dtype).smallest_normal) + 1)
+
+
+def _wide(xp: Any, q: np.ndarray, k: np.ndarray, s: Any) -> bool:
+    r"""Whether a call's base-2 scores may leave ``exp2``'s fast range.  Every score is
+    at most :math:`B = |s| \log_2 e \max_i \lVert q_i \rVert \max_j \lVert k_j
+    \rVert` in size (Cauchy-Schwarz) and a row's reference (max, rebased sum or
+    logsumexp) at most :math:`B + \log_2 n`, so exponents stay within
+    :math:`\pm(2B + \log_2 n)`: when that is inside [floor, -floor] nothing needs
+    clipping (typical data: B ~ 15 at d = 64); otherwise the kernels clip, and the
+    forward takes every tile's max (no lazy reference)."""
+    if xp.symbolic or 0 in q.shape or 0 in k.shape:
+        return False
+    norm = functools.partial(np.einsum, "...i,...i->...")
+    big = abs(float(s)) * LOG2E * float(np.sqrt(norm(q, q).max() * norm(k, k).max()))
+    return not 2 * big + np.log2(k.shape[-2]) + 1 <= -float(_floor(np.result_type(q, k)))
+
+
+def _row_max(s: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
+    """The max of each row over its attended entries (-inf where there is none)."""
+    if blocked is None:
+        return s.max(axis=-1, keepdims=True)
+    return s.max(axis=-1, keepdims=True, where=~blocked, initial=-np.inf)
 
 
 def _finite(xp: Any, mu: np.ndarray) -> np.ndarray:
@@ -454,12 +494,13 @@ def flash_forward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray,
     items = [(b, rows) for b in np.ndindex(batch) for rows in _blocks(m, bq)]
     if causal:  # longest rows first, so the threads finish together
         items.sort(key=lambda it: -it[1][1])
+    wide = _wide(xp, q, k, s)
 
     def worker(item: tuple[tuple[int, ...], tuple[int, int]], slot: int) -> None:
         b, (i0, i1) = item
         if not xp.symbolic:
             _forward_rows(q[b], k1[b], v1[b], None if masks is None else masks[b], causal,
-                          s, (i0, i1), (bk, bd), o[b], lse[b])
+                          s, (i0, i1), (bk, bd), o[b], lse[b], wide)
             return
         qs = q[b][i0:i1] * s                                   # (bq, d) scaled queries
         acc = xp.zeros((i1 - i0, e + 1), like)                 # (bq, e+1) [P V, rowsum P]
@@ -490,7 +531,7 @@ REBASE = 2.0 ** 32
 
 def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarray | None,
                   causal: bool, s: Any, rows: tuple[int, int], blocks: tuple[int, int],
-                  o: np.ndarray, lse: np.ndarray) -> None:
+                  o: np.ndarray, lse: np.ndarray, wide: bool = False) -> None:
     r"""One query block of the numeric forward: online softmax with a *lazy* reference.
 
     Scores are in base 2 here (``k1`` is :math:`[K \log_2 e, 1]`, :data:`LOG2E`), and
@@ -516,7 +557,7 @@ def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarra
     acc = _work.get("rows_acc", (i1 - i0, e + 1), dtype)
     acc.fill(0)                                               # [A, ell] relative to mu
     with np.errstate(over="ignore", invalid="ignore"):        # overflow is checked for
-        _forward_tiles(qa, k1, v1, mask, causal, rows, blocks, mu, acc)
+        _forward_tiles(qa, k1, v1, mask, causal, rows, blocks, mu, acc, wide)
     ell = acc[:, e:]                                          # (bq, 1) rowsum 2^{S - mu}
     ell[ell == 0] = 1                                         # attends nothing: O = 0
     np.divide(acc[:, :e], ell, out=o[i0:i1])
@@ -525,8 +566,9 @@ def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarra
 
 def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarray | None,
                    causal: bool, rows: tuple[int, int], blocks: tuple[int, int],
-                   mu: np.ndarray, acc: np.ndarray) -> None:
-    """The tile loop of :func:`_forward_rows`; updates qa's last column, mu and acc."""
+                   mu: np.ndarray, acc: np.ndarray, wide: bool) -> None:
+    """The tile loop of :func:`_forward_rows`; updates qa's last column, mu and acc.
+    ``wide`` (:func:`_wide`): every tile the classic way, exponents clipped."""
     i0, e = rows[0], acc.shape[1] - 1
     for r0, r1, c0, c1 in _row_pieces(rows, v1.shape[0], *blocks, causal):
         keep, blocked = _tile_mask(mask, causal, (r0, r1), (c0, c1))
@@ -534,13 +576,13 @@ def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndar
             continue
         a, z = r0 - i0, r1 - i0                               # the piece's rows
 
-        def scores() -> np.ndarray:                           # S log2 e - mu, blocked -inf
-            sc = _product(numeric, qa[a:z], k1[c0:c1].T, _scratch)
-            return _block_out(numeric, sc, blocked)
+        def scores() -> np.ndarray:                           # S log2 e - mu
+            return _product(numeric, qa[a:z], k1[c0:c1].T, _scratch)
 
         sc = scores()
-        if np.isfinite(mu[a:z]).all():                        # lazy: 2^{S - mu} at once
-            t = _product(numeric, np.exp2(sc, out=sc), v1[c0:c1], _scratch, "pv")
+        if not wide and np.isfinite(mu[a:z]).all():           # lazy: 2^{S - mu} at once
+            p = _exp_masked(numeric, sc, blocked)
+            t = _product(numeric, p, v1[c0:c1], _scratch, "pv")
             if np.isfinite(t).all():
                 acc[a:z] += t
                 big = np.flatnonzero(acc[a:z, e] > REBASE) + a
@@ -553,12 +595,11 @@ def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndar
                 continue
             sc = scores()                                     # overflow: redo, classic
         # classic online-softmax step: delta = max(mu, rowmax S) - mu, relative to mu
-        delta = np.maximum(mu[a:z] - _finite(numeric, mu[a:z]),
-                           sc.max(axis=-1, keepdims=True))
+        delta = np.maximum(mu[a:z] - _finite(numeric, mu[a:z]), _row_max(sc, blocked))
         shift = _finite(numeric, delta)
-        sc -= shift
         acc[a:z] *= np.exp2(-np.maximum(shift, 0))           # 2^{mu_old - mu_new} (A = 0
-        acc[a:z] += _product(numeric, np.exp2(sc, out=sc), v1[c0:c1], _scratch, "pv")
+        p = _exp_masked(numeric, sc, blocked, shift, clip=wide)
+        acc[a:z] += _product(numeric, p, v1[c0:c1], _scratch, "pv")
         mu[a:z] = _finite(numeric, mu[a:z]) + delta           # while none seen); -inf too
         qa[a:z, -1:] -= shift
 
@@ -601,6 +642,7 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     doa = _append(xp, do, -big_d[..., None], "doa")                        # [dO, -D]
     va = _append(xp, np.broadcast_to(v, batch + (n, e)), one, "va")        # [V, 1]
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
+    wide = _wide(xp, q, k, s)
     dk = xp.zeros(batch + (n, d), like)
     dv = xp.zeros(batch + (n, e), like)
     nthreads = _threads(xp, threads, int(np.prod(batch)) * n)
@@ -632,8 +674,8 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
                 continue
             kab, vab = ka[b][c0:c1], va[b][c0:c1]              # (keys, d+1), (keys, e+1)
             qab, doab = qa[b][r0:r1], doa[b][r0:r1]            # (rows, d+1), (rows, e+1)
-            sc = _block_out(xp, _product(xp, qab, kab.T, _scratch), blocked)  # S - L
-            p = _exp_masked(xp, sc, blocked)                   # (rows, keys) P = e^{S - L}
+            sc = _product(xp, qab, kab.T, _scratch)            # S - L
+            p = _exp_masked(xp, sc, blocked, clip=wide)        # (rows, keys) P = e^{S - L}
             z = c1 - j0                                        # the piece's keys: [:z]
             dv_acc[:z] += _product(xp, p.T, doab[:, :e], _scratch, "dv")  # (keys, e)
             ds = _product(xp, doab, vab.T, _scratch, "ds")     # (rows, keys) dP - D
