@@ -348,21 +348,22 @@ def _exp_masked(xp: Any, s: np.ndarray, blocked: np.ndarray | None,
     \text{shift}}`, and every input stays inside ``exp2``'s fast range (:func:`_floor`):
     NumPy's ``exp2`` and ``exp`` take a path 10 to 250 times slower for each result that
     overflows, is subnormal or underflows to 0 (-inf included; measured,
-    docs/benchmarks.md).  Blocked entries go in as the floor and come out as exactly 0.
-    With ``clip`` (the call's scores are :func:`_wide`) so do entries below the floor:
-    their weight, under 2^-125 of the row's largest in float32, is what ``exp`` would
-    make subnormal or 0 (and a subnormal weight would slow the products after it too).
+    docs/benchmarks.md).  Unless the call's scores are :func:`_wide`, every score,
+    blocked or not, is inside that range already; blocked entries are set to exactly 0
+    after.  With ``clip`` (wide scores) blocked entries and those below the floor go in
+    as the floor and come out as exactly 0: their weight, under 2^-125 of the row's
+    largest in float32, is what ``exp`` would make subnormal or 0 (and a subnormal
+    weight would slow the products after it too).
     """
     if xp.symbolic:
         p = xp.exp(s if shift is None else s - shift)
         return p if blocked is None else xp.where(blocked, xp.constant(0, p), p)
     if shift is not None:
         s -= shift
-    floor = _floor(s.dtype)
     if clip:
+        floor = _floor(s.dtype)
         low = s < floor
         blocked = low if blocked is None else low | blocked
-    if blocked is not None:
         np.copyto(s, floor, where=blocked)        # whatever they scored: no overflow
     np.exp2(s, out=s)
     if blocked is not None:
