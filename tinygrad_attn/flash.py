@@ -26,9 +26,10 @@ Backward, recomputing each tile from the saved row statistic :math:`L` and
 
 The running max :math:`\mu` is there for numerics only (``exp`` must not overflow), and
 the softmax is invariant to it, so numerically it is kept *lazily* (:func:`_forward_rows`):
-a row reference taken on the row's first tile and carried as a column of the queries,
-:math:`[sQ, -\mu]\,[K, 1]^\top = S - \mu`, moved only when a product overflows or a
-row sum grows past :data:`REBASE`: most tiles cost two products and one ``exp`` pass.
+a row reference, 0 to start with when no score can overflow (:func:`_wide`), carried as a
+column of the queries, :math:`[sQ, -\mu]\,[K, 1]^\top = S - \mu`, moved only when a
+product overflows or a row sum grows past :data:`REBASE`: a tile costs two products and
+one ``exp`` pass, no max.
 As everywhere in the engine, the symbolic backend gets the mathematically identical
 plain form: ``xp.stability_shift`` is 0 there, so :math:`\mu = 0`, every rescale factor
 is 1 and :math:`O = \sum_j e^{S_j} V_j / \sum_j \operatorname{rowsum} e^{S_j}`: the
@@ -559,21 +560,23 @@ def _forward_rows(q: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndarra
     product yields the shifted scores directly: :math:`[sQ, -\mu]\,[K \log_2 e,
     1]^\top = S \log_2 e - \mu` (d + 1 columns cost the GEMM nothing measurable; no
     subtraction pass).  The softmax is invariant to :math:`\mu`, so it need not be the
-    running max: the max is taken only on a row's first tile (two passes: rowmax, shift);
-    later tiles go straight to :math:`P = 2^{S \log_2 e - \mu}` and :math:`[PV,
-    \operatorname{rowsum} P] = P\,[V, 1]`.  Safety is checked on that small product
-    instead: a non-finite result (a score more than ~88 above the reference in f32)
-    redoes the tile the classic way (max, rescale), and a row whose sum :math:`\ell`
-    passes :data:`REBASE` is rebased, :math:`\mu \mathrel{+}= \log_2 \ell,\
-    A \mathrel{/}= \ell`.  Writes rows ``rows`` of ``o`` and ``lse`` (:math:`(\mu +
-    \log_2 \ell) \ln 2`); its (rows, d + 1) work arrays belong to the thread running it
-    (one block at a time).
+    running max: unless the scores are ``wide`` it starts at 0 (then every base-2 score
+    is within :math:`\pm B`, far inside ``exp2``'s range, :func:`_wide`) and every tile
+    goes straight to :math:`P = 2^{S \log_2 e - \mu}` and :math:`[PV,
+    \operatorname{rowsum} P] = P\,[V, 1]`, no max taken.  Safety is checked on that
+    small product instead: a non-finite result (huge values) redoes the tile the classic
+    way (max, rescale), and a row whose sum :math:`\ell` passes :data:`REBASE` is
+    rebased, :math:`\mu \mathrel{+}= \log_2 \ell,\ A \mathrel{/}= \ell`.  Wide
+    scores: :math:`\mu` starts at :math:`-\infty` and every tile is taken the classic
+    way.  Writes rows ``rows`` of ``o`` and ``lse`` (:math:`(\mu + \log_2 \ell) \ln
+    2`); its (rows, d + 1) work arrays belong to the thread running it (one block at a
+    time).
     """
     i0, i1 = rows
     e, dtype = v1.shape[1] - 1, o.dtype
     qa = _append(numeric, q[i0:i1], dtype.type(0), "rows_qa", s)  # [sQ, -mu]
     mu = _work.get("rows_mu", (i1 - i0, 1), dtype)
-    mu.fill(-np.inf)                                          # -inf: no key seen yet
+    mu.fill(-np.inf if wide else 0)                           # -inf: no key seen yet
     acc = _work.get("rows_acc", (i1 - i0, e + 1), dtype)
     acc.fill(0)                                               # [A, ell] relative to mu
     with np.errstate(over="ignore", invalid="ignore"):        # overflow is checked for
@@ -600,7 +603,7 @@ def _forward_tiles(qa: np.ndarray, k1: np.ndarray, v1: np.ndarray, mask: np.ndar
             return _product(numeric, qa[a:z], k1[c0:c1].T, _scratch)
 
         sc = scores()
-        if not wide and np.isfinite(mu[a:z]).all():           # lazy: 2^{S - mu} at once
+        if not wide:                                          # lazy: 2^{S - mu} at once
             p = _exp_masked(numeric, sc, blocked)
             t = _product(numeric, p, v1[c0:c1], _scratch, "pv")
             if np.isfinite(t).all():
