@@ -166,6 +166,7 @@ def products_step(n: int, d: int, dtype: Any, threads: int,
     bookkeeping.  Its time is the floor the kernels sit on in practice: each product
     meets fresh operands, as in the kernels, not the same hot ones as in a rate test."""
     bq, bk = blocks or (flash.BLOCK_Q, flash.BLOCK_K)
+    fq = bq if blocks else flash._rows_block(bq, n, 1, threads, False)  # forward's rows
     rng = np.random.default_rng(0)
     qa, ka, va, doa = (rng.standard_normal((n, d + 1)).astype(dtype) * 0.1
                        for _ in range(4))
@@ -192,8 +193,9 @@ def products_step(n: int, d: int, dtype: Any, threads: int,
             dk[j0:j1] += prod(ds.T, qa[i0:i1, :d], "dk")
 
     def step() -> None:
-        flash._run(flash._blocks(n, bq), forward_rows, threads)
-        flash._run(flash._blocks(n, bk), backward_keys, threads)
+        with flash._blas_limited():             # one core per thread, 1 thread included
+            flash._run(flash._blocks(n, fq), forward_rows, threads)
+            flash._run(flash._blocks(n, bk), backward_keys, threads)
     return step
 
 

@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 from _timing import (best_time, blocked_step, gemm_rate, inputs, machine, peak_bytes,
-                     plain_step, tile_product_times, torch_times)
+                     plain_step, products_step, tile_product_times, torch_times)
 
 
 def _ms(t: float | None) -> str:
@@ -117,10 +117,12 @@ def memory(n: int, d: int, dtype: str) -> str:
     return head + "\n" + "\n".join(rows)
 
 
-def products(d: int, dtypes: list[str], best: dict[tuple, float], sizes: list[int]) -> str:
+def products(d: int, dtypes: list[str], best: dict[tuple, float], sizes: list[int],
+             rounds: int, repeat: int) -> str:
     """One thread's rate on each product of a default tile, NumPy (its OpenBLAS) against
     PyTorch (its MKL), and the floor those rates put under the blocked kernels: the
-    products alone, every tile, on two cores with no other cost."""
+    products alone, every tile, on two cores with no other cost; then that floor
+    measured: the kernels' loops with nothing but their products (``products_step``)."""
     from tinygrad_attn.flash import BLOCK_K, BLOCK_Q
     out = [f"One thread's rate on the products of one {BLOCK_Q} x {BLOCK_K} tile (d = {d})"
            "\n", "| dtype | product | M x K x N | NumPy GFLOP/s | PyTorch GFLOP/s | "
@@ -145,7 +147,22 @@ def products(d: int, dtypes: list[str], best: dict[tuple, float], sizes: list[in
                                   f"(blocked 2 threads measured "
                                   f"{best[('blocked 2 threads', dt, n, False)] * 1e3:.1f}, "
                                   f"PyTorch SDPA {_ms(best.get(('torch', dt, n, False)))})")
-    return "\n".join(out) + "\n\n" + "\n".join(floors)
+    loop = ["The kernels' loops with nothing but their products (same tiles, operands, "
+            "order and threads; no exp, no bookkeeping), forward+backward, ms, and the "
+            "rate they reach on 14 n^2 d flops (the 12 of the issue's count plus the "
+            "recomputed S)\n", "| dtype | n | products alone, 1 thread | products alone, "
+            "2 threads | rate, 2 threads (GFLOP/s) | blocked 2 threads | PyTorch SDPA | "
+            "PyTorch / products alone |", "|---|---|---|---|---|---|---|---|"]
+    for dt in dtypes:
+        for n in sizes:
+            t1 = min(min(best_time(products_step(n, d, dt, 1), repeat)) for _ in range(rounds))
+            t2 = min(min(best_time(products_step(n, d, dt, 2), repeat)) for _ in range(rounds))
+            torch_t = best.get(("torch", dt, n, False))
+            ratio = "-" if torch_t is None else f"{torch_t / t2:.2f}"
+            loop.append(f"| {dt} | {n} | {_ms(t1)} | {_ms(t2)} | {14 * n * n * d / t2 / 1e9:.0f}"
+                        f" | {_ms(best[('blocked 2 threads', dt, n, False)])} | {_ms(torch_t)} "
+                        f"| {ratio} |")
+    return "\n".join(out) + "\n\n" + "\n".join(floors) + "\n\n" + "\n".join(loop)
 
 
 def threshold(d: int, dtypes: list[str], rounds: int) -> str:
@@ -197,7 +214,7 @@ def main() -> int:
     print()
     print(causal_speedups(best, args.sizes, args.dtypes))
     print()
-    print(products(args.d, args.dtypes, best, args.sizes))
+    print(products(args.d, args.dtypes, best, args.sizes, args.rounds, args.repeat))
     print()
     print(memory(args.memory_n, args.d, "float32"))
     if args.json:
