@@ -518,6 +518,21 @@ def test_mixed_precision_promotes_as_the_plain_kernels_do():
     np.testing.assert_allclose(o, o_ref, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [1000, 1024, 1536, 2048, 3000, 700])
+def test_default_blocks_share_out_evenly_over_two_threads(size):
+    """Non-causal blocks all cost the same, so with few of them their number should be a
+    multiple of the threads (3 blocks on 2 threads take as long as 4): the defaults are
+    shrunk to that (forward query blocks and backward key blocks), never grown."""
+    rows = flash._rows_block(flash.BLOCK_Q, size, 1, 2, False)
+    keys = flash._even(flash.BLOCK_K, size, 1, 2)
+    for block, default in ((rows, flash.BLOCK_Q * flash.FORWARD_ROWS), (keys, flash.BLOCK_K)):
+        count = -(-size // block)
+        assert block <= default and (count % 2 == 0 or count >= 8)
+    assert flash._even(flash.BLOCK_K, size, 1, 1) == flash.BLOCK_K   # one thread: as is
+    assert flash._rows_block(flash.BLOCK_Q, 1024, 1, 2, True) == flash.BLOCK_Q  # causal:
+    #                                                       two blocks per thread, 4 x 256
+
+
 def test_work_arrays_are_reused_between_calls_and_never_alias_the_results():
     """The O(n d) work arrays (see flash._Workspace) are kept between calls, so a second
     call of the same size allocates none of them; the returned arrays are the caller's:
