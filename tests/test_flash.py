@@ -529,6 +529,7 @@ def test_default_blocks_share_out_evenly_over_two_threads(size):
         count = -(-size // block)
         assert block <= default and (count % 2 == 0 or count >= 8)
     assert flash._even(flash.BLOCK_K, size, 1, 1) == flash.BLOCK_K   # one thread: as is
+    assert flash._even(flash.BLOCK_K, 400, 1, 2) == flash.BLOCK_K     # none under 256
     assert flash._rows_block(flash.BLOCK_Q, 1024, 1, 2, True) == flash.BLOCK_Q  # causal:
     #                                                       two blocks per thread, 4 x 256
 

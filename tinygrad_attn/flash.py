@@ -70,6 +70,9 @@ BLOCK_K = 512
 #: blocks: fewer first tiles taking the max, less per-block work; measured 4-11 % faster
 #: at n = 1024-2048), halved while there are too few for the threads (:func:`_rows_block`).
 FORWARD_ROWS = 2
+#: :func:`_even` cuts no block below this many rows (measured: at n = 256 two threads
+#: on blocks of 128 were 1.8x slower than one thread on one block).
+EVEN_LEAST = 256
 #: Causal: the width of the strips the diagonal is cut into.
 BLOCK_DIAG = 256
 #: Causal backward with threads: key blocks small enough for this many per thread.
@@ -555,7 +558,8 @@ def _even(block: int, size: int, heads: int, threads: int) -> int:
         return block
     while (heads * count) % threads:
         count += 1
-    return max(1, -(-size // count))
+    even = -(-size // count)
+    return even if even >= EVEN_LEAST else block      # tiny blocks: handing off costs more
 
 
 #: Numeric forward: a row's reference ``mu`` is moved up once its running sum passes this
