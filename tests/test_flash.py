@@ -271,8 +271,9 @@ def test_huge_and_hugely_negative_logits_neither_overflow_nor_underflow():
                                                   (200.0, 1.0, 0)])
 def test_lazy_reference_forward_rebases_redoes_or_goes_wide(monkeypatch, jump, v_scale,
                                                              redone):
-    """The numeric forward keeps a row's reference mu from its first tile and takes
-    2^{S - mu} at once afterwards.  Later tiles scoring ``jump`` higher: 25 passes REBASE
+    """The numeric forward starts a row's reference mu at 0 when the scores are bounded
+    (flash._wide false) and takes 2^{S - mu} at once, no max.  Later tiles scoring
+    ``jump`` higher: 25 passes REBASE
     (e^25 > 2^32: mu += log2 ell); with values of size 1e30 the product P V overflows
     float32 (e^25 * 1e30), so the tile is redone the classic way (one more score product;
     the next tile is lazy again); 200 makes the call *wide* (scores may leave exp2's fast
