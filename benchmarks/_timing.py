@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -173,7 +174,7 @@ def products_step(n: int, d: int, dtype: Any, threads: int,
     k, do = ka[:, :d], doa[:, :d]
     dq = [np.zeros((n, d), dtype) for _ in range(threads)]
     dk, dv = np.zeros((n, d), dtype), np.zeros((n, d), dtype)
-    scratch = __import__("threading").local()
+    scratch = threading.local()
 
     def prod(a: np.ndarray, b: np.ndarray, slot: str) -> np.ndarray:
         return flash._product(numeric, a, b, scratch, slot)

@@ -62,12 +62,12 @@ def fit_growth(ns: list[int], ys: list[float], n_min: int = 2048) -> float:
     a few MiB that do not grow with n, so its memory slope is below 1 until n >> 1000).
     From n = 2048: below that the blocked op's default block sizes still change with n
     (``flash._rows_block``, ``flash._even``), so its "constant" does too."""
-    pairs = [(n, y - y_half) for (n_half, y_half), (n, y) in zip(zip(ns, ys), zip(ns[1:], ys[1:]))
-             if n == 2 * n_half]
-    grow = [(n, dy) for n, dy in pairs if dy > 0]
+    grow = [(n, y - y_half) for n_half, y_half, n, y in zip(ns, ys, ns[1:], ys[1:])
+            if n == 2 * n_half and y > y_half]
     if not grow:
         return float("nan")
-    return fit_exponent(*map(list, zip(*grow)), n_min=growth_from(ns, n_min))
+    return fit_exponent([n for n, _ in grow], [dy for _, dy in grow],
+                        n_min=growth_from(ns, n_min))
 
 
 def growth_from(ns: list[int], n_min: int = 2048) -> int:

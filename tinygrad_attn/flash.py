@@ -674,11 +674,11 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
     else:                                           # no (m, e) temporary: one einsum
         big_d = np.einsum("...i,...i->...", do, o)
     lse = np.broadcast_to(lse, batch + (m,))
-    base = None if xp.symbolic else LOG2E   # numerically base-2 scores, for exp2
-    qa = _append(xp, np.broadcast_to(q, batch + (m, d)), -lse[..., None] * (base or 1),
-                 "qa", s)                                                  # [sQ, -L]
+    base = 1 if xp.symbolic else LOG2E      # numerically base-2 scores, for exp2
+    qa = _append(xp, np.broadcast_to(q, batch + (m, d)), -lse[..., None] * base, "qa",
+                 s)                                                        # [sQ, -L]
     k = np.broadcast_to(k, batch + (n, d))
-    ka = _append(xp, k, one, "ka", base)                                   # [K, 1]
+    ka = _append(xp, k, one, "ka", None if xp.symbolic else base)          # [K, 1]
     doa = _append(xp, do, -big_d[..., None], "doa")                        # [dO, -D]
     va = _append(xp, np.broadcast_to(v, batch + (n, e)), one, "va")        # [V, 1]
     masks = None if mask is None else np.broadcast_to(mask, batch + (m, n))
