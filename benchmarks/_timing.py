@@ -20,8 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinygrad_attn import flash, kernels  # noqa: E402
-from tinygrad_attn.backend import numeric  # noqa: E402
+from tinygrad_attn.attention import flash, kernels  # noqa: E402
+from tinygrad_attn.engine.backend import numeric  # noqa: E402
 
 
 def inputs(n: int, d: int, dtype: Any, seed: int = 0) -> tuple[np.ndarray, ...]:

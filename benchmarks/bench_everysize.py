@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tinygrad_attn import everysize as es  # noqa: E402
-from tinygrad_attn.indexcalc import Proof, clear_caches, prove_equal  # noqa: E402
+from tinygrad_attn.verify import everysize as es  # noqa: E402
+from tinygrad_attn.verify.indexcalc import Proof, clear_caches, prove_equal  # noqa: E402
 
 
 def time_claim(claim: es.Claim) -> Proof:

@@ -123,7 +123,7 @@ def products(d: int, dtypes: list[str], best: dict[tuple, float], sizes: list[in
     PyTorch (its MKL), and the floor those rates put under the blocked kernels: the
     products alone, every tile, on two cores with no other cost; then that floor
     measured: the kernels' loops with nothing but their products (``products_step``)."""
-    from tinygrad_attn.flash import BLOCK_K, BLOCK_Q
+    from tinygrad_attn.attention.flash import BLOCK_K, BLOCK_Q
     out = [f"One thread's rate on the products of one {BLOCK_Q} x {BLOCK_K} tile (d = {d})"
            "\n", "| dtype | product | M x K x N | NumPy GFLOP/s | PyTorch GFLOP/s | "
            "PyTorch / NumPy |", "|---|---|---|---|---|---|"]

@@ -24,8 +24,8 @@ import sympy as sp  # noqa: E402
 
 import tinygrad_attn as ta  # noqa: E402
 from tinygrad_attn import attention as A  # noqa: E402
-from tinygrad_attn import derive as D  # noqa: E402
-from tinygrad_attn.symbolic import _compile, derive  # noqa: E402
+from tinygrad_attn.study import derive as D  # noqa: E402
+from tinygrad_attn.verify.symbolic import _compile, derive  # noqa: E402
 
 
 def sdpa(Q, K, V):  # noqa: N803

@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from tinygrad_attn import nn
-from tinygrad_attn.data import PAD, date_task
-from tinygrad_attn.train import blas_threads, build_model
+from tinygrad_attn.study.data import PAD, date_task
+from tinygrad_attn.study.train import blas_threads, build_model
 
 
 def best_ms(fn, repeat: int) -> float:

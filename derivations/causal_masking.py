@@ -6,7 +6,7 @@
 
 This script proves every claim of the derivation at explicit sizes (closed form ==
 sympy.diff, engine backward == sympy.diff) and writes causal_masking.md next to itself. The
-mathematics lives in tinygrad_attn/derive.py (``_causal``), so the installed package can
+mathematics lives in tinygrad_attn/study/derive.py (``_causal``), so the installed package can
 rebuild the document too: ``tinygrad_attn.derive.run("causal_masking", out_dir)``.
 
 Run from the repository root:  python derivations/causal_masking.py
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, if not installed
-from tinygrad_attn.derive import main  # noqa: E402
+from tinygrad_attn.study.derive import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main("causal_masking"))

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, if not installed
-from tinygrad_attn.derive import main  # noqa: E402
+from tinygrad_attn.study.derive import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main("claim_expectation"))

@@ -8,7 +8,7 @@ Proven for the head-by-head reference (fused=False) and the batched fused path.
 
 This script proves every claim of the derivation at explicit sizes (closed form ==
 sympy.diff, engine backward == sympy.diff) and writes multi_head.md next to itself. The
-mathematics lives in tinygrad_attn/derive.py (``_multi_head``), so the installed package can
+mathematics lives in tinygrad_attn/study/derive.py (``_multi_head``), so the installed package can
 rebuild the document too: ``tinygrad_attn.derive.run("multi_head", out_dir)``.
 
 Run from the repository root:  python derivations/multi_head.py
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, if not installed
-from tinygrad_attn.derive import main  # noqa: E402
+from tinygrad_attn.study.derive import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main("multi_head"))

@@ -9,7 +9,7 @@ backward and the fused op's hand-derived backward, all against sympy.diff.
 
 This script proves every claim of the derivation at explicit sizes (closed form ==
 sympy.diff, engine backward == sympy.diff) and writes scaled_dot_product.md next to itself. The
-mathematics lives in tinygrad_attn/derive.py (``_sdpa``), so the installed package can
+mathematics lives in tinygrad_attn/study/derive.py (``_sdpa``), so the installed package can
 rebuild the document too: ``tinygrad_attn.derive.run("scaled_dot_product", out_dir)``.
 
 Run from the repository root:  python derivations/scaled_dot_product.py
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, if not installed
-from tinygrad_attn.derive import main  # noqa: E402
+from tinygrad_attn.study.derive import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main("scaled_dot_product"))

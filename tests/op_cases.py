@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 
 import tinygrad_attn as ta
-from tinygrad_attn import ops
+from tinygrad_attn.attention import fused
+from tinygrad_attn.engine import ops
 
 
 @dataclass(frozen=True)
@@ -108,21 +109,21 @@ CASES: dict[type, list[Case]] = {
 # with a fully masked query row, causal; and the op that exposes its weights.
 SDPA_MASK = np.array([[True, False, True, True], [False, False, False, False],
                       [True, True, False, True]])
-CASES[ops.ScaledDotProductAttention] = [
-    Case("sdpa", lambda a, b, c: ops.ScaledDotProductAttention.apply(a, b, c),
+CASES[fused.ScaledDotProductAttention] = [
+    Case("sdpa", lambda a, b, c: fused.ScaledDotProductAttention.apply(a, b, c),
          ((2, 3, 2), (4, 2), (4, 3))),
     Case("sdpa_masked_empty_row",
-         lambda a, b, c: ops.ScaledDotProductAttention.apply(a, b, c, mask=SDPA_MASK),
+         lambda a, b, c: fused.ScaledDotProductAttention.apply(a, b, c, mask=SDPA_MASK),
          ((3, 2), (4, 2), (4, 2))),
     Case("sdpa_causal_scale",
-         lambda a, b, c: ops.ScaledDotProductAttention.apply(a, b, c, causal=True, scale=0.7),
+         lambda a, b, c: fused.ScaledDotProductAttention.apply(a, b, c, causal=True, scale=0.7),
          ((3, 2), (3, 2), (3, 1))),
 ]
-CASES[ops.SDPAWeights] = [
+CASES[fused.SDPAWeights] = [
     Case("sdpa_weights_masked",
-         lambda a, b: ops.SDPAWeights.apply(a, b, mask=SDPA_MASK), ((3, 2), (4, 2))),
+         lambda a, b: fused.SDPAWeights.apply(a, b, mask=SDPA_MASK), ((3, 2), (4, 2))),
     Case("sdpa_weights_causal_batch",
-         lambda a, b: ops.SDPAWeights.apply(a, b, causal=True), ((2, 3, 2), (3, 2))),
+         lambda a, b: fused.SDPAWeights.apply(a, b, causal=True), ((2, 3, 2), (3, 2))),
 ]
 
 

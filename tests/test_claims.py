@@ -8,9 +8,9 @@ import pytest
 import sympy as sp
 
 import tinygrad_attn as ta
-from tinygrad_attn import claims as C
-from tinygrad_attn.attention import attend, causal_mask, cross_attention, self_attention
-from tinygrad_attn.tensor import Tensor, grad
+from tinygrad_attn.study import claims as C
+from tinygrad_attn.attention.mechanisms import attend, causal_mask, cross_attention, self_attention
+from tinygrad_attn.engine.tensor import Tensor, grad
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 import tinygrad_attn as ta
-from tinygrad_attn import demo
+from tinygrad_attn.study import demo
 from tinygrad_attn.cli import main
 
 

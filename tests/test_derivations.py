@@ -1,4 +1,4 @@
-"""The literate derivations (derivations/*.py, tinygrad_attn/derive.py): every claim in
+"""The literate derivations (derivations/*.py, tinygrad_attn/study/derive.py): every claim in
 them is proven, and every committed ``derivations/<name>.md`` is exactly what the code
 produces now (so a change to the engine or to a derivation cannot leave a stale proof)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_attn import derive
+from tinygrad_attn.study import derive
 
 ROOT = Path(__file__).resolve().parent.parent
 DERIVATIONS = ROOT / "derivations"
@@ -71,7 +71,7 @@ def test_a_wrong_closed_form_is_reported_not_proven():
     the rowsum term of the softmax backward is reported as NOT PROVEN."""
     import numpy as np
 
-    from tinygrad_attn.symbolic import derive as derive_sym
+    from tinygrad_attn.verify.symbolic import derive as derive_sym
 
     der = derive_sym(lambda s: s.softmax(-1), {"s": (3,)})
     p, g = der.outputs[0], der.cotangents[0]

@@ -7,7 +7,7 @@ import pytest
 from op_cases import CASES, all_cases
 
 import tinygrad_attn as ta
-from tinygrad_attn import ops
+from tinygrad_attn.engine import ops
 
 CASE_IDS = [case.name for _, case in all_cases()]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from tinygrad_attn import everysize as es
-from tinygrad_attn.indexcalc import evaluate
+from tinygrad_attn.verify import everysize as es
+from tinygrad_attn.verify.indexcalc import evaluate
 
 CONCRETE = {es.n: 2, es.m: 3, es.d: 2, es.e: 2, es.h: 2, es.d_k: 3, es.H: 2, es.d_h: 2}
 

@@ -15,8 +15,9 @@ import sympy as sp
 
 import tinygrad_attn as ta
 from tinygrad_attn import attention as A
-from tinygrad_attn import flash, kernels
-from tinygrad_attn.backend import numeric, symbolic
+from tinygrad_attn.attention import flash
+from tinygrad_attn.attention import kernels
+from tinygrad_attn.engine.backend import numeric, symbolic
 
 
 def arr(*shape: int, seed: int = 0, dtype: type = np.float64) -> np.ndarray:

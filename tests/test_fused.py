@@ -1,4 +1,4 @@
-"""The fused scaled dot-product attention op (ops.ScaledDotProductAttention, kernels.py):
+"""The fused scaled dot-product attention op (fused.ScaledDotProductAttention, kernels.py):
 its hand-derived backward against the composed engine ops, finite differences, a NumPy
 transcription of the formulas, second derivatives and SymPy's exact derivative.
 
@@ -13,7 +13,8 @@ import pytest
 
 import tinygrad_attn as ta
 from tinygrad_attn import attention as A
-from tinygrad_attn import kernels, ops
+from tinygrad_attn.attention import fused, kernels
+from tinygrad_attn.engine import ops
 
 
 def arr(*shape: int, seed: int = 0) -> np.ndarray:
@@ -77,7 +78,7 @@ def test_backward_kernel_equals_numpy_transcription_of_the_formulas():
     Drow = (dO * O).sum(-1, keepdims=True)
     dS = P * (dO @ v.transpose(0, 2, 1) - Drow)
     dQ, dK = dS @ k / 2.0, dS.transpose(0, 2, 1) @ q / 2.0
-    from tinygrad_attn.backend import numeric
+    from tinygrad_attn.engine.backend import numeric
 
     o, p = kernels.sdpa_forward(numeric, q, k, v, mask)
     np.testing.assert_allclose(o, O, rtol=1e-13, atol=1e-15)
@@ -97,7 +98,7 @@ def test_a_wrong_backward_is_caught_by_gradcheck(monkeypatch):
         s = 1 / np.sqrt(q.shape[-1])
         return ds @ k * s, np.swapaxes(ds, -1, -2) @ q * s, dv
 
-    monkeypatch.setattr(ops.kernels, "sdpa_backward", wrong)
+    monkeypatch.setattr(fused.kernels, "sdpa_backward", wrong)
     (q, k, v), mask, causal = _inputs("plain")
     report = ta.gradcheck(lambda q, k, v: A.scaled_dot_product(q, k, v)[0], q, k, v)
     assert not report.ok
@@ -182,13 +183,13 @@ def test_fused_weights_are_differentiable_and_equal_the_weights_op():
                                                              causal=causal)[1], q, k)
     assert report.ok, str(report)
     _, w = A.scaled_dot_product(q, k, v, mask=mask, causal=causal)
-    alone = ops.SDPAWeights.apply(q, k, mask=mask, causal=causal)
+    alone = fused.SDPAWeights.apply(q, k, mask=mask, causal=causal)
     np.testing.assert_array_equal(w.data, alone.data)
     assert "weights_out" not in w._ctx.attrs and "precomputed" not in w._ctx.attrs
 
 
 def test_kernels_sum_broadcast_batch_axes_back_to_input_shapes():
-    from tinygrad_attn.backend import numeric
+    from tinygrad_attn.engine.backend import numeric
 
     q, k, v = arr(2, 3, 5, 4, seed=1), arr(5, 4, seed=2), arr(1, 5, 2, seed=3)
     o, p = kernels.sdpa_forward(numeric, q, k, v, causal=True)

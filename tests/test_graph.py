@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
-from tinygrad_attn import figures, ops
-from tinygrad_attn.graph import draw, render, render_source, vjp_formula
+from tinygrad_attn.pictures import figures
+from tinygrad_attn.engine import ops
+from tinygrad_attn.pictures.graph import draw, render, render_source, vjp_formula
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "graphs"
 SVG = "{http://www.w3.org/2000/svg}"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from tinygrad_attn.indexcalc import Proof, evaluate, normal_form, prove_equal
+from tinygrad_attn.verify.indexcalc import Proof, evaluate, normal_form, prove_equal
 
 n, m, d = sp.symbols("n m d", positive=True, integer=True)
 i, j, k, a, b = sp.symbols("i j k a b", integer=True)

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_attn as ta
-from tinygrad_attn import ops
-from tinygrad_attn.backend import SymbolicUnsupported, exact_constant
-from tinygrad_attn.symbolic import MAX_SYMBOLS, Derivation, derive, equivalent, symbols
-from tinygrad_attn.tensor import _toposort
+from tinygrad_attn.engine import ops
+from tinygrad_attn.engine.backend import SymbolicUnsupported, exact_constant
+from tinygrad_attn.verify.symbolic import MAX_SYMBOLS, Derivation, derive, equivalent, symbols
+from tinygrad_attn.engine.tensor import _toposort
 
 from op_cases import CASES, all_cases
 

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
-from tinygrad_attn import data, nn, train
-from tinygrad_attn.data import EOS, PAD
+from tinygrad_attn.study import data
+from tinygrad_attn import nn
+from tinygrad_attn.study import train
+from tinygrad_attn.study.data import EOS, PAD
 
 RNN_SIZES = dict(emb=16, hidden=32, dec_hidden=32, attn=32)
 TF_SIZES = dict(d=32, heads=2, layers=1, ff=64, max_len=8)

@@ -95,13 +95,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .study.demo import run_demo
 
     return run_demo(Path(args.out), symbolic=not args.no_symbolic)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from .figures import graph_command
+    from .pictures.figures import graph_command
 
     try:
         path = graph_command(args.target, args.output, backward=args.backward,
@@ -113,7 +113,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
-    from .derive import NAMES, run
+    from .study.derive import NAMES, run
 
     names = list(NAMES) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in NAMES:
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:  # its own parser: tinygrad-attn train TASK --model ...
-        from .train import main_train
+        from .study.train import main_train
 
         return main_train(argv[1:])
     parser = build_parser()

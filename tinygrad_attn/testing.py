@@ -1,10 +1,10 @@
-"""Helpers for a user's own test suite (pytest or unittest)."""
+"""Helpers for a user's own test suite (pytest or unittest): ``tinygrad_attn.testing``."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from .check import GradcheckReport, gradcheck
-from .tensor import Tensor
+from .verify.gradcheck import GradcheckReport, gradcheck
+from .engine.tensor import Tensor
 
 
 def assert_gradients_match(fn: Callable[..., Any], *inputs: Tensor, symbolic: bool = False,

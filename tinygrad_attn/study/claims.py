@@ -31,8 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy as sp
 
-from . import attention as A
-from .tensor import Tensor, concat, grad, scope
+from .. import attention as A
+from ..engine.tensor import Tensor, concat, grad, scope
 
 __all__ = [
     "expectation", "monte_carlo_context", "monte_carlo_error", "log_log_slope",
@@ -506,14 +506,14 @@ def measure_cost(ns: Sequence[int], d: int = 64, repeat: int = 3) -> list[dict[s
 # (registered there from DERIVATIONS): text, then every claim proven at explicit sizes.
 
 def _sym(name: str, shape: tuple[int, ...], positive: bool = False) -> np.ndarray:
-    from .symbolic import symbols
+    from ..verify.symbolic import symbols
 
     return symbols(name, shape, positive=positive).data
 
 
 def _zero_proof(subject: str, entries: list[Any]):
     """Proof that every expression in ``entries`` is exactly 0 (by simplification)."""
-    from .symbolic import equivalent
+    from ..verify.symbolic import equivalent
 
     return equivalent({"entries": np.array(entries + [sp.Integer(0)], dtype=object)},
                       {"entries": np.zeros(len(entries) + 1, dtype=int)},
@@ -571,7 +571,7 @@ def _expectation_doc(doc: Any) -> None:
     from sympy import stats
 
     from .derive import _sizes
-    from .symbolic import derive, equivalent
+    from ..verify.symbolic import derive, equivalent
 
     doc.add(_EXPECTATION_TEXT)
     for n, e in ((3, 2), (4, 1)):
@@ -655,7 +655,7 @@ exactly, and $\partial y_i / \partial x_j = 0$ for $|i - j| > r$.
 
 def _convolution_doc(doc: Any) -> None:
     from .derive import _sizes
-    from .symbolic import derive, equivalent
+    from ..verify.symbolic import derive, equivalent
 
     doc.add(_CONVOLUTION_TEXT)
     for n, e in ((5, 1), (4, 2)):
@@ -750,7 +750,7 @@ def _cross_doc(doc: Any) -> None:
     from .derive import _sizes
 
     doc.add(_CROSS_TEXT)
-    from .symbolic import derive
+    from ..verify.symbolic import derive
 
     for m, n, d_dec, d_enc, d_k, d_v in ((2, 2, 2, 2, 1, 1), (1, 3, 1, 2, 2, 1)):
         size = _sizes(m=m, n=n, d_dec=d_dec, d_enc=d_enc, d_k=d_k, d_v=d_v)
@@ -798,7 +798,7 @@ $w_q, w_k, w_v$), `sympy.diff` gives
 
 def _causal_claim_doc(doc: Any) -> None:
     from .derive import _sizes
-    from .symbolic import derive
+    from ..verify.symbolic import derive
 
     doc.add(_CAUSAL_CLAIM_TEXT)
     leaky = derive(lambda X, W_q, W_k, W_v: mask_after_softmax(X, W_q, W_k, W_v)[0],
@@ -856,7 +856,7 @@ an attention map over the patches of a synthetic image are in
 
 def _image_doc(doc: Any) -> None:
     from .derive import _sizes
-    from .symbolic import derive, equivalent
+    from ..verify.symbolic import derive, equivalent
 
     doc.add(_IMAGE_TEXT)
     H, W, C, p = 4, 4, 2, 2
@@ -915,7 +915,7 @@ kernels of `tinygrad_attn.flash` avoid.
 
 def _cost_doc(doc: Any) -> None:
     from .derive import _sizes
-    from .symbolic import equivalent
+    from ..verify.symbolic import equivalent
 
     doc.add(_COST_TEXT)
     n = sp.Symbol("n", positive=True)
@@ -1147,7 +1147,7 @@ def picture_image(path: Path) -> dict[str, Any]:
 def picture_image_graph(path: Path) -> dict[str, Any]:
     """The recorded forward graph of image self-attention, kept tiny so every label fits:
     a 4x4 image in four 2x2 patches."""
-    from .graph import render
+    from ..pictures.graph import render
 
     rng = np.random.default_rng(0)
     img = Tensor(rng.random((4, 4, 1)), requires_grad=True, name="image")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .tensor import Tensor, grad
+from ..engine.tensor import Tensor, grad
 
 
 class GradcheckError(AssertionError):

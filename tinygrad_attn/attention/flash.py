@@ -59,7 +59,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backend import numeric
+from ..engine.backend import numeric
 from .kernels import score_scale
 
 #: Default tile sizes (rows of Q per block, rows of K/V per block), tuned on the

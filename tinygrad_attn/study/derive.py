@@ -24,8 +24,8 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from . import attention as A
-from .symbolic import Proof, derive, equivalent, symbols
+from .. import attention as A
+from ..verify.symbolic import Proof, derive, equivalent, symbols
 
 __all__ = ["NAMES", "Check", "Result", "run", "run_all", "run_cli", "main"]
 
@@ -145,7 +145,7 @@ class _Doc:
         """The "for every size" section of :mod:`tinygrad_attn.everysize`, when it has one
         (``label`` tells two such sections in one document apart)."""
         try:
-            from .everysize import every_size_section
+            from ..verify.everysize import every_size_section
         except ImportError:  # pragma: no cover - the module ships with the package
             return
         section = every_size_section(mechanism)

@@ -2,7 +2,7 @@ r"""Array-level kernels of fused scaled dot-product attention (Vaswani et al. 20
 
 Written once against an array namespace ``xp`` (see :mod:`tinygrad_attn.backend`), so
 the same code computes numbers (NumPy) or exact expressions (SymPy object arrays).
-:class:`tinygrad_attn.ops.ScaledDotProductAttention` calls them; a blocked (flash)
+:class:`tinygrad_attn.attention.fused.ScaledDotProductAttention` calls them; a blocked (flash)
 variant (:mod:`tinygrad_attn.flash`) has the same signatures.
 
 Forward, with the score scale $s$ (default $1/\sqrt{d}$) and the mask $M$

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import attention
+from .. import attention
 from .graph import draw, render
-from .tensor import Tensor
-from .userfn import load_function
+from ..engine.tensor import Tensor
+from ..userfn import load_function
 
 
 @dataclass
@@ -95,7 +95,7 @@ def decoder() -> Figure:
     """One step of the Bahdanau decoder (nn.BahdanauDecoderCell, tanh RNN cell):
     attend over the encoder states from s_{i-1}, then s_i = tanh([y_{i-1}; c_i] W_x + ...).
     """
-    from .nn import BahdanauDecoderCell
+    from ..nn import BahdanauDecoderCell
 
     rng = np.random.default_rng(4)
     cell = BahdanauDecoderCell(d_in=2, d_enc=3, hidden=3, d_attn=2, cell="tanh", rng=4,

@@ -36,8 +36,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from .backend import symbolic as _xp
-from .tensor import Tensor, enable_grad, grad
+from ..engine.backend import symbolic as _xp
+from ..engine.tensor import Tensor, enable_grad, grad
 
 __all__ = ["MAX_SYMBOLS", "Derivation", "Proof", "derive", "equivalent", "exact_gradients",
            "symbols"]

@@ -37,7 +37,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from .tensor import Function, Tensor, _backprop, _toposort, no_grad
+from ..engine.tensor import Function, Tensor, _backprop, _toposort, no_grad
 
 try:  # the Python package only writes DOT source; rendering is done below
     import graphviz

@@ -26,7 +26,7 @@ from typing import Callable
 
 import sympy as sp
 
-from tinygrad_attn.indexcalc import Proof, Range, prove_equal
+from .indexcalc import Proof, Range, prove_equal
 
 __all__ = ["Claim", "CLAIMS", "NEGATIVE_CONTROLS", "MECHANISMS", "claims_for", "prove_all",
            "every_size_section", "timing_table", "SIZES"]

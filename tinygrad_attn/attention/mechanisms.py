@@ -24,9 +24,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import flash, kernels
-from .ops import ScaledDotProductAttention, SDPAWeights
-from .tensor import Tensor, concat, scope, stack, where
+from . import flash
+from . import kernels
+from .fused import ScaledDotProductAttention, SDPAWeights
+from ..engine.tensor import Tensor, concat, scope, stack, where
 
 __all__ = [
     "attend", "causal_mask", "padding_mask", "content", "additive", "additive_concat",
@@ -152,7 +153,7 @@ def _weights_shape(fn: str, query: Tensor, keys: Tensor, extra: Sequence[Tensor]
 
 def _sqrt_const(d: int, like: Tensor) -> Tensor:
     """sqrt(d) as a constant of ``like``'s dtype; exact (``sqrt(d)``) symbolically."""
-    from .backend import backend_of
+    from ..engine.backend import backend_of
 
     xp = backend_of(like.data)
     return Tensor(np.asarray(xp.sqrt(xp.constant(d, like.data))), _validated=True)
@@ -336,7 +337,7 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
     $\operatorname{Attention}(Q, K, V) = \operatorname{softmax}(QK^\top / \sqrt{d_k})\,V$.
 
     ``causal=True`` lets query i attend key j iff j <= i.  ``fused=True`` runs one op
-    with a hand-derived backward (:class:`~tinygrad_attn.ops.ScaledDotProductAttention`);
+    with a hand-derived backward (:class:`~tinygrad_attn.attention.fused.ScaledDotProductAttention`);
     ``fused=False`` composes the engine's primitive ops (the readable reference, drawn
     as the textbook figure).  Both return weights that are differentiable.
 

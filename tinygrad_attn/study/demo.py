@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import attention as A
-from .check import GradcheckReport, gradcheck
-from .tensor import Tensor
+from .. import attention as A
+from ..verify.gradcheck import GradcheckReport, gradcheck
+from ..engine.tensor import Tensor
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def _check(ex: Example, symbolic: bool) -> GradcheckReport:
 
 
 def _graphs(ex: Example, folder: Path) -> list[str]:
-    from .graph import draw, render
+    from ..pictures.graph import draw, render
 
     inputs = ex.inputs()
     context, weights = ex.call(*inputs)

@@ -35,10 +35,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from . import nn
+from .. import nn
 from .data import BOS, EOS, PAD, Split, Task, make_task
-from .nn import GRUCell, LayerNorm, Linear, Module, as_rng, parameter
-from .tensor import Tensor, concat, no_grad, stack, where
+from ..nn import GRUCell, LayerNorm, Linear, Module, as_rng, parameter
+from ..engine.tensor import Tensor, concat, no_grad, stack, where
 
 MODELS = ("rnn", "transformer")
 

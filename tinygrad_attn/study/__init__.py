@@ -1,0 +1,3 @@
+"""Study material: the claims about attention and their pictures, the derivation
+documents, the toy translation task (data, models, training) and the demo report.
+"""
