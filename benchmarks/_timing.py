@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from tinygrad_attn.attention import flash, kernels  # noqa: E402
 from tinygrad_attn.engine.backend import numeric  # noqa: E402
+from tinygrad_attn.engine.blas import blas_threads  # noqa: E402
 
 
 def inputs(n: int, d: int, dtype: Any, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -194,7 +195,7 @@ def products_step(n: int, d: int, dtype: Any, threads: int,
             dk[j0:j1] += prod(ds.T, qa[i0:i1, :d], "dk")
 
     def step() -> None:
-        with flash._blas_limited():             # one core per thread, 1 thread included
+        with blas_threads(1):             # one core per thread, 1 thread included
             flash._run(flash._blocks(n, fq), forward_rows, threads)
             flash._run(flash._blocks(n, bk), backward_keys, threads)
     return step

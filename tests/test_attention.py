@@ -411,9 +411,9 @@ def test_head_count_that_does_not_divide_the_model_dimension_names_both():
 # ----------------------------------------------------------------------------- scopes, symbolic
 
 def _scopes(out: ta.Tensor) -> set[str]:
-    from tinygrad_attn.engine.tensor import _toposort
+    from tinygrad_attn.engine import toposort
 
-    return {s for t in _toposort([out]) if t._ctx is not None for s in t._ctx.scope}
+    return {s for t in toposort([out]) if t._ctx is not None for s in t._ctx.scope}
 
 
 def test_ops_are_recorded_in_textbook_scopes():

@@ -13,8 +13,9 @@ import pytest
 
 import tinygrad_attn as ta
 from tinygrad_attn import attention as A
-from tinygrad_attn.attention import fused, kernels
-from tinygrad_attn.engine import ops
+from tinygrad_attn.attention import fused as fused_op
+from tinygrad_attn.attention import kernels
+
 
 
 def arr(*shape: int, seed: int = 0) -> np.ndarray:
@@ -98,7 +99,7 @@ def test_a_wrong_backward_is_caught_by_gradcheck(monkeypatch):
         s = 1 / np.sqrt(q.shape[-1])
         return ds @ k * s, np.swapaxes(ds, -1, -2) @ q * s, dv
 
-    monkeypatch.setattr(fused.kernels, "sdpa_backward", wrong)
+    monkeypatch.setattr(fused_op.kernels, "sdpa_backward", wrong)
     (q, k, v), mask, causal = _inputs("plain")
     report = ta.gradcheck(lambda q, k, v: A.scaled_dot_product(q, k, v)[0], q, k, v)
     assert not report.ok
@@ -183,7 +184,7 @@ def test_fused_weights_are_differentiable_and_equal_the_weights_op():
                                                              causal=causal)[1], q, k)
     assert report.ok, str(report)
     _, w = A.scaled_dot_product(q, k, v, mask=mask, causal=causal)
-    alone = fused.SDPAWeights.apply(q, k, mask=mask, causal=causal)
+    alone = fused_op.SDPAWeights.apply(q, k, mask=mask, causal=causal)
     np.testing.assert_array_equal(w.data, alone.data)
     assert "weights_out" not in w._ctx.attrs and "precomputed" not in w._ctx.attrs
 

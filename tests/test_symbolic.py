@@ -19,7 +19,7 @@ import tinygrad_attn as ta
 from tinygrad_attn.engine import ops
 from tinygrad_attn.engine.backend import SymbolicUnsupported, exact_constant
 from tinygrad_attn.verify.symbolic import MAX_SYMBOLS, Derivation, derive, equivalent, symbols
-from tinygrad_attn.engine.tensor import _toposort
+from tinygrad_attn.engine import toposort
 
 from op_cases import CASES, all_cases
 
@@ -51,7 +51,7 @@ def test_op_vjp_equals_sympy_derivative(op, case):
     upstream gradient, so the whole Jacobian is covered."""
     der = _derive_case(case)
     # the op under test really is in the recorded graph
-    nodes = _toposort(list(der._output_tensors))
+    nodes = toposort(list(der._output_tensors))
     assert any(isinstance(t._ctx, op) for t in nodes), f"{case.name} does not use {op.__name__}"
     proof = der.prove_engine()
     assert proof.ok, str(proof)

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .engine.tensor import Tensor
+from .engine import Tensor
 
 
 def parameter(array: Any, name: str | None = None) -> Tensor:
@@ -446,7 +446,7 @@ class BahdanauDecoderCell(Module):
 
     def forward(self, y_prev: Tensor, s_prev: Tensor, enc_states: Tensor,
                 mask: Any = None) -> tuple[Tensor, Tensor, Tensor]:
-        from .engine.tensor import concat, scope
+        from .engine import concat, scope
 
         for arg, t, size in (("y_prev", y_prev, self.d_in), ("s_prev", s_prev, self.hidden),
                              ("enc_states", enc_states, self.d_enc)):
@@ -475,7 +475,7 @@ class BahdanauDecoderCell(Module):
         Returns the states (..., T, hidden), contexts (..., T, d_enc) and the alignment
         weights (..., T, n): row t is where step t looked (the paper's Figure 3).
         """
-        from .engine.tensor import stack
+        from .engine import stack
 
         states, contexts, weights, s = [], [], [], s0
         for t in range(ys.shape[-2]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .verify.gradcheck import GradcheckReport, gradcheck
-from .engine.tensor import Tensor
+from .engine import Tensor
 
 
 def assert_gradients_match(fn: Callable[..., Any], *inputs: Tensor, symbolic: bool = False,

@@ -49,7 +49,6 @@ OpenBLAS's own two threads, so it is the default when ``threadpoolctl`` is insta
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
@@ -59,7 +58,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..engine.autograd import unbroadcast
 from ..engine.backend import numeric
+from ..engine.blas import blas_controller, blas_threads
 from .kernels import score_scale
 
 #: Default tile sizes (rows of Q per block, rows of K/V per block), tuned on the
@@ -169,38 +170,13 @@ def _threads(xp: Any, threads: int | None, work: int) -> int:
 
 # ----------------------------------------------------------------------------- threads
 
-_controller: Any = None
-
-
-def _blas_controller() -> Any:
-    """threadpoolctl's controller of the loaded BLAS, or False when it is not installed."""
-    global _controller
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _controller = False
-        else:
-            _controller = ThreadpoolController()
-    return _controller
-
-
 def default_threads() -> int:
     """Worker threads when ``threads=None``: :data:`THREADS` (up to the number of cores)
     when BLAS can be held to one thread meanwhile (``threadpoolctl`` installed), else 1
     (BLAS then uses its own threads inside each product)."""
-    if not _blas_controller():
+    if not blas_controller():
         return 1
     return max(1, min(THREADS, os.cpu_count() or 1))
-
-
-def _blas_limited() -> Any:
-    """A context that holds BLAS to one thread while our own threads run (two pools of
-    two threads on two cores slow each other down badly), via ``threadpoolctl``."""
-    controller = _blas_controller()
-    if not controller:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -274,7 +250,7 @@ def _run(items: list[Any], worker: Callable[[Any, int], None], threads: int) -> 
         for item in items:
             worker(item, 0)
         return
-    with _blas_limited():
+    with blas_threads(1):
         queue = iter(items)
         lock = threading.Lock()
 
@@ -732,7 +708,7 @@ def flash_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.n
         dq = dq_parts[0] * s                        # a new array: the work arrays stay
         for part in dq_parts[1:]:
             dq = _add_scaled(xp, dq, part, s)
-    return (_sum_to(dq, shapes[0]), _sum_to(dk, shapes[1]), _sum_to(dv, shapes[2]))
+    return (unbroadcast(dq, shapes[0]), unbroadcast(dk, shapes[1]), unbroadcast(dv, shapes[2]))
 
 
 def _add_scaled(xp: Any, acc: np.ndarray, part: np.ndarray, s: Any) -> np.ndarray:
@@ -748,15 +724,6 @@ def _times(xp: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a * b
     a *= b
     return a
-
-
-def _sum_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum a gradient over the batch axes that broadcasting added or stretched."""
-    lead = g.ndim - len(shape)
-    if lead:
-        g = np.sum(g, axis=tuple(range(lead)))
-    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a == 1 and b != 1)
-    return np.sum(g, axis=axes, keepdims=True) if axes else g
 
 
 def tiles(m: int, n: int, causal: bool = False, block_q: int | None = None,

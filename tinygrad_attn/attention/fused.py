@@ -13,7 +13,8 @@ import numpy as np
 
 from ..engine.backend import backend_of
 from ..engine.ops import register
-from ..engine.tensor import Function, Tensor, is_grad_enabled
+from ..engine.autograd import is_grad_enabled
+from ..engine import Function, Tensor
 from . import flash, kernels
 
 

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.autograd import unbroadcast
+
 
 def causal_mask(m: int, n: int) -> np.ndarray:
     """Boolean (m, n) mask, True where query i may attend key j, i.e. j <= i.
@@ -59,16 +61,6 @@ def score_scale(xp: Any, scale: Any, d: int, like: np.ndarray) -> Any:
 
 def _mT(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
-
-
-def _sum_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum a gradient of a broadcast shape back to ``shape`` (batch axes only here)."""
-    if g.shape == tuple(shape):
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
-                                      if s == 1 and g.shape[lead + i] != 1)
-    return np.sum(g, axis=axes, keepdims=True).reshape(shape)
 
 
 def masked_softmax(xp: Any, s: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -133,7 +125,7 @@ def sdpa_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.nd
     is False gives None instead.
     """
     sc = score_scale(xp, scale, q.shape[-1], q)
-    dv = _sum_to(xp.matmul(_mT(p), do), v.shape) if needs[2] else None   # (..., n, e)
+    dv = unbroadcast(xp.matmul(_mT(p), do), v.shape) if needs[2] else None   # (..., n, e)
     if not (needs[0] or needs[1]):
         return None, None, dv
     dp = xp.matmul(do, _mT(v))                                # (..., m, n)
@@ -143,6 +135,6 @@ def sdpa_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.nd
     else:
         dp -= d_row
         ds = np.multiply(p, dp, out=dp)
-    dq = _sum_to(xp.matmul(ds, k) * sc, q.shape) if needs[0] else None         # (..., m, d)
-    dk = _sum_to(xp.matmul(_mT(ds), q) * sc, k.shape) if needs[1] else None    # (..., n, d)
+    dq = unbroadcast(xp.matmul(ds, k) * sc, q.shape) if needs[0] else None         # (..., m, d)
+    dk = unbroadcast(xp.matmul(_mT(ds), q) * sc, k.shape) if needs[1] else None    # (..., n, d)
     return dq, dk, dv

@@ -27,7 +27,7 @@ import numpy as np
 from . import flash
 from . import kernels
 from .fused import ScaledDotProductAttention, SDPAWeights
-from ..engine.tensor import Tensor, concat, scope, stack, where
+from ..engine import Tensor, concat, scope, stack, where
 
 __all__ = [
     "attend", "causal_mask", "padding_mask", "content", "additive", "additive_concat",

@@ -6,7 +6,7 @@ the backend ``ctx.xp`` (NumPy numbers or SymPy expressions: the same code serves
 input, written with Tensor ops, so gradients are differentiable again
 (``ta.grad(..., create_graph=True)``).  Gradients may have the broadcast shape; the
 engine sums them back to each input's shape in one place
-(:func:`~tinygrad_attn.tensor.unbroadcast`).
+(:func:`~tinygrad_attn.engine.autograd.unbroadcast`).
 
 Notation in the docstrings: :math:`\bar{x}` is the gradient of the final scalar with
 respect to :math:`x` (the VJP), :math:`g = \bar{y}` the upstream gradient.
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import backend_of
-from .tensor import Function, Tensor, _broadcast_shape, is_grad_enabled, where
+from .autograd import broadcast_shape, unbroadcast
+from .tensor import Function, Tensor, where
 
 
 def _const(like: Tensor, array: Any) -> Tensor:
@@ -34,7 +34,7 @@ class _Binary(Function):
 
     @classmethod
     def apply(cls, a: Any, b: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
-        _broadcast_shape(cls.op or cls.__name__.lower(), np.shape(getattr(a, "data", a)),
+        broadcast_shape(cls.op or cls.__name__.lower(), np.shape(getattr(a, "data", a)),
                          np.shape(getattr(b, "data", b)))
         return super().apply(a, b, **kwargs)
 
@@ -173,12 +173,11 @@ class MatMul(Function):
                              f"the left operand ({ka}) must equal the "
                              f"{'first' if len(sb) == 1 else 'second-to-last'} axis of the "
                              f"right operand ({kb})")
-        _broadcast_shape("matmul (batch axes)", sa[:-2], sb[:-2])
+        broadcast_shape("matmul (batch axes)", sa[:-2], sb[:-2])
         return ctx.xp.matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        from .tensor import unbroadcast
 
         a, b = ctx.parents
         if b.ndim == 2 and a.ndim > 2:

@@ -1,4 +1,4 @@
-"""Tensor: an array plus the op that made it; one iterative backward walk.
+"""Tensor: an array plus the op that made it; Function: an op, torch-style.
 
 A :class:`Tensor` holds ``data`` (a NumPy array: float32/float64 for numbers, object
 for SymPy expressions) and, when it was computed from Tensors that require
@@ -6,65 +6,20 @@ gradients, ``_ctx``: the :class:`Function` instance that made it.  The ctx knows
 ``parents`` (the input Tensors), its ``op`` name and the ``scope`` it was made in,
 which is all that :mod:`tinygrad_attn.graph` needs to draw it.
 
-:func:`grad` walks the recorded graph once, in reverse topological order found
-without recursion, *accumulating* every contribution into a dict keyed by node.
+:func:`grad` and :meth:`Tensor.backward` seed the outputs and run the one backward walk
+of :mod:`tinygrad_attn.engine.autograd`.
 """
 from __future__ import annotations
 
-import contextlib
 import weakref
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from . import autograd
+from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
+                       toposort)
 from .backend import SymbolicUnsupported, backend_of
-
-# ----------------------------------------------------------------------------- modes
-
-_grad_enabled = True
-_scope_stack: list[str] = []
-
-
-def is_grad_enabled() -> bool:
-    """Whether new ops record a graph (False inside :func:`no_grad`)."""
-    return _grad_enabled
-
-
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Ops computed inside record no graph, as ``torch.no_grad``."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
-    """Ops computed inside record a graph (used by ``create_graph=True``)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-@contextlib.contextmanager
-def scope(name: str) -> Iterator[None]:
-    """Group the ops made inside into a named scope (a cluster in :func:`draw`)."""
-    _scope_stack.append(str(name))
-    try:
-        yield
-    finally:
-        _scope_stack.pop()
-
-
-def current_scope() -> tuple[str, ...]:
-    return tuple(_scope_stack)
-
 
 # ----------------------------------------------------------------------------- dtypes
 
@@ -205,7 +160,7 @@ class Function:
         if data.dtype.kind != "f" and data.dtype != object:
             raise TypeError(f"{cls.__name__}.forward returned an array of dtype {data.dtype}; "
                             f"an op must return a float (or symbolic) array")
-        requires_grad = _grad_enabled and any(t is not None and t.requires_grad
+        requires_grad = is_grad_enabled() and any(t is not None and t.requires_grad
                                               for t in tensors)
         out = Tensor(data, requires_grad=requires_grad, _validated=True)
         if requires_grad:
@@ -256,7 +211,7 @@ class _OnceDifferentiable(Function):
             parent = fn_ctx.parents[i] if i < len(fn_ctx.parents) else None
             t = Tensor(np.asarray(g) if parent is None or parent.data.dtype == object
                        else np.asarray(g, dtype=parent.dtype), _validated=True)
-            if _grad_enabled:  # create_graph: mark it so a second derivative fails loudly
+            if is_grad_enabled():  # create_graph: mark it so a second derivative fails loudly
                 t.requires_grad = True
                 ctx = _OnceDifferentiable()
                 ctx.attrs = {"function": type(fn_ctx).__name__}
@@ -356,7 +311,7 @@ class Tensor:
         ``grad`` is the upstream gradient; it may be omitted only for a scalar.
         """
         leaves = _leaves(self)
-        grads = _backprop([self], [grad], leaves, create_graph)
+        grads = run_backward([self], [grad], leaves, create_graph)
         for leaf, g in zip(leaves, grads):
             if g is None:
                 continue
@@ -494,7 +449,7 @@ class Tensor:
         """Broadcast to ``shape`` (NumPy rules); the gradient sums back."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
             else tuple(shape)
-        _broadcast_shape("expand", self.shape, shape)
+        broadcast_shape("expand", self.shape, shape)
         return ops.Expand.apply(self, shape=shape)
 
     def unsqueeze(self, axis: int) -> "Tensor":
@@ -537,29 +492,6 @@ def _norm_index(index: Any) -> Any:
     return index.data if isinstance(index, Tensor) else index
 
 
-def _broadcast_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    try:
-        return np.broadcast_shapes(a, b)
-    except ValueError:
-        raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together") from None
-
-
-def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Sum ``grad`` back to ``shape``: the one place broadcast gradients are reduced.
-
-    Leading axes that broadcasting added are summed away; axes where ``shape`` has 1
-    are summed with ``keepdims``.
-    """
-    if grad.shape == shape:
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape) if grad.shape != shape else grad
-
-
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``cond`` is True, else ``b`` (NumPy broadcasting; cond is constant)."""
     cond = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
@@ -567,8 +499,8 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
         raise TypeError(f"where: the condition must be a boolean array, got dtype {cond.dtype}")
     ref = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
     a, b = ref._const(a), ref._const(b)
-    shape = _broadcast_shape("where", a.shape, b.shape)
-    _broadcast_shape("where", cond.shape, shape)
+    shape = broadcast_shape("where", a.shape, b.shape)
+    broadcast_shape("where", cond.shape, shape)
     return ops.Where.apply(a, b, cond=cond)
 
 
@@ -599,36 +531,8 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 # ----------------------------------------------------------------------------- backward
 
-def _toposort(roots: Sequence[Tensor], constants: bool = False) -> list[Tensor]:
-    """Nodes reachable from ``roots`` through recorded ops, parents before children
-    (with ``constants``, also the parents that need no gradient: what a picture shows).
-
-    Iterative depth-first post-order, so a chain 100,000 ops deep needs no recursion.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    for root in roots:
-        if id(root) in seen:
-            continue
-        seen.add(id(root))
-        stack: list[tuple[Tensor, int]] = [(root, 0)]
-        while stack:
-            node, i = stack.pop()
-            parents = node._ctx.parents if node._ctx is not None else ()
-            while i < len(parents) and (parents[i] is None or id(parents[i]) in seen
-                                        or not (constants or parents[i].requires_grad)):
-                i += 1
-            if i < len(parents):
-                stack.append((node, i + 1))
-                seen.add(id(parents[i]))
-                stack.append((parents[i], 0))
-            else:
-                order.append(node)
-    return order
-
-
 def _leaves(root: Tensor) -> list[Tensor]:
-    return [t for t in _toposort([root]) if t._ctx is None and t.requires_grad]
+    return [t for t in toposort([root]) if t._ctx is None and t.requires_grad]
 
 
 def _seed(output: Tensor, grad: Any) -> Tensor:
@@ -648,36 +552,16 @@ def _seed(output: Tensor, grad: Any) -> Tensor:
     return g
 
 
-def _backprop(outputs: Sequence[Tensor], grads: Sequence[Any], inputs: Sequence[Tensor],
-              create_graph: bool) -> list[Tensor | None]:
-    """The one backward pass: accumulate VJPs from ``outputs`` down to ``inputs``."""
+def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Any],
+                 inputs: Sequence[Tensor], create_graph: bool) -> list[Tensor | None]:
+    """Seed each output with its upstream gradient (None: ones, for a scalar) and run the
+    one backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) to ``inputs``."""
     for out in outputs:
         if not out.requires_grad:
             raise RuntimeError("backward: the output does not require grad (no input "
                                "it depends on has requires_grad=True)")
-    seeds = [_seed(o, g) for o, g in zip(outputs, grads)]
-    wanted = {id(t) for t in inputs}
-    acc: dict[int, Tensor] = {}
-    for o, g in zip(outputs, seeds):
-        acc[id(o)] = acc[id(o)] + g if id(o) in acc else g
-    result: dict[int, Tensor] = {}
-    mode = enable_grad() if create_graph else no_grad()
-    with mode:
-        for node in reversed(_toposort(outputs)):
-            g = acc.pop(id(node), None)
-            if g is None:
-                continue
-            if id(node) in wanted:
-                result[id(node)] = g
-            if node._ctx is None:
-                continue
-            ctx = node._ctx
-            for parent, pg in zip(ctx.parents, ctx._vjp(g)):
-                if parent is None or pg is None or not parent.requires_grad:
-                    continue
-                pg = unbroadcast(pg, parent.shape)
-                acc[id(parent)] = acc[id(parent)] + pg if id(parent) in acc else pg
-    return [result.get(id(t)) for t in inputs]
+    seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
+    return autograd.backprop(outputs, seeds, inputs, create_graph)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
@@ -696,7 +580,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     for i, t in enumerate(ins):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise ValueError(f"grad: input {i} does not require grad")
-    res = _backprop(outs, gos, ins, create_graph)
+    res = run_backward(outs, gos, ins, create_graph)
     for i, g in enumerate(res):
         if g is None and not allow_unused:
             raise RuntimeError(f"grad: input {i} ({ins[i].name or 'unnamed'}, shape "

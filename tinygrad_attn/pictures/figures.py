@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import attention
 from .graph import draw, render
-from ..engine.tensor import Tensor
+from ..engine import Tensor
 from ..userfn import load_function
 
 

@@ -37,7 +37,8 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..engine.tensor import Function, Tensor, _backprop, _toposort, no_grad
+from ..engine.autograd import no_grad, toposort
+from ..engine import Function, Tensor, run_backward
 
 try:  # the Python package only writes DOT source; rendering is done below
     import graphviz
@@ -83,7 +84,7 @@ def _walk(outputs: Sequence[Tensor]) -> tuple[list[_Node], dict[int, _Node]]:
 
     The engine's own walk (iterative, so graphs thousands of ops deep need no recursion).
     """
-    order = _toposort(outputs, constants=True)
+    order = toposort(outputs, constants=True)
     nodes = [_Node(t, i) for i, t in enumerate(order)]
     by_id = {id(n.t): n for n in nodes}
     for n in nodes:
@@ -463,7 +464,7 @@ def _gradients(outs: list[Tensor], nodes: list[_Node]) -> dict[int, np.ndarray]:
                              f"or (out * upstream).sum()")
     wanted = [n.t for n in nodes if n.t.requires_grad]
     with no_grad():
-        grads = _backprop([t for t in outs if t.requires_grad], [None] * len(outs),
+        grads = run_backward([t for t in outs if t.requires_grad], [None] * len(outs),
                           wanted, create_graph=False)
     return {id(t): g.data for t, g in zip(wanted, grads) if g is not None}
 

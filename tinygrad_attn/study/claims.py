@@ -32,7 +32,7 @@ import numpy as np
 import sympy as sp
 
 from .. import attention as A
-from ..engine.tensor import Tensor, concat, grad, scope
+from ..engine import Tensor, concat, grad, scope
 
 __all__ = [
     "expectation", "monte_carlo_context", "monte_carlo_error", "log_log_slope",

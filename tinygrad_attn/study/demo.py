@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import attention as A
 from ..verify.gradcheck import GradcheckReport, gradcheck
-from ..engine.tensor import Tensor
+from ..engine import Tensor
 
 
 @dataclass(frozen=True)

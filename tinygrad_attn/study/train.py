@@ -25,20 +25,20 @@ maps (matplotlib) in ``out_dir``.  :func:`main_train` is the command line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .. import nn
 from .data import BOS, EOS, PAD, Split, Task, make_task
 from ..nn import GRUCell, LayerNorm, Linear, Module, as_rng, parameter
-from ..engine.tensor import Tensor, concat, no_grad, stack, where
+from ..engine.blas import blas_threads
+from ..engine import Tensor, concat, no_grad, stack, where
 
 MODELS = ("rnn", "transformer")
 
@@ -368,27 +368,6 @@ class Progress:
         end = "\n" if final or not self.tty else ""
         self.stream.write(("\r" if self.tty else "") + line + end)
         self.stream.flush()
-
-
-@contextlib.contextmanager
-def blas_threads(n: int | None) -> Iterator[None]:
-    """Limit the BLAS library to ``n`` threads inside (needs ``threadpoolctl``; without
-    it, or with ``n=None``, nothing changes).
-
-    Measured here: a (64, 160) x (160, 192) float32 matmul takes 0.034 ms with one
-    OpenBLAS thread and 0.40 ms with two on this 2-core machine under load; the small
-    matrices of these models lose far more to thread hand-off than they gain.
-    """
-    if n is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
 
 
 def train(task: str | Task = "date", model: str = "rnn", steps: int | None = None,

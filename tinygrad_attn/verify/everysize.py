@@ -625,7 +625,7 @@ def every_size_section(mechanism: str) -> str:
     for cl, pr in zip(claims, proofs):
         status = "proven" if pr.proven else f"**not proven** ({pr.reason})"
         lines += [f"- `{cl.name}` ({cl.source}): {status}", "",
-                  f"  $$" + cl.latex + "$$", ""]
+                  "  $$" + cl.latex + "$$", ""]
     rejected = sum(not pr.proven for pr in neg_proofs)
     lines += [f"Negative controls: {rejected} of {len(negs)} deliberately wrong closed forms "
               "(a dropped term, a missing factor, a wrong index) are rejected by the same "

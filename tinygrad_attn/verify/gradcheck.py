@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..engine.tensor import Tensor, grad
+from ..engine import Tensor, grad
 
 
 class GradcheckError(AssertionError):

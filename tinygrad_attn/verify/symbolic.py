@@ -37,7 +37,7 @@ import numpy as np
 import sympy as sp
 
 from ..engine.backend import symbolic as _xp
-from ..engine.tensor import Tensor, enable_grad, grad
+from ..engine import Tensor, enable_grad, grad
 
 __all__ = ["MAX_SYMBOLS", "Derivation", "Proof", "derive", "equivalent", "exact_gradients",
            "symbols"]

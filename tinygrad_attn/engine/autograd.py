@@ -1,0 +1,151 @@
+"""The backward walk and the state it runs in: grad mode, scopes, broadcasting.
+
+:func:`backprop` walks the recorded graph once, in reverse topological order found
+without recursion (:func:`toposort`), *accumulating* every contribution into a dict
+keyed by node, and sums each gradient back to its node's shape in one place
+(:func:`unbroadcast`).  It reads only what every node has (``_ctx``, ``parents``,
+``requires_grad``, ``_vjp``), so this module imports no Tensor.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+# ----------------------------------------------------------------------------- modes
+
+_grad_enabled = True
+_scope_stack: list[str] = []
+
+
+def is_grad_enabled() -> bool:
+    """Whether new ops record a graph (False inside :func:`no_grad`)."""
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Ops computed inside record no graph, as ``torch.no_grad``."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Ops computed inside record a graph (used by ``create_graph=True``)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def scope(name: str) -> Iterator[None]:
+    """Group the ops made inside into a named scope (a cluster in :func:`draw`)."""
+    _scope_stack.append(str(name))
+    try:
+        yield
+    finally:
+        _scope_stack.pop()
+
+
+def current_scope() -> tuple[str, ...]:
+    return tuple(_scope_stack)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+def broadcast_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """The NumPy broadcast of shapes ``a`` and ``b``, or a ValueError naming ``op``."""
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together") from None
+
+
+def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` back to ``shape``: the one place broadcast gradients are reduced.
+
+    Leading axes that broadcasting added are summed away; axes where ``shape`` has 1
+    are summed with ``keepdims``.  ``grad`` is a Tensor (the backward walk) or an array
+    (the fused attention kernels): both have ``.sum(axis, keepdims)`` and ``.reshape``.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape) if grad.shape != shape else grad
+
+
+# ----------------------------------------------------------------------------- the walk
+
+def toposort(roots: Sequence[Any], constants: bool = False) -> list[Any]:
+    """Nodes reachable from ``roots`` through recorded ops, parents before children
+    (with ``constants``, also the parents that need no gradient: what a picture shows).
+
+    Iterative depth-first post-order, so a chain 100,000 ops deep needs no recursion.
+    """
+    order: list[Any] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack: list[tuple[Any, int]] = [(root, 0)]
+        while stack:
+            node, i = stack.pop()
+            parents = node._ctx.parents if node._ctx is not None else ()
+            while i < len(parents) and (parents[i] is None or id(parents[i]) in seen
+                                        or not (constants or parents[i].requires_grad)):
+                i += 1
+            if i < len(parents):
+                stack.append((node, i + 1))
+                seen.add(id(parents[i]))
+                stack.append((parents[i], 0))
+            else:
+                order.append(node)
+    return order
+
+
+def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any],
+             create_graph: bool) -> list[Any]:
+    """The one backward pass: accumulate VJPs from ``outputs`` (seeded with the upstream
+    gradients ``seeds``, Tensors of the outputs' shapes) down to ``inputs``.
+
+    Nodes are visited once each in reverse topological order; every contribution to a
+    node is *added* into a dict keyed by the node, then summed back to its shape
+    (:func:`unbroadcast`).  With ``create_graph`` the VJPs record a graph of their own.
+    Returns one gradient (a Tensor, or None if unreached) per input.
+    """
+    wanted = {id(t) for t in inputs}
+    acc: dict[int, Any] = {}
+    for o, g in zip(outputs, seeds):
+        acc[id(o)] = acc[id(o)] + g if id(o) in acc else g
+    result: dict[int, Any] = {}
+    mode = enable_grad() if create_graph else no_grad()
+    with mode:
+        for node in reversed(toposort(outputs)):
+            g = acc.pop(id(node), None)
+            if g is None:
+                continue
+            if id(node) in wanted:
+                result[id(node)] = g
+            if node._ctx is None:
+                continue
+            ctx = node._ctx
+            for parent, pg in zip(ctx.parents, ctx._vjp(g)):
+                if parent is None or pg is None or not parent.requires_grad:
+                    continue
+                pg = unbroadcast(pg, parent.shape)
+                acc[id(parent)] = acc[id(parent)] + pg if id(parent) in acc else pg
+    return [result.get(id(t)) for t in inputs]
