@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
+from tinygrad_attn.cli import UsageError, load_function
 from tinygrad_attn.pictures import figures
 from tinygrad_attn.engine import ops
 from tinygrad_attn.pictures.graph import draw, render, render_source, vjp_formula
@@ -381,9 +382,10 @@ def test_graph_command_draws_a_figure_or_a_users_function(tmp_path):
                    "def f():\n"
                    "    x = ta.Tensor(np.ones(3), requires_grad=True, name='x')\n"
                    "    return (x * x).sum()\n")
-    assert "∂L/∂x" in svg_texts(figures.graph_command(f"{src}:f", tmp_path / "f.svg",
-                                                      backward=True))
-    with pytest.raises(ValueError, match="neither a figure"):
+    f = load_function(f"{src}:f")
+    assert "∂L/∂x" in svg_texts(figures.graph_command(f, tmp_path / "f.svg", backward=True))
+    assert (tmp_path / "f.svg").exists()
+    with pytest.raises(ValueError, match="is not a figure"):
         figures.graph_command("nonsense")
-    with pytest.raises(ValueError, match="no function 'g'"):
-        figures.graph_command(f"{src}:g")
+    with pytest.raises(UsageError, match="no function 'g'"):
+        load_function(f"{src}:g")

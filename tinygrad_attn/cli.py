@@ -7,6 +7,8 @@ code 1.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import inspect
 import os
 import sys
@@ -24,12 +26,43 @@ class UsageError(Exception):
 
 # ----------------------------------------------------------------------------- loading
 
+def _import_function(spec: str) -> Callable[..., Any]:
+    """``path/to/file.py:function`` or ``package.module:function`` -> the function.
+
+    Raises ``ValueError`` with one line that says what is wrong (no such file, a file that
+    fails to import, no such module or function).
+    """
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise ValueError(f"expected FILE.py:FUNCTION or MODULE:FUNCTION, got {spec!r}")
+    if where.endswith(".py") or os.sep in where:
+        path = Path(where)
+        if not path.is_file():
+            raise ValueError(f"no such file: {where}")
+        module_spec = importlib.util.spec_from_file_location(f"_user_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, str(path.resolve().parent))  # its own imports, as `python file`
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file failed to import
+            raise ValueError(f"{where} failed to import: {type(exc).__name__}: {exc}") from None
+        finally:
+            sys.path.pop(0)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise ValueError(f"cannot import module {where!r}: {exc}") from None
+    fn = getattr(module, name, None)
+    if fn is None or not callable(fn):
+        raise ValueError(f"{where} has no function {name!r}")
+    return fn
+
+
 def load_function(spec: str) -> Callable[..., Any]:
     """``FILE.py:FUNCTION`` or ``MODULE:FUNCTION`` -> the function (errors: UsageError)."""
-    from .userfn import load_function as load
-
     try:
-        return load(spec)
+        return _import_function(spec)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -101,10 +134,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from .pictures.figures import graph_command
+    from .pictures.figures import FIGURES, graph_command
 
+    target = args.target if args.target in FIGURES else load_function(args.target)
     try:
-        path = graph_command(args.target, args.output, backward=args.backward,
+        path = graph_command(target, args.output, backward=args.backward,
                              renderer=args.renderer, rankdir=args.rankdir)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         raise UsageError(str(exc)) from None

@@ -25,7 +25,6 @@ import numpy as np
 from .. import attention
 from .graph import draw, render
 from ..engine import Tensor
-from ..userfn import load_function
 
 
 @dataclass
@@ -146,31 +145,22 @@ def write_figures(folder: str | Path, renderer: str = "auto",
     return written
 
 
-def _load_target(target: str) -> Callable[[], Any]:
-    """``module:function`` or ``path/to/file.py:function`` -> the function."""
-    where, _, fn_name = target.rpartition(":")
-    if not where or not fn_name:
-        raise ValueError(f"graph: {target!r} is neither a figure ({', '.join(FIGURES)}) nor "
-                         f"'module:function' / 'file.py:function'")
-    try:
-        return load_function(target)
-    except ValueError as exc:
-        raise ValueError(f"graph: {exc}") from None
-
-
-def graph_command(target: str, output: str | Path | None = None, backward: bool = False,
-                  renderer: str = "auto", **options: Any) -> Path:
+def graph_command(target: str | Callable[[], Any], output: str | Path | None = None,
+                  backward: bool = False, renderer: str = "auto", **options: Any) -> Path:
     """``tinygrad-attn graph NAME|module:function [-o FILE] [--backward]``.
 
-    ``target`` is a built-in figure name or a function of no arguments that returns the
-    Tensor (or tuple of Tensors) to draw.  The file defaults to ``<name>[-backward].svg``.
+    ``target`` is a built-in figure name, or a function of no arguments that returns the
+    Tensor (or tuple of Tensors) to draw (the command line loads it from
+    ``module:function``).  The file defaults to ``<name>[-backward].svg``.
     """
     if target in FIGURES:
         g = draw_figure(target, backward=backward, **options)
         stem = target
+    elif callable(target):
+        g = draw(target(), backward=backward, formulas=backward, **options)
+        stem = target.__name__
     else:
-        result = _load_target(target)()
-        g = draw(result, backward=backward, formulas=backward, **options)
-        stem = target.rpartition(":")[2]
+        raise ValueError(f"graph: {target!r} is not a figure ({', '.join(FIGURES)}); give a "
+                         f"figure or 'module:function' / 'file.py:function'")
     path = Path(output) if output else Path(stem + ("-backward" if backward else "") + ".svg")
     return render(g, path, renderer=renderer)
