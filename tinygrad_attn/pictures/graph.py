@@ -285,8 +285,8 @@ def _draw_backward(build: ClusterBuilder, outs: list[Tensor], nodes: list[_Node]
     for t in outs:
         if t.requires_grad and id(t) not in seeds:
             seeds[id(t)] = seed = f"seed{len(seeds)}"
-            text = f"∂L/∂{t.name or 'L'} = 1" if t.size == 1 else \
-                f"upstream ∂L/∂{t.name or 'y'}\n{shape_text(t.shape)}"
+            text = f"{adjoint(t.name or 'L')} = 1" if t.size == 1 else \
+                f"upstream {adjoint(t.name or 'y')}\n{shape_text(t.shape)}"
             build.node(seed, (), text, STYLE["op"], output=True)
     live_ids = set(target)
     for n in live:  # the users whose VJP sends a contribution to n, summed if several
@@ -317,13 +317,13 @@ def _adjoint_node(build: ClusterBuilder, n: _Node, pids: set[int],
     with the formula if asked), or the leaf's ``x̄`` node."""
     t = n.t
     if n.kind == "op":
-        label = f"{op_title(t)} VJP\nḡ {shape_text(t.shape)}"
+        label = f"{op_title(t)} VJP\ng {shape_text(t.shape)}"
         if formulas:
             label += "".join("\n" + line for line in formula_lines(t._ctx))
-        label += _extra(t, grads, show_values, "ḡ ")
+        label += _extra(t, grads, show_values, "g ")
         return build.node("b" + n.id, n.scope, label, STYLE["vjp"])
     kind = leaf_kind(t, pids)
-    label = f"∂L/∂{leaf_name(t, kind)}\n{shape_text(t.shape)}"
+    label = f"{adjoint(leaf_name(t, kind))}\n{shape_text(t.shape)}"
     label += _extra(t, grads, show_values, "")
     return build.node("b" + n.id, _grad_scope(n, pids), label, STYLE[kind], absorb=False)
 
