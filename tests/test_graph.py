@@ -1,4 +1,4 @@
-"""Tests of the pictures: ta.draw / ta.render and the built-in figures (issue 5).
+"""Tests of the pictures: ta.draw / ta.render and the built-in figures.
 
 What a drawing must show is read off the DOT source the engine's recorded graph turns
 into; rendering is tested through both real renderers, the system Graphviz ``dot`` and
@@ -188,7 +188,7 @@ def test_vjp_formulas_appear_only_when_asked_and_only_for_inputs_with_gradient()
     bar_a = "A\u0304 = G Bᵀ"
     assert bar_a in with_f.source and bar_a not in without.source
     mul = next(t for t in labels(with_f) if t.startswith("mul × 0.7071 VJP"))
-    assert "a\u0304 = g b" in mul and "b\u0304" not in mul    # the constant 1/sqrt(d) gets no gradient
+    assert "a\u0304 = g b" in mul and "b\u0304" not in mul  # the constant 1/sqrt(d_k): none
 
 
 @pytest.mark.parametrize("op", ops.OPS, ids=lambda op: op.__name__)
