@@ -190,11 +190,12 @@ def unexpected_cycles(root: Path = PACKAGE) -> list[tuple[str, ...]]:
 
 # ----------------------------------------------------------------------------- drawing
 
-def _layer_title(name: str) -> str:
+def _layer_title(name: str, mods: list[str], package: str) -> str:
+    """``engine/   rank 0``, ``cli.py   rank 5``; the package's own ``__init__.py``."""
     if name == "__init__":
-        return "tinygrad_attn/__init__.py: the public names (exempt)"
-    folder = name + (".py" if f"{name}.py" in ("cli.py", "nn.py", "testing.py") else "/")
-    return f"{folder}   rank {RANKS[name]:g}" if name in RANKS else f"{folder}   no rank"
+        return f"{package}/__init__.py: the public names (exempt)"
+    where = f"{name}/" if any("/" in m for m in mods) else f"{name}.py"
+    return f"{where}   rank {RANKS[name]:g}" if name in RANKS else f"{where}   no rank"
 
 
 def _rank_groups(root: Path) -> list[list[str]]:
@@ -207,13 +208,14 @@ def _rank_groups(root: Path) -> list[list[str]]:
     return [by_rank[r] for r in sorted(by_rank, reverse=True)]
 
 
-def _add_layer(g: graphviz.Digraph, index: int, name: str, mods: list[str]) -> list[str]:
+def _add_layer(g: graphviz.Digraph, index: int, name: str, mods: list[str],
+               package: str) -> list[str]:
     """Cluster ``index``: the layer's modules, four to a row; returns each row's first
     module (the rows are stacked by invisible edges between them)."""
     fill = "#fbf3dc" if name == "__init__" else "#eef3f9" if name in RANKS else "#fdeeee"
     rows = [mods[k:k + 4] for k in range(0, len(mods), 4)]
     with g.subgraph(name=f"cluster_{index}") as c:
-        c.attr(label=_layer_title(name), style="rounded,filled", color="#8a9bb0",
+        c.attr(label=_layer_title(name, mods, package), style="rounded,filled", color="#8a9bb0",
                fillcolor=fill, fontsize="12", labeljust="l", fontcolor="#333333")
         for row in rows:
             with c.subgraph() as r:
@@ -249,14 +251,14 @@ def draw_layers(root: Path = PACKAGE) -> graphviz.Digraph:
     g = digraph("architecture")
     g.attr(rankdir="TB", compound="true", newrank="true", nodesep="0.2", ranksep="0.3",
            fontname="Helvetica", labelloc="t", fontsize="14",
-           label="tinygrad_attn, layer by layer: a module imports only its own layer and "
+           label=f"{root.name}, layer by layer: a module imports only its own layer and "
                  "lower ranks\n(an arrow: imports from one layer into another, with their count)")
     g.attr("node", fontname="Helvetica", fontsize="10", shape="box", style="rounded,filled",
            fillcolor="#ffffff", color="#8a8a8a", height="0.26", margin="0.06,0.02")
     g.attr("edge", fontname="Helvetica", fontsize="10", color="#4a5a70", arrowsize="0.7")
     order = [name for group in groups for name in group]
-    rows = {name: _add_layer(g, i, name, [m for m in modules(root) if layer(m) == name])
-            for i, name in enumerate(order)}
+    rows = {name: _add_layer(g, i, name, [m for m in modules(root) if layer(m) == name],
+                             root.name) for i, name in enumerate(order)}
     for upper, lower in zip(groups, groups[1:]):  # stack the ranks top to bottom
         for a in upper:
             for b in lower:
