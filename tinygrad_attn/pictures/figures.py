@@ -18,13 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .. import attention
-from .graph import draw, render
 from ..engine import Tensor
+from .graph import draw, render
+
+if TYPE_CHECKING:  # annotations only: graphviz loads when a picture is made
+    import graphviz
 
 
 @dataclass
@@ -117,7 +120,7 @@ FIGURES: dict[str, Callable[[], Figure]] = {
 }
 
 
-def draw_figure(name: str, backward: bool = False, **options: Any):
+def draw_figure(name: str, backward: bool = False, **options: Any) -> graphviz.Digraph:
     """The ``graphviz.Digraph`` of a built-in figure (``options`` as :func:`ta.draw`)."""
     if name not in FIGURES:
         raise ValueError(f"figure: unknown figure {name!r}; the figures are "
