@@ -1,4 +1,4 @@
-"""Tests of the pictures: ta.draw / ta.render and the built-in figures (issue 5).
+"""Tests of the pictures: ta.draw / ta.render and the built-in figures.
 
 What a drawing must show is read off the DOT source the engine's recorded graph turns
 into; rendering is tested through both real renderers, the system Graphviz ``dot`` and
@@ -19,6 +19,7 @@ from tinygrad_attn.cli import UsageError, load_function
 from tinygrad_attn.pictures import figures
 from tinygrad_attn.engine import ops
 from tinygrad_attn.pictures.graph import draw, render, render_source, vjp_formula
+from tinygrad_attn.pictures.labels import adjoint
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "graphs"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -156,16 +157,16 @@ def test_backward_graph_has_one_vjp_node_per_op_and_a_gradient_per_leaf():
     vjps = [t for t in labels(g) if " VJP | " in t]
     assert len(vjps) == 9             # 3 proj + transpose, matmul, mul, softmax, matmul, sum
     for name in ("X", "W_q", "W_k", "W_v"):
-        assert any(t.startswith(f"∂L/∂{name} | ") for t in labels(g))
-    assert "∂L/∂L = 1" in labels(g)
+        assert any(t.startswith(f"{adjoint(name)} | ") for t in labels(g))
+    assert "L\u0304 = 1" in labels(g)
 
 
 def test_backward_graph_sums_the_gradients_of_a_tensor_used_three_times():
-    """X feeds Q, K and V, so dL/dX is the sum of three VJP contributions (chain rule)."""
+    """X feeds Q, K and V, so X̄ is the sum of three VJP contributions (chain rule)."""
     X, Ws, c, _ = self_attention()
     g = draw(c.sum(), backward=True)
     plus = re.findall(r'(\w+) \[label="\+"', g.source)
-    sink = re.search(r'(\w+) \[label="∂L/∂X\n', g.source).group(1)
+    sink = re.search(r'(\w+) \[label="X\u0304\n', g.source).group(1)
     into = {p: sum(1 for _ in re.finditer(rf"\w+ -> {p}\b", g.source)) for p in plus}
     feeding_x = [p for p in plus if re.search(rf"{p} -> {sink}\b", g.source)]
     assert len(feeding_x) == 1 and into[feeding_x[0]] == 3
@@ -174,7 +175,8 @@ def test_backward_graph_sums_the_gradients_of_a_tensor_used_three_times():
 def test_backward_edges_run_from_the_output_to_the_leaves():
     X, Ws, c, _ = self_attention()
     g = draw(c.sum(), backward=True)
-    sinks = {m for m in re.findall(r'(\w+) \[label="∂L/∂\w+\n', g.source)}
+    sinks = {m for m in re.findall(r'(\w+) \[label="\w\u0304\w*\n', g.source)}
+    assert len(sinks) == 4                                      # X, W_q, W_k, W_v
     edges = re.findall(r"(\w+) -> (\w+)", g.source)
     assert sinks and not any(a in sinks for a, _ in edges)      # leaves only receive
     assert any(a.startswith("seed") for a, _ in edges)
@@ -186,7 +188,7 @@ def test_vjp_formulas_appear_only_when_asked_and_only_for_inputs_with_gradient()
     bar_a = "A\u0304 = G Bᵀ"
     assert bar_a in with_f.source and bar_a not in without.source
     mul = next(t for t in labels(with_f) if t.startswith("mul × 0.7071 VJP"))
-    assert "a\u0304 = g b" in mul and "b\u0304" not in mul    # the constant 1/sqrt(d) gets no gradient
+    assert "a\u0304 = g b" in mul and "b\u0304" not in mul  # the constant 1/sqrt(d_k): none
 
 
 @pytest.mark.parametrize("op", ops.OPS, ids=lambda op: op.__name__)
@@ -197,10 +199,22 @@ def test_vjp_formula_is_plain_text_taken_from_the_op_docstring(op):
     assert "$" not in text and "\\" not in text and "{" not in text
 
 
+def test_backward_labels_write_adjoints_with_a_bar_and_the_upstream_gradient_as_g():
+    """docs/notation.md: the adjoint of x is x̄ (bar over the symbol, before a subscript;
+    over the whole word for a longer name); a VJP node receives g, as in the op table."""
+    assert adjoint("X") == "X\u0304" and adjoint("W_q") == "W\u0304_q"
+    assert adjoint("context") == "".join(ch + "\u0305" for ch in "context")
+    assert adjoint("s_prev") == "s\u0304_prev"
+    _, Ws, c, _ = self_attention()
+    text = labels(draw(c.sum(), backward=True, params=Ws))
+    assert "softmax axis=-1 VJP | g 4×4" in text and "W\u0304_q | 3×2" in text
+    assert not any("∂" in t or "g\u0304" in t for t in text)
+
+
 def test_non_scalar_output_is_seeded_with_an_upstream_gradient():
     _, _, c, _ = self_attention()
     c.name = "C"
-    assert "upstream ∂L/∂C | 4×2" in labels(draw(c, backward=True))
+    assert "upstream C\u0304 | 4×2" in labels(draw(c, backward=True))
 
 
 # ----------------------------------------------------------------------------- values
@@ -220,7 +234,7 @@ def test_show_grads_shows_the_engines_gradients_without_touching_grad():
     loss = c.sum()
     (gX,) = ta.grad(loss, [X])
     text = labels(draw(loss, backward=True, show_grads=True))
-    assert f"∂L/∂X | 4×3 | ‖·‖ = {np.linalg.norm(gX.data):.4g}" in text
+    assert f"X\u0304 | 4×3 | ‖·‖ = {np.linalg.norm(gX.data):.4g}" in text
     assert X.grad is None
     fwd = labels(draw(loss, show_grads=True))
     assert f"X | 4×3 | grad ‖·‖ = {np.linalg.norm(gX.data):.4g}" in fwd
@@ -324,7 +338,7 @@ def test_render_svg_holds_the_node_labels(tmp_path, renderer):
     for label in ("W_q", "softmax axis=-1", "masked_fill −∞", "matmul", "4×4", "score"):
         assert label in text
     back = svg_texts(render(c.sum(), tmp_path / "b.svg", backward=True, renderer=renderer))
-    assert "softmax axis=-1 VJP" in back and "∂L/∂X" in back
+    assert "softmax axis=-1 VJP" in back and "X\u0304" in back
 
 
 def test_auto_uses_the_embedded_renderer_when_dot_is_hidden(tmp_path, monkeypatch):
@@ -383,7 +397,7 @@ def test_graph_command_draws_a_figure_or_a_users_function(tmp_path):
                    "    x = ta.Tensor(np.ones(3), requires_grad=True, name='x')\n"
                    "    return (x * x).sum()\n")
     f = load_function(f"{src}:f")
-    assert "∂L/∂x" in svg_texts(figures.graph_command(f, tmp_path / "f.svg", backward=True))
+    assert "x\u0304" in svg_texts(figures.graph_command(f, tmp_path / "f.svg", backward=True))
     assert (tmp_path / "f.svg").exists()
     with pytest.raises(ValueError, match="is not a figure"):
         figures.graph_command("nonsense")

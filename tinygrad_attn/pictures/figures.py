@@ -6,25 +6,28 @@ regenerates them all as ``<name>.svg`` and ``<name>-backward.svg`` with the DOT 
 next to each (``.dot``), which is what the tests compare to decide the committed
 pictures are current.
 
-================  ===============================================================
-``additive``      Bahdanau et al. 2014: $e_j = v^\top \tanh(q W_q + k_j W_k)$
-``self``          self-attention: $Q, K, V = X W_q, X W_k, X W_v$, Vaswani et al. 2017
-``causal``        scaled dot-product with a causal mask: $\mathrm{softmax}(QK^\top/\sqrt d + M)V$
-``multihead``     multi-head attention, 4 heads, each head drawn as one collapsed node
-``decoder``       one step of the Bahdanau decoder: attend, then update the state
-================  ===============================================================
+==================  =============================================================
+``additive``        Bahdanau et al. 2014: $e_j = v^\top \tanh(q W_q + k_j W_k)$
+``self_attention``  self-attention: $Q, K, V = X W_q, X W_k, X W_v$, Vaswani et al. 2017
+``causal``          scaled dot-product, causal mask: $\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)V$
+``multihead``       multi-head attention, 4 heads, each head drawn as one collapsed node
+``decoder``         one step of the Bahdanau decoder: attend, then update the state
+==================  =============================================================
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .. import attention
-from .graph import draw, render
 from ..engine import Tensor
+from .graph import draw, render
+
+if TYPE_CHECKING:  # annotations only: graphviz loads when a picture is made
+    import graphviz
 
 
 @dataclass
@@ -50,12 +53,12 @@ def _params(rng: np.random.Generator, **shapes: tuple[int, ...]) -> list[Tensor]
 
 
 # ----------------------------------------------------------------------------- figures
-# Each runs the project's own mechanism (attention.py, nn.py) with the composed ops
+# Each runs the project's own mechanism (attention/, nn.py) with the composed ops
 # (fused=False), whose scopes (projection, score, softmax, context, head i, output
 # projection) become the clusters of the picture.
 
 def additive() -> Figure:
-    """Additive (Bahdanau) attention of one query over n = 4 keys."""
+    """Additive (Bahdanau) attention of m = 1 query over n = 4 keys, d_v = 3."""
     rng = np.random.default_rng(0)
     q, K, V = _inputs(rng, q=(1, 3), K=(4, 3), V=(4, 3))
     W_q, W_k, v = _params(rng, W_q=(3, 2), W_k=(3, 2), v=(2,))
@@ -64,7 +67,7 @@ def additive() -> Figure:
 
 
 def self_attention() -> Figure:
-    """Self-attention of a sequence of n = 4 tokens, d = 3, d_k = 2."""
+    """Self-attention of a sequence of 4 tokens (m = n = 4), d = 3, d_k = d_v = 2."""
     rng = np.random.default_rng(1)
     (X,) = _inputs(rng, X=(4, 3))
     W_q, W_k, W_v = _params(rng, W_q=(3, 2), W_k=(3, 2), W_v=(3, 2))
@@ -73,7 +76,8 @@ def self_attention() -> Figure:
 
 
 def causal() -> Figure:
-    """Scaled dot-product attention with a causal mask (position i sees j <= i)."""
+    """Scaled dot-product attention with a causal mask (query i sees keys j <= i),
+    m = n = 4, d_k = d_v = 2."""
     rng = np.random.default_rng(2)
     Q, K, V = _inputs(rng, Q=(4, 2), K=(4, 2), V=(4, 2))
     c, a = attention.scaled_dot_product(Q, K, V, causal=True, fused=False)
@@ -81,7 +85,8 @@ def causal() -> Figure:
 
 
 def multihead() -> Figure:
-    """Multi-head self-attention, 4 heads of d_h = 2; each head is one collapsed node."""
+    """Multi-head self-attention, 4 heads of d_k = d_v = 2 (m = n = 4); each head is one
+    collapsed node."""
     rng = np.random.default_rng(3)
     (X,) = _inputs(rng, X=(4, 8))
     W_q, W_k, W_v, W_o = _params(rng, W_q=(8, 8), W_k=(8, 8), W_v=(8, 8), W_o=(8, 8))
@@ -115,7 +120,7 @@ FIGURES: dict[str, Callable[[], Figure]] = {
 }
 
 
-def draw_figure(name: str, backward: bool = False, **options: Any):
+def draw_figure(name: str, backward: bool = False, **options: Any) -> graphviz.Digraph:
     """The ``graphviz.Digraph`` of a built-in figure (``options`` as :func:`ta.draw`)."""
     if name not in FIGURES:
         raise ValueError(f"figure: unknown figure {name!r}; the figures are "
