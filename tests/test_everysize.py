@@ -45,7 +45,7 @@ NEG_IDS = [cl.key for cl in es.NEGATIVE_CONTROLS]
 @pytest.mark.parametrize("claim", es.CLAIMS, ids=CLAIM_IDS)
 def test_closed_form_gradient_is_proven_for_every_size(claim):
     proof = claim.prove()
-    assert proof.proven, str(proof) + "\n" + "\n".join(proof.residual)
+    assert proof.ok, str(proof) + "\n" + "\n".join(proof.residual)
     assert not proof.residual
 
 
@@ -59,7 +59,7 @@ def test_proven_identity_holds_numerically_at_concrete_sizes(claim):
 @pytest.mark.parametrize("claim", es.NEGATIVE_CONTROLS, ids=NEG_IDS)
 def test_wrong_closed_form_is_rejected(claim):
     proof = claim.prove()
-    assert not proof.proven and proof.residual, str(proof)
+    assert not proof.ok and proof.residual, str(proof)
 
 
 @pytest.mark.parametrize("claim", es.NEGATIVE_CONTROLS, ids=NEG_IDS)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from tinygrad_attn.verify.indexcalc import Proof, evaluate, normal_form, prove_equal
+from tinygrad_attn.verify.indexcalc import evaluate, normal_form, prove_equal
+from tinygrad_attn.verify.proof import Proof
 
 n, m, d = sp.symbols("n m d", positive=True, integer=True)
 i, j, k, a, b = sp.symbols("i j k a b", integer=True)
@@ -181,8 +182,9 @@ def test_terms_cancel_to_zero():
 def test_proof_reports_status_reason_and_residual():
     pr = prove_equal(S(A[i, 0], (i, n)), S(B[i, 0], (i, n)), {}, claim="A = B")
     assert isinstance(pr, Proof) and not pr and pr.claim == "A = B"
+    assert pr.method == "normal form" and pr.lhs_terms == pr.rhs_terms == 1
     assert "do not cancel" in pr.reason and len(pr.residual) == 2
-    assert str(pr).startswith("NOT PROVEN")
+    assert str(pr).startswith("A = B: NOT PROVEN for every size")
     assert any("sizes are integers" in s for s in pr.assumptions)
 
 

@@ -26,7 +26,8 @@ from typing import Callable
 
 import sympy as sp
 
-from .indexcalc import Proof, Range, prove_equal
+from .indexcalc import Range, prove_equal
+from .proof import Proof
 
 __all__ = ["Claim", "CLAIMS", "NEGATIVE_CONTROLS", "MECHANISMS", "claims_for", "prove_all",
            "every_size_section", "timing_table", "SIZES"]
@@ -623,10 +624,10 @@ def every_size_section(mechanism: str) -> str:
         "their ranges.", "",
         "$$" + _INTROS[mechanism] + "$$", ""]
     for cl, pr in zip(claims, proofs):
-        status = "proven" if pr.proven else f"**not proven** ({pr.reason})"
+        status = "proven" if pr.ok else f"**not proven** ({pr.reason})"
         lines += [f"- `{cl.name}` ({cl.source}): {status}", "",
                   "  $$" + cl.latex + "$$", ""]
-    rejected = sum(not pr.proven for pr in neg_proofs)
+    rejected = sum(not pr.ok for pr in neg_proofs)
     lines += [f"Negative controls: {rejected} of {len(negs)} deliberately wrong closed forms "
               "(a dropped term, a missing factor, a wrong index) are rejected by the same "
               "prover.", ""]
@@ -647,7 +648,7 @@ def timing_table(proofs: list[Proof] | None = None) -> str:
     proofs = prove_all() if proofs is None else proofs
     rows = ["| claim | result | terms (lhs/rhs) | seconds |", "|---|---|---|---|"]
     for pr in proofs:
-        res = "proven" if pr.proven else "not proven"
+        res = "proven" if pr.ok else "not proven"
         rows.append(f"| `{pr.claim}` | {res} | {pr.lhs_terms}/{pr.rhs_terms} | "
                     f"{pr.seconds:.3f} |")
     total = sum(pr.seconds for pr in proofs)

@@ -41,7 +41,9 @@ from typing import Any, Mapping
 import sympy as sp
 from sympy import KroneckerDelta
 
-__all__ = ["Proof", "Unsupported", "prove_equal", "normal_form", "evaluate", "freshen",
+from .proof import Proof
+
+__all__ = ["Unsupported", "prove_equal", "normal_form", "evaluate", "freshen",
            "clear_caches"]
 
 Range = tuple[sp.Expr, sp.Expr]
@@ -54,31 +56,6 @@ _MAX_EXPAND_POWER = 6
 
 class Unsupported(Exception):
     """The expression uses a construct the normaliser does not reason about."""
-
-
-@dataclass(frozen=True)
-class Proof:
-    """Outcome of :func:`prove_equal`: ``proven`` is True only if both sides normalise alike.
-
-    ``reason`` says why in words; ``residual`` lists the normal-form terms of
-    ``lhs - rhs`` that did not cancel (empty when proven). ``bool(proof)`` is ``proven``.
-    """
-
-    claim: str
-    proven: bool
-    reason: str
-    lhs_terms: int = 0
-    rhs_terms: int = 0
-    residual: tuple[str, ...] = ()
-    seconds: float = 0.0
-    assumptions: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return self.proven
-
-    def __str__(self) -> str:
-        status = "PROVEN" if self.proven else "NOT PROVEN"
-        return f"{status}: {self.claim} ({self.reason}; {self.seconds:.3f} s)"
 
 
 # ---------------------------------------------------------------------------------------
@@ -441,7 +418,7 @@ def prove_equal(lhs: sp.Basic, rhs: sp.Basic, ranges: Ranges, claim: str = "") -
     """Decide ``lhs == rhs`` for every value of the free symbols and every size.
 
     $$\\text{proven} \\iff NF(lhs) = NF(rhs)$$ with $NF$ the normal form described in the
-    module docstring. A ``Proof`` with ``proven=False`` means *not proven*, never *false*.
+    module docstring. A ``Proof`` with ``ok=False`` means *not proven*, never *false*.
     ``ranges``: free index variable -> inclusive range ``(lo, hi)`` it is assumed to lie in.
     """
     t0 = time.perf_counter()
@@ -454,21 +431,21 @@ def prove_equal(lhs: sp.Basic, rhs: sp.Basic, ranges: Ranges, claim: str = "") -
         pl = norm.poly(freshen(sp.sympify(lhs)))
         pr = norm.poly(freshen(sp.sympify(rhs)))
     except (Unsupported, RecursionError) as exc:
-        return Proof(claim, False, f"unsupported: {exc}", seconds=time.perf_counter() - t0,
-                     assumptions=assumptions)
+        return Proof(claim, False, "normal form", reason=f"unsupported: {exc}",
+                     seconds=time.perf_counter() - t0, assumptions=assumptions)
     residual = []
     for key in sorted(set(pl) | set(pr)):
         diff = _simplify(pl.get(key, sp.Integer(0)) - pr.get(key, sp.Integer(0)))
         if diff != 0:
             residual.append(f"({diff}) * {key}")
-    seconds = time.perf_counter() - t0
     if residual:
         reason = (f"{len(residual)} normal-form term(s) of lhs - rhs do not cancel "
                   f"(lhs has {len(pl)}, rhs {len(pr)})")
-        return Proof(claim, False, reason, len(pl), len(pr), tuple(residual), seconds,
-                     assumptions)
-    reason = f"both sides reach the same normal form of {len(pl)} term(s)"
-    return Proof(claim, True, reason, len(pl), len(pr), (), seconds, assumptions)
+    else:
+        reason = f"both sides reach the same normal form of {len(pl)} term(s)"
+    return Proof(claim, not residual, "normal form", reason=reason, lhs_terms=len(pl),
+                 rhs_terms=len(pr), residual=tuple(residual), assumptions=assumptions,
+                 seconds=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------

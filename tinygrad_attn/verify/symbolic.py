@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -38,6 +37,7 @@ import sympy as sp
 
 from ..engine.backend import symbolic as _xp
 from ..engine import Tensor, enable_grad, grad
+from .proof import Proof
 
 __all__ = ["MAX_SYMBOLS", "Derivation", "Proof", "derive", "equivalent", "exact_gradients",
            "symbols"]
@@ -254,51 +254,6 @@ def _mpf(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- proofs
-
-@dataclass
-class Proof:
-    """The result of a zero-equivalence check between two families of expressions.
-
-    ``method`` is ``"simplification"`` or ``"evaluation"`` (random points, ``digits``
-    significant digits); ``failures`` lists ``(name, index, residual)`` of elements that
-    were not shown equal; ``max_residual`` is the largest relative difference seen.
-    """
-
-    subject: str
-    ok: bool
-    method: str
-    checked: int
-    names: list[str]
-    points: int = 0
-    digits: int = 0
-    max_residual: float = 0.0
-    failures: list[tuple[str, tuple[int, ...], float]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    @property
-    def how(self) -> str:
-        """How zero-equivalence was decided, in words."""
-        if self.method == "simplification":
-            return "by simplification (sympy.cancel / sympy.simplify to 0)"
-        return (f"by evaluation at {self.points} random points with {self.digits} "
-                f"significant digits (largest relative difference "
-                f"{self.max_residual:.1e})")
-
-    def __str__(self) -> str:
-        names = ", ".join(self.names)
-        if self.ok:
-            return (f"{self.subject}: PROVEN for all {self.checked} elements of {names} "
-                    f"{self.how}")
-        head = (f"{self.subject}: NOT PROVEN: {len(self.failures)} of {self.checked} elements "
-                f"of {names} not shown equal {self.how}")
-        lines = [head] + [f"  {n}{list(i)}: residual {r:.3e}" for n, i, r in self.failures[:10]]
-        if len(self.failures) > 10:
-            lines.append(f"  ... and {len(self.failures) - 10} more")
-        return "\n".join(lines)
-
 
 def _has_transcendental(exprs: Sequence[sp.Expr]) -> bool:
     for e in exprs:
