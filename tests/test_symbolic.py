@@ -51,7 +51,7 @@ def test_op_vjp_equals_sympy_derivative(op, case):
     upstream gradient, so the whole Jacobian is covered."""
     der = _derive_case(case)
     # the op under test really is in the recorded graph
-    nodes = toposort(list(der._output_tensors))
+    nodes = toposort(list(der.output_tensors))
     assert any(isinstance(t._ctx, op) for t in nodes), f"{case.name} does not use {op.__name__}"
     proof = der.prove_engine()
     assert proof.ok, str(proof)
