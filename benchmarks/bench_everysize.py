@@ -1,4 +1,4 @@
-"""Time each for-every-size proof (tinygrad_attn.everysize) and print a Markdown table.
+"""Time each for-every-size proof (tinygrad_attn.verify.everysize); print a Markdown table.
 
     python benchmarks/bench_everysize.py            # claims only
     python benchmarks/bench_everysize.py --negative # also the negative controls

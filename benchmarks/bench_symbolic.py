@@ -84,14 +84,14 @@ def evaluate_speed(n: int) -> None:
     der = derive(sdpa, {"Q": (n, n), "K": (n, n), "V": (n, n)})
     rng = np.random.default_rng(0)
     vals = {k: rng.standard_normal((n, n)) for k in "QKV"}
-    cot = [rng.standard_normal((n, n))]
-    _, t_first = clock(lambda: der.evaluate(vals, cot))
+    g = [rng.standard_normal((n, n))]
+    _, t_first = clock(lambda: der.evaluate(vals, g))
     t = time.perf_counter()
     reps = 200
     for _ in range(reps):
-        der.evaluate(vals, cot)
+        der.evaluate(vals, g)
     t_call = (time.perf_counter() - t) / reps
-    _, t_mp = clock(lambda: der.evaluate(vals, cot, digits=50))
+    _, t_mp = clock(lambda: der.evaluate(vals, g, digits=50))
     print(f"  evaluate(): first call (cse + lambdify) {t_first:5.2f} s, then "
           f"{t_call * 1e3:6.3f} ms per point; 50-digit evaluation {t_mp * 1e3:6.1f} ms")
 

@@ -86,8 +86,9 @@ def _fresh(v: sp.Symbol) -> sp.Dummy:
 
 def _rebuild(expr: sp.Basic, args: tuple) -> sp.Basic:
     """``expr.func(*args)``; functions other than the Kronecker delta are not re-evaluated
-    (``tanh(u).eval`` asks SymPy's assumptions about Sums and dominated the run time), the
-    delta is, so that a substituted ``delta(v, v)`` becomes 1."""
+    (evaluating ``tanh(u)`` queries SymPy's assumptions about every Sum in ``u``, a cost
+    out of all proportion to a renaming), the delta is, so that a substituted
+    ``delta(v, v)`` becomes 1."""
     if isinstance(expr, sp.Function) and not isinstance(expr, KroneckerDelta):
         return expr.func(*args, evaluate=False)
     return expr.func(*args)
