@@ -1,7 +1,7 @@
 """A small, sound normaliser for sums in index notation, and a prover built on it.
 
 SymPy differentiates index-notation expressions correctly -- ``diff(Sum(Q[i, a] * K[j, a],
-(a, 0, d - 1)), Q[x, y])`` gives ``Sum(KroneckerDelta(i, x) * KroneckerDelta(a, y) * K[j, a],
+(a, 0, d_k - 1)), Q[x, y])`` gives ``Sum(KroneckerDelta(i, x) * KroneckerDelta(a, y) * K[j, a],
 ...)`` -- but cannot reduce the Kronecker deltas under nested sums. This module decides
 equality of such sums by bringing both sides to one normal form:
 
@@ -16,7 +16,7 @@ equality of such sums by bringing both sides to one normal form:
   normalised recursively;
 * bound variables are renamed canonically: every permutation of the variables of the
   same range is tried and the smallest key kept;
-* coefficients (expressions in sizes such as $d$, $n$ with no index in them) are summed per
+* coefficients (expressions in sizes such as $d_k$, $n$ with no index in them) are summed per
   term and compared by ``sympy.simplify``.
 
 Soundness: every step above is an equality of the sums it rewrites, so two expressions whose
@@ -43,9 +43,10 @@ from sympy import KroneckerDelta
 
 from .proof import Proof
 
-__all__ = ["Unsupported", "prove_equal", "normal_form", "evaluate", "freshen",
-           "clear_caches"]
+__all__ = ["Range", "Ranges", "Unsupported", "prove_equal", "normal_form", "evaluate",
+           "freshen", "clear_caches"]
 
+#: An inclusive index range ``(lo, hi)``; the ranges of the free indices, by index.
 Range = tuple[sp.Expr, sp.Expr]
 Ranges = Mapping[sp.Symbol, Range]
 
@@ -460,7 +461,7 @@ def evaluate(expr: sp.Basic, values: Mapping[Any, Any]) -> float:
     """Evaluate ``expr`` numerically by looping over every Sum (no normalisation involved).
 
     ``values`` maps size and index symbols to numbers and IndexedBase labels (or bases) to
-    NumPy arrays: ``evaluate(Sum(Q[i, a], (a, 0, d - 1)), {d: 3, i: 0, Q: arr})``.
+    NumPy arrays: ``evaluate(Sum(Q[i, a], (a, 0, d_k - 1)), {d_k: 3, i: 0, Q: arr})``.
     """
     env: dict[Any, Any] = {}
     for k, v in values.items():
