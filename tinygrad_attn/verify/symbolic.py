@@ -35,9 +35,9 @@ __all__ = ["DEFAULT_DOMAIN", "MAX_SYMBOLS", "POSITIVE_DOMAIN", "Derivation", "Pr
            "derive", "equivalent", "exact_gradients", "symbols"]
 
 #: Most input symbols a symbolic run accepts.  Differentiation cost grows much faster than
-#: the number of symbols (attention with 3x3 Q, K, V, 27 symbols, is proven in about a
-#: second; 6x6, 108 symbols, in about a minute: ``benchmarks/bench_symbolic.py
-#: --scaling``), so 200 is minutes, not hours.
+#: the number of symbols (attention with 3x3 Q, K, V, 27 symbols, is proven in about 1 s;
+#: 6x6, 108 symbols, in about 40 s: ``benchmarks/bench_symbolic.py --scaling``), so 200 is
+#: minutes, not hours.
 MAX_SYMBOLS = 200
 
 Shape = tuple[int, ...]
@@ -93,7 +93,7 @@ def _check_size(sizes: Mapping[str, Shape], max_symbols: int) -> None:
 
 
 def _latex_names(syms: Sequence[sp.Symbol], bar: bool = False) -> dict[sp.Symbol, str]:
-    """``Q_0_1`` -> ``Q_{0,1}``, ``dO_0_1`` -> ``\\bar{O}_{0,1}`` (cotangents get a bar)."""
+    """``Q_0_1`` -> ``Q_{0,1}``, ``dO_0_1`` -> ``\\bar{O}_{0,1}`` (upstream gradients get a bar)."""
     out = {}
     for s in syms:
         parts = s.name.split("_")
@@ -115,7 +115,6 @@ def _latex_base(name: str) -> str:
     greek = {"alpha", "beta", "gamma", "delta", "mu", "sigma", "tau", "theta", "lambda"}
     return "\\" + name if name in greek else name if len(name) == 1 else \
         r"\mathrm{" + name + "}"
-
 
 
 # ----------------------------------------------------------------------------- Derivation
