@@ -1,4 +1,4 @@
-"""Time each for-every-size proof (tinygrad_attn.everysize) and print a Markdown table.
+"""Time each for-every-size proof (tinygrad_attn.verify.everysize); print a Markdown table.
 
     python benchmarks/bench_everysize.py            # claims only
     python benchmarks/bench_everysize.py --negative # also the negative controls
@@ -10,6 +10,7 @@ the time includes building the expressions and ``sympy.diff``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tinygrad_attn.verify import everysize as es  # noqa: E402
-from tinygrad_attn.verify.indexcalc import Proof, clear_caches, prove_equal  # noqa: E402
+from tinygrad_attn.verify.indexcalc import clear_caches, prove_equal  # noqa: E402
+from tinygrad_attn.verify.proof import Proof  # noqa: E402
 
 
 def time_claim(claim: es.Claim) -> Proof:
@@ -26,8 +28,7 @@ def time_claim(claim: es.Claim) -> Proof:
     t0 = time.perf_counter()
     lhs, rhs, ranges = claim.build()
     proof = prove_equal(lhs, rhs, ranges, claim=claim.key)
-    return Proof(proof.claim, proof.proven, proof.reason, proof.lhs_terms, proof.rhs_terms,
-                 proof.residual, time.perf_counter() - t0, proof.assumptions)
+    return dataclasses.replace(proof, seconds=time.perf_counter() - t0)
 
 
 def main() -> None:

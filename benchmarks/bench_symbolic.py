@@ -1,9 +1,10 @@
 """How long the symbolic proofs take: the engine's scaled dot-product backward proven
-against sympy.diff at n = d = 3, the ways of deciding zero-equivalence side by side, the
-fast evaluation of derived gradients, the whole op table and every derivation.
+against sympy.diff with Q, K, V of 3x3 (m = n = d_k = d_v = 3), the ways of deciding
+zero-equivalence side by side, the fast evaluation of derived gradients, the whole op
+table and every derivation.
 
 Run: python benchmarks/bench_symbolic.py [--scaling] [--baseline]   (--scaling proves SDPA
-at n = d = 4 and 6; --baseline also times plain diff + simplify of dQ, each element capped
+at sizes 4 and 6; --baseline also times plain diff + simplify of dQ, each element capped
 at --cap seconds).
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ import sympy as sp  # noqa: E402
 import tinygrad_attn as ta  # noqa: E402
 from tinygrad_attn import attention as A  # noqa: E402
 from tinygrad_attn.study import derive as D  # noqa: E402
-from tinygrad_attn.verify.symbolic import _compile, derive  # noqa: E402
+from tinygrad_attn.verify.evaluation import compile_expressions  # noqa: E402
+from tinygrad_attn.verify.symbolic import derive  # noqa: E402
 
 
 def sdpa(Q, K, V):  # noqa: N803
@@ -65,7 +67,7 @@ def compare_evaluators(n: int) -> None:
              zip(eng[k].reshape(-1), der.gradients[k].reshape(-1))]
     _, t_memo = clock(lambda: der.prove_engine(points=3))
     syms = der.symbols
-    fn, t_lamb = clock(lambda: _compile(syms, diffs, "mpmath"))
+    fn, t_lamb = clock(lambda: compile_expressions(syms, diffs, "mpmath"))
     import mpmath
 
     def at3():
@@ -82,19 +84,20 @@ def evaluate_speed(n: int) -> None:
     der = derive(sdpa, {"Q": (n, n), "K": (n, n), "V": (n, n)})
     rng = np.random.default_rng(0)
     vals = {k: rng.standard_normal((n, n)) for k in "QKV"}
-    cot = [rng.standard_normal((n, n))]
-    _, t_first = clock(lambda: der.evaluate(vals, cot))
+    g = [rng.standard_normal((n, n))]
+    _, t_first = clock(lambda: der.evaluate(vals, g))
     t = time.perf_counter()
     reps = 200
     for _ in range(reps):
-        der.evaluate(vals, cot)
+        der.evaluate(vals, g)
     t_call = (time.perf_counter() - t) / reps
-    _, t_mp = clock(lambda: der.evaluate(vals, cot, digits=50))
+    _, t_mp = clock(lambda: der.evaluate(vals, g, digits=50))
     print(f"  evaluate(): first call (cse + lambdify) {t_first:5.2f} s, then "
           f"{t_call * 1e3:6.3f} ms per point; 50-digit evaluation {t_mp * 1e3:6.1f} ms")
 
 
-def _simplify_one(expr, queue):
+def simplify_one(expr, queue):
+    """Child process of :func:`baseline`: whether ``simplify(expr)`` is 0, and its time."""
     t = time.perf_counter()
     queue.put((sp.simplify(expr) == 0, time.perf_counter() - t))
 
@@ -107,7 +110,7 @@ def baseline(n: int, cap: float) -> None:
     total, done = 0.0, 0
     for index in np.ndindex(eng.shape):
         queue: mp.Queue = mp.Queue()
-        proc = mp.Process(target=_simplify_one, args=(eng[index] - der.gradients["Q"][index],
+        proc = mp.Process(target=simplify_one, args=(eng[index] - der.gradients["Q"][index],
                                                       queue))
         t = time.perf_counter()
         proc.start()
@@ -126,13 +129,14 @@ def baseline(n: int, cap: float) -> None:
 
 
 def scaling(sizes: tuple[int, ...]) -> None:
-    """How the proof of the fused SDPA backward grows with n = d (3 n^2 input symbols)."""
+    """How the proof of the fused SDPA backward grows with the size n of the square Q, K,
+    V (3 n^2 input symbols)."""
     for n in sizes:
         sp.core.cache.clear_cache()
         der, t_diff = clock(lambda: derive(sdpa_fused, {"Q": (n, n), "K": (n, n),
                                                         "V": (n, n)}))
         proof, t_prove = clock(der.prove_engine)
-        print(f"  n = d = {n}: {3 * n * n:4d} symbols   sympy.diff {t_diff:6.1f} s   "
+        print(f"  size {n}: {3 * n * n:4d} symbols   sympy.diff {t_diff:6.1f} s   "
               f"proof {t_prove:5.1f} s   {'PROVEN' if proof.ok else 'NOT PROVEN'}")
 
 
@@ -162,24 +166,24 @@ def main() -> None:
     parser.add_argument("--baseline", action="store_true")
     parser.add_argument("--cap", type=float, default=120.0)
     parser.add_argument("--scaling", action="store_true",
-                        help="also prove SDPA at n = d = 4 and 6 (about a minute)")
+                        help="also prove SDPA at sizes 4 and 6 (about a minute)")
     args = parser.parse_args()
     print(f"sympy {sp.__version__}, numpy {np.__version__}, tinygrad_attn {ta.__version__}")
-    print("\nproving the engine's SDPA backward (dQ, dK, dV, all elements), n = d = 3:")
+    print("\nproving the engine's SDPA backward (dQ, dK, dV, all elements), size 3:")
     prove_sdpa(3)
-    print("\nzero-equivalence at 3 random points, 50 digits (n = d = 3):")
+    print("\nzero-equivalence at 3 random points, 50 digits (size 3):")
     compare_evaluators(3)
-    print("\nfast evaluation of the derived gradients (n = d = 3):")
+    print("\nfast evaluation of the derived gradients (size 3):")
     evaluate_speed(3)
     print("\nevery case of the op table (tests/op_cases.py):")
     op_table()
     print("\nevery derivation (including its 'for every size' section):")
     derivations()
     if args.scaling:
-        print("\nscaling: the fused SDPA backward proven at larger n = d:")
+        print("\nscaling: the fused SDPA backward proven at larger sizes:")
         scaling((4, 6))
     if args.baseline:
-        print("\nbaseline: sympy.diff then sympy.simplify, dQ only (n = d = 3):")
+        print("\nbaseline: sympy.diff then sympy.simplify, dQ only (size 3):")
         baseline(3, args.cap)
 
 

@@ -1,4 +1,5 @@
-"""The closed-form attention gradients, proven for symbolic sizes (n, m, d, e, h, H, d_h).
+"""The closed-form attention gradients, proven for symbolic sizes (m queries, n keys,
+widths d_q, d_k, d_v, h hidden units, H heads of width d_h, model width d_model).
 
 Scaled dot-product and multi-head: Vaswani et al. 2017 (eq. 1, section 3.2.2).
 Additive: Bahdanau et al. 2014 (eq. 6, appendix A.1.2). Dot and general: Luong et al. 2015.
@@ -11,9 +12,12 @@ import pytest
 import sympy as sp
 
 from tinygrad_attn.verify import everysize as es
+from tinygrad_attn.verify import indexforms as F
 from tinygrad_attn.verify.indexcalc import evaluate
 
-CONCRETE = {es.n: 2, es.m: 3, es.d: 2, es.e: 2, es.h: 2, es.d_k: 3, es.H: 2, es.d_h: 2}
+# query and key widths differ (d_q != d_k), so a mixed-up range shows
+CONCRETE = {F.m: 2, F.n: 3, F.d_k: 2, F.d_v: 2, F.d_q: 3, F.h: 2, F.H: 2, F.d_h: 2,
+            F.d_model: 2}
 
 
 def _numeric_gap(lhs: sp.Expr, rhs: sp.Expr, ranges: dict, sizes: dict, seed: int) -> float:
@@ -30,7 +34,7 @@ def _numeric_gap(lhs: sp.Expr, rhs: sp.Expr, ranges: dict, sizes: dict, seed: in
             ranks[ind.base.label] = len(ind.indices)
     for label, rank in ranks.items():
         arr = rng.normal(scale=0.7, size=(4,) * rank)
-        if label == es.M.label:  # a 0/1 mask that keeps key 0 in every row (Z != 0)
+        if label == F.M.label:  # a 0/1 mask that keeps key 0 in every row (Z != 0)
             arr = (rng.random(size=(4,) * rank) < 0.6).astype(float)
             arr[:, 0] = 1.0
         values[label] = arr
@@ -45,7 +49,7 @@ NEG_IDS = [cl.key for cl in es.NEGATIVE_CONTROLS]
 @pytest.mark.parametrize("claim", es.CLAIMS, ids=CLAIM_IDS)
 def test_closed_form_gradient_is_proven_for_every_size(claim):
     proof = claim.prove()
-    assert proof.proven, str(proof) + "\n" + "\n".join(proof.residual)
+    assert proof.ok, str(proof) + "\n" + "\n".join(proof.residual)
     assert not proof.residual
 
 
@@ -59,7 +63,7 @@ def test_proven_identity_holds_numerically_at_concrete_sizes(claim):
 @pytest.mark.parametrize("claim", es.NEGATIVE_CONTROLS, ids=NEG_IDS)
 def test_wrong_closed_form_is_rejected(claim):
     proof = claim.prove()
-    assert not proof.proven and proof.residual, str(proof)
+    assert not proof.ok and proof.residual, str(proof)
 
 
 @pytest.mark.parametrize("claim", es.NEGATIVE_CONTROLS, ids=NEG_IDS)
@@ -72,18 +76,22 @@ def test_negative_control_is_really_false(claim):
 
 
 def test_sdpa_claims_of_the_issue_are_all_present():
-    # Vaswani 2017: dV, dP, dS, the rowsum identity, dQ, dK, the softmax Jacobian
+    # Vaswani 2017: bar V, bar P, bar S, the rowsum identity, bar Q, bar K, the softmax
+    # Jacobian
     names = {cl.name for cl in es.claims_for("scaled_dot_product")}
-    for want in ("dV = P^T G", "dP = G V^T", "dS = P * (dP - rowsum(P * dP))",
-                 "rowsum(P * dP) = rowsum(G * O)", "dQ = dS K / sqrt(d)",
-                 "dK = dS^T Q / sqrt(d)", "softmax Jacobian", "masked dQ = dS K / sqrt(d)"):
+    for want in ("bar V = P^T bar O", "bar P = bar O V^T",
+                 "bar S = P * (bar P - rowsum(P * bar P))",
+                 "rowsum(P * bar P) = rowsum(bar O * O)", "bar Q = bar S K / sqrt(d_k)",
+                 "bar K = bar S^T Q / sqrt(d_k)", "softmax Jacobian",
+                 "masked bar Q = bar S K / sqrt(d_k)"):
         assert want in names
 
 
 def test_additive_claims_cover_every_parameter_and_input():
     # Bahdanau 2014: v, W_q, W_k, the query, the keys and the values
     names = " ".join(cl.name for cl in es.claims_for("additive"))
-    for want in ("dv", "dW_q", "dW_k", "dq", "dk", "d values", "1 - tanh^2"):
+    for want in ("bar v =", "bar W_q =", "bar W_k =", "bar Q =", "bar K =", "bar V =",
+                 "1 - tanh^2"):
         assert want in names
 
 
@@ -101,6 +109,18 @@ def test_every_size_section_states_what_is_proven_in_latex():
     assert "explicit-size checks still add" in text
     assert "fully masked row" in text
     assert es.every_size_section("scaled_dot_product") == text  # deterministic
+
+
+@pytest.mark.parametrize("mechanism", es.MECHANISMS)
+def test_every_size_section_uses_the_project_notation(mechanism):
+    # docs/notation.md: m queries, n keys, key width d_k, upstream gradient bar O,
+    # the adjoint of X written bar X (no G, no dX)
+    text = es.every_size_section(mechanism)
+    assert "$m$ queries, $n$ keys" in text and "\\bar O" in text
+    for old in ("G_{", "dS_{", "dP_{", "du_{", "de_{", "$e$", "its own"):
+        assert old not in text, old
+    if mechanism != "multi_head":
+        assert "d_k" in text
 
 
 def test_every_size_section_of_multi_head_says_what_the_notation_does_not_allow():

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from tinygrad_attn.verify.indexcalc import Proof, evaluate, normal_form, prove_equal
+from tinygrad_attn.verify.indexcalc import evaluate, normal_form, prove_equal
+from tinygrad_attn.verify.proof import Proof
 
 n, m, d = sp.symbols("n m d", positive=True, integer=True)
 i, j, k, a, b = sp.symbols("i j k a b", integer=True)
@@ -181,8 +182,9 @@ def test_terms_cancel_to_zero():
 def test_proof_reports_status_reason_and_residual():
     pr = prove_equal(S(A[i, 0], (i, n)), S(B[i, 0], (i, n)), {}, claim="A = B")
     assert isinstance(pr, Proof) and not pr and pr.claim == "A = B"
+    assert pr.method == "normal form" and pr.lhs_terms == pr.rhs_terms == 1
     assert "do not cancel" in pr.reason and len(pr.residual) == 2
-    assert str(pr).startswith("NOT PROVEN")
+    assert str(pr).startswith("A = B: NOT PROVEN for every size")
     assert any("sizes are integers" in s for s in pr.assumptions)
 
 
@@ -211,3 +213,19 @@ def test_derivative_of_a_row_sum_is_its_delta_collapse():
 def test_evaluate_loops_over_sums():
     vals = {n: 3, A: np.arange(16.0).reshape(4, 4)}
     assert evaluate(S(A[i, 1], (i, n)), vals) == 1 + 5 + 9
+
+
+def test_both_provers_return_the_one_proof_type():
+    # verify/proof.py: explicit sizes (symbolic.equivalent) and every size (prove_equal)
+    from tinygrad_attn.verify.symbolic import Proof as SymbolicProof
+    from tinygrad_attn.verify.symbolic import equivalent, symbols
+
+    u = symbols("u", (2,)).data
+    explicit = equivalent({"a": u * 2}, {"a": u + u}, subject="2u = u + u")
+    every = prove_equal(S(A[i, 0], (i, n)), S(A[j, 0], (j, n)), {}, claim="rename")
+    assert SymbolicProof is Proof and type(explicit) is type(every) is Proof
+    assert explicit.ok and explicit.method == "simplification" and explicit.subject == "2u = u + u"
+    assert every.ok and every.method == "normal form" and every.lhs_terms == 1
+    assert str(every).startswith("rename: PROVEN for every size by normal form")
+    with pytest.raises(ValueError, match="method"):
+        Proof("x", True, "guess")

@@ -1,9 +1,10 @@
 """SymPy checks the engine: every op's VJP proven exact, three-way gradcheck, errors.
 
-The op-table test is parametrised over ``tinygrad_attn.ops.OPS`` (through
+The op-table test is parametrised over ``tinygrad_attn.engine.ops.OPS`` (through
 ``tests/op_cases.py``): an op added to the table without a case fails here.  Proofs run the
 engine's own backward on symbolic Tensors and compare it with ``sympy.diff`` of
-:math:`L = \\sum \\bar O \\odot O` for every input element (see ``tinygrad_attn/symbolic.py``).
+:math:`L = \\sum \\bar O \\odot O` for every input element (see
+``tinygrad_attn/verify/symbolic.py``).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_op_vjp_equals_sympy_derivative(op, case):
     upstream gradient, so the whole Jacobian is covered."""
     der = _derive_case(case)
     # the op under test really is in the recorded graph
-    nodes = toposort(list(der._output_tensors))
+    nodes = toposort(list(der.output_tensors))
     assert any(isinstance(t._ctx, op) for t in nodes), f"{case.name} does not use {op.__name__}"
     proof = der.prove_engine()
     assert proof.ok, str(proof)
@@ -191,11 +192,11 @@ def test_evaluate_with_cse_matches_engine_numeric_backward():
     der = derive(_sdpa, {"Q": (2, 2), "K": (3, 2), "V": (3, 2)})
     rng = np.random.default_rng(2)
     vals = {n: rng.standard_normal(t.shape) for n, t in der.inputs.items()}
-    cot = rng.standard_normal((2, 2))
-    fast = der.evaluate(vals, [cot])
-    exact = der.evaluate(vals, [cot], digits=50)
+    g = rng.standard_normal((2, 2))
+    fast = der.evaluate(vals, [g])
+    exact = der.evaluate(vals, [g], digits=50)
     ts = {n: ta.Tensor(v, requires_grad=True) for n, v in vals.items()}
-    _sdpa(ts["Q"], ts["K"], ts["V"]).backward(cot)
+    _sdpa(ts["Q"], ts["K"], ts["V"]).backward(g)
     for n in vals:
         np.testing.assert_allclose(fast[n], exact[n], rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(ts[n].grad, exact[n], rtol=1e-12, atol=1e-14)

@@ -1,4 +1,15 @@
-"""Verifiers: ``ta.gradcheck`` (engine vs finite differences vs SymPy), the symbolic
-derivation and equivalence of gradients, the index-notation prover and its every-size
-proofs, and the pytest helper.
+"""Verifiers: is the engine's gradient right, and are the closed forms true?
+
+* ``gradcheck.py`` -- ``ta.gradcheck``: the engine's backward against central finite
+  differences and, with ``symbolic=True``, SymPy's exact gradient; ``report.py`` its table.
+* ``symbolic.py`` -- ``ta.symbolic``: exact gradients of engine functions (``derive``) and
+  proofs of the engine's backward at explicit sizes; ``equivalence.py`` decides that two
+  arrays of expressions are equal, ``evaluation.py`` evaluates expressions numerically.
+* ``indexcalc.py`` -- a normal form for sums in index notation, a prover for every size;
+  ``indexforms.py`` the mechanisms in that notation, ``everysize.py`` the claims proven
+  with it and the sections the derivation documents embed.
+* ``proof.py`` -- ``Proof``, the one result type of both provers.
+
+Only ``gradcheck`` (and ``report``) load with ``import tinygrad_attn``; everything that
+needs SymPy loads on first use.  The pytest helper is ``tinygrad_attn.testing``.
 """

@@ -1,7 +1,7 @@
 """A small, sound normaliser for sums in index notation, and a prover built on it.
 
 SymPy differentiates index-notation expressions correctly -- ``diff(Sum(Q[i, a] * K[j, a],
-(a, 0, d - 1)), Q[x, y])`` gives ``Sum(KroneckerDelta(i, x) * KroneckerDelta(a, y) * K[j, a],
+(a, 0, d_k - 1)), Q[x, y])`` gives ``Sum(KroneckerDelta(i, x) * KroneckerDelta(a, y) * K[j, a],
 ...)`` -- but cannot reduce the Kronecker deltas under nested sums. This module decides
 equality of such sums by bringing both sides to one normal form:
 
@@ -16,7 +16,7 @@ equality of such sums by bringing both sides to one normal form:
   normalised recursively;
 * bound variables are renamed canonically: every permutation of the variables of the
   same range is tried and the smallest key kept;
-* coefficients (expressions in sizes such as $d$, $n$ with no index in them) are summed per
+* coefficients (expressions in sizes such as $d_k$, $n$ with no index in them) are summed per
   term and compared by ``sympy.simplify``.
 
 Soundness: every step above is an equality of the sums it rewrites, so two expressions whose
@@ -41,9 +41,12 @@ from typing import Any, Mapping
 import sympy as sp
 from sympy import KroneckerDelta
 
-__all__ = ["Proof", "Unsupported", "prove_equal", "normal_form", "evaluate", "freshen",
-           "clear_caches"]
+from .proof import Proof
 
+__all__ = ["Range", "Ranges", "Unsupported", "prove_equal", "normal_form", "evaluate",
+           "freshen", "clear_caches"]
+
+#: An inclusive index range ``(lo, hi)``; the ranges of the free indices, by index.
 Range = tuple[sp.Expr, sp.Expr]
 Ranges = Mapping[sp.Symbol, Range]
 
@@ -54,31 +57,6 @@ _MAX_EXPAND_POWER = 6
 
 class Unsupported(Exception):
     """The expression uses a construct the normaliser does not reason about."""
-
-
-@dataclass(frozen=True)
-class Proof:
-    """Outcome of :func:`prove_equal`: ``proven`` is True only if both sides normalise alike.
-
-    ``reason`` says why in words; ``residual`` lists the normal-form terms of
-    ``lhs - rhs`` that did not cancel (empty when proven). ``bool(proof)`` is ``proven``.
-    """
-
-    claim: str
-    proven: bool
-    reason: str
-    lhs_terms: int = 0
-    rhs_terms: int = 0
-    residual: tuple[str, ...] = ()
-    seconds: float = 0.0
-    assumptions: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return self.proven
-
-    def __str__(self) -> str:
-        status = "PROVEN" if self.proven else "NOT PROVEN"
-        return f"{status}: {self.claim} ({self.reason}; {self.seconds:.3f} s)"
 
 
 # ---------------------------------------------------------------------------------------
@@ -109,8 +87,9 @@ def _fresh(v: sp.Symbol) -> sp.Dummy:
 
 def _rebuild(expr: sp.Basic, args: tuple) -> sp.Basic:
     """``expr.func(*args)``; functions other than the Kronecker delta are not re-evaluated
-    (``tanh(u).eval`` asks SymPy's assumptions about Sums and dominated the run time), the
-    delta is, so that a substituted ``delta(v, v)`` becomes 1."""
+    (evaluating ``tanh(u)`` queries SymPy's assumptions about every Sum in ``u``, a cost
+    out of all proportion to a renaming), the delta is, so that a substituted
+    ``delta(v, v)`` becomes 1."""
     if isinstance(expr, sp.Function) and not isinstance(expr, KroneckerDelta):
         return expr.func(*args, evaluate=False)
     return expr.func(*args)
@@ -441,7 +420,7 @@ def prove_equal(lhs: sp.Basic, rhs: sp.Basic, ranges: Ranges, claim: str = "") -
     """Decide ``lhs == rhs`` for every value of the free symbols and every size.
 
     $$\\text{proven} \\iff NF(lhs) = NF(rhs)$$ with $NF$ the normal form described in the
-    module docstring. A ``Proof`` with ``proven=False`` means *not proven*, never *false*.
+    module docstring. A ``Proof`` with ``ok=False`` means *not proven*, never *false*.
     ``ranges``: free index variable -> inclusive range ``(lo, hi)`` it is assumed to lie in.
     """
     t0 = time.perf_counter()
@@ -454,21 +433,21 @@ def prove_equal(lhs: sp.Basic, rhs: sp.Basic, ranges: Ranges, claim: str = "") -
         pl = norm.poly(freshen(sp.sympify(lhs)))
         pr = norm.poly(freshen(sp.sympify(rhs)))
     except (Unsupported, RecursionError) as exc:
-        return Proof(claim, False, f"unsupported: {exc}", seconds=time.perf_counter() - t0,
-                     assumptions=assumptions)
+        return Proof(claim, False, "normal form", reason=f"unsupported: {exc}",
+                     seconds=time.perf_counter() - t0, assumptions=assumptions)
     residual = []
     for key in sorted(set(pl) | set(pr)):
         diff = _simplify(pl.get(key, sp.Integer(0)) - pr.get(key, sp.Integer(0)))
         if diff != 0:
             residual.append(f"({diff}) * {key}")
-    seconds = time.perf_counter() - t0
     if residual:
         reason = (f"{len(residual)} normal-form term(s) of lhs - rhs do not cancel "
                   f"(lhs has {len(pl)}, rhs {len(pr)})")
-        return Proof(claim, False, reason, len(pl), len(pr), tuple(residual), seconds,
-                     assumptions)
-    reason = f"both sides reach the same normal form of {len(pl)} term(s)"
-    return Proof(claim, True, reason, len(pl), len(pr), (), seconds, assumptions)
+    else:
+        reason = f"both sides reach the same normal form of {len(pl)} term(s)"
+    return Proof(claim, not residual, "normal form", reason=reason, lhs_terms=len(pl),
+                 rhs_terms=len(pr), residual=tuple(residual), assumptions=assumptions,
+                 seconds=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -482,7 +461,7 @@ def evaluate(expr: sp.Basic, values: Mapping[Any, Any]) -> float:
     """Evaluate ``expr`` numerically by looping over every Sum (no normalisation involved).
 
     ``values`` maps size and index symbols to numbers and IndexedBase labels (or bases) to
-    NumPy arrays: ``evaluate(Sum(Q[i, a], (a, 0, d - 1)), {d: 3, i: 0, Q: arr})``.
+    NumPy arrays: ``evaluate(Sum(Q[i, a], (a, 0, d_k - 1)), {d_k: 3, i: 0, Q: arr})``.
     """
     env: dict[Any, Any] = {}
     for k, v in values.items():

@@ -1,0 +1,157 @@
+"""Numbers from SymPy expressions: at exact random points, to many digits, or compiled.
+
+The proofs of :mod:`tinygrad_attn.verify.symbolic` decide zero-equivalence by evaluating
+a difference at random rational points with mpmath (:class:`Evaluator`,
+:func:`random_points`); ``Derivation.evaluate`` turns exact gradients into float64 code
+(:func:`compile_expressions`).  Heaviside, DiracDelta, Max and Min -- the kinks of relu,
+abs and max -- get numeric rules here: the points avoid 0 and ties, where they are not
+differentiable.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+__all__ = ["DEFAULT_DOMAIN", "POSITIVE_DOMAIN", "Evaluator", "compile_expressions",
+           "random_points", "to_mpf"]
+
+#: Interval random evaluation points are drawn from, unless an input says otherwise.
+DEFAULT_DOMAIN = (-1.5, 1.5)
+#: The interval for inputs declared positive (log, sqrt, powers).
+POSITIVE_DOMAIN = (0.5, 2.0)
+
+
+def _heaviside(x: Any, h0: Any = 0.5) -> Any:
+    """The step function in mpmath: 1 above 0, 0 below, ``h0`` at 0."""
+    import mpmath
+
+    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(h0)
+
+
+def _dirac(x: Any, *k: Any) -> Any:
+    """DiracDelta away from 0 (zero); at 0 the function was not differentiable."""
+    import mpmath
+
+    if x != 0:
+        return mpmath.mpf(0)
+    raise ZeroDivisionError("DiracDelta evaluated at 0 (a point where the function is "
+                            "not differentiable)")
+
+
+_MPMATH = [{"Heaviside": _heaviside, "DiracDelta": _dirac, "Max": max, "Min": min}, "mpmath"]
+_NUMPY = [{"Heaviside": lambda x, h0=0.5: np.where(x > 0, 1.0, np.where(x < 0, 0.0, h0)),
+           "DiracDelta": lambda x, *k: np.zeros_like(x),
+           "Max": np.maximum, "Min": np.minimum}, "numpy"]
+
+
+def compile_expressions(syms: Sequence[sp.Symbol], exprs: Sequence[sp.Expr],
+                        modules: str = "mpmath") -> Callable[..., list]:
+    """``lambdify`` with common-subexpression elimination: ``f(*values)`` -> list of
+    values, one per expression.  ``modules`` is ``"mpmath"`` (arbitrary precision) or
+    ``"numpy"`` (float64, fast)."""
+    mods = _MPMATH if modules == "mpmath" else _NUMPY
+    return sp.lambdify(list(syms), list(exprs), modules=mods, cse=True)
+
+
+class Evaluator:
+    """Evaluate many expressions at one point with mpmath, each distinct subexpression
+    once: SymPy expressions are hash-consed trees, so a dict keyed by subexpression is
+    common-subexpression elimination for free (and, for a proof at a few points, much
+    faster than ``cse`` + ``lambdify``, whose cost is in building the code:
+    ``benchmarks/bench_symbolic.py`` times both)."""
+
+    def __init__(self, env: Mapping[sp.Symbol, Any]) -> None:
+        import mpmath
+
+        self.mp = mpmath
+        self.memo: dict[sp.Basic, Any] = dict(env)
+
+    def __call__(self, expr: sp.Basic) -> Any:
+        memo = self.memo
+        stack = [expr]
+        while stack:  # iterative post-order: deep expressions need no recursion
+            e = stack[-1]
+            if e in memo:
+                stack.pop()
+                continue
+            if e.is_Number or e is sp.S.Pi or e is sp.S.Exp1:
+                memo[e] = self._number(e)
+                stack.pop()
+                continue
+            if e.is_Symbol:
+                raise ValueError(f"evaluate: no value for the symbol {e}")
+            pending = [a for a in e.args if a not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            memo[e] = self._apply(e, [memo[a] for a in e.args])
+        return memo[expr]
+
+    def _number(self, e: sp.Basic) -> Any:
+        mp = self.mp
+        if e.is_Rational:
+            return mp.mpf(int(e.p)) / int(e.q)
+        if e is sp.S.Infinity or e is sp.S.NegativeInfinity:
+            return mp.inf if e.is_positive else -mp.inf
+        if e is sp.S.Pi:
+            return +mp.pi
+        if e is sp.S.Exp1:
+            return mp.e
+        return mp.mpf(e.evalf(mp.mp.dps))
+
+    def _apply(self, e: sp.Basic, v: list[Any]) -> Any:
+        mp = self.mp
+        if e.is_Add:
+            return mp.fsum(v)
+        if e.is_Mul:
+            out = v[0]
+            for x in v[1:]:
+                out = out * x
+            return out
+        if e.is_Pow:
+            return v[0] ** v[1]
+        name = type(e).__name__
+        unary = {"exp": mp.exp, "log": mp.log, "tanh": mp.tanh, "Abs": abs,
+                 "sign": mp.sign, "sin": mp.sin, "cos": mp.cos}
+        if name in unary and len(v) == 1:
+            return unary[name](v[0])
+        if name == "Heaviside":
+            return _heaviside(*v)
+        if name == "DiracDelta":
+            return _dirac(*v)
+        if name == "Max":
+            return max(v)
+        if name == "Min":
+            return min(v)
+        raise ValueError(f"evaluate: no numeric rule for {name} (in {e})")
+
+
+def random_points(syms: Sequence[sp.Symbol], domains: Mapping[sp.Symbol, tuple],
+                   points: int, seed: int) -> list[list[Any]]:
+    """``points`` lists of exact random rationals, one per symbol, none 0, no two equal
+    (so Heaviside, sign and Max are evaluated away from their kinks)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < points:
+        vals = []
+        for s in syms:
+            lo, hi = domains.get(s, DEFAULT_DOMAIN)
+            k = int(rng.integers(0, 1_000_003))
+            vals.append(sp.Rational(lo) + (sp.Rational(hi) - sp.Rational(lo))
+                        * sp.Rational(2 * k + 1, 2_000_006))
+        if all(v != 0 for v in vals) and len(set(vals)) == len(vals):
+            out.append(vals)
+    return out
+
+
+def to_mpf(value: Any) -> Any:
+    """An mpmath number for a SymPy rational (exactly, at the working precision) or a
+    float."""
+    import mpmath
+
+    if isinstance(value, sp.Rational):
+        return mpmath.mpf(int(value.p)) / int(value.q)
+    return mpmath.mpf(value)
