@@ -15,7 +15,7 @@ import sympy as sp
 
 import tinygrad_attn as ta
 from tinygrad_attn import attention as A
-from tinygrad_attn.attention import flash
+from tinygrad_attn.attention import flash, fused
 from tinygrad_attn.attention import kernels
 from tinygrad_attn.engine.backend import numeric, symbolic
 
@@ -125,7 +125,7 @@ def test_blocked_op_passes_gradcheck(name, monkeypatch):
         return A.scaled_dot_product(q, k, v, mask=mask, causal=causal, impl="blocked",
                                     need_weights=False)[0]
 
-    assert fn(Q, K, V)._ctx.saved_tensors[0] is None     # no (m, n) weights were kept
+    assert fn(Q, K, V)._ctx.weights is None              # no (m, n) weights were kept
     report = ta.gradcheck(fn, Q, K, V)
     assert report.ok, str(report)
 
@@ -165,14 +165,14 @@ def test_auto_picks_blocked_only_above_the_threshold_and_without_weights(monkeyp
     q = ta.Tensor(arr(8, 4, seed=16), requires_grad=True)
     k, v = ta.Tensor(arr(8, 4, seed=17)), ta.Tensor(arr(8, 3, seed=18))
 
-    def kept_weights(**kw):   # the plain op saves P; the blocked one saves only lse
+    def kept_weights(**kw):   # the plain op keeps P; the blocked one only the logsumexp
         c, _ = A.scaled_dot_product(q, k, v, **kw)
-        return c._ctx.saved_tensors[0] is not None
+        return c._ctx.weights is not None
 
-    monkeypatch.setattr(flash, "AUTO_MIN_SCORES", 64)
+    monkeypatch.setattr(fused, "AUTO_MIN_SCORES", 64)
     assert not kept_weights(need_weights=False, impl="auto")
     assert kept_weights(need_weights=True, impl="auto")
-    monkeypatch.setattr(flash, "AUTO_MIN_SCORES", 65)
+    monkeypatch.setattr(fused, "AUTO_MIN_SCORES", 65)
     assert kept_weights(need_weights=False, impl="auto")
     assert kept_weights(need_weights=False, impl="plain")
     assert not kept_weights(need_weights=True, impl="blocked")

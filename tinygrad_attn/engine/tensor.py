@@ -4,7 +4,7 @@ A :class:`Tensor` holds ``data`` (a NumPy array: float32/float64 for numbers, ob
 for SymPy expressions) and, when it was computed from Tensors that require
 gradients, ``_ctx``: the :class:`Function` instance that made it.  The ctx knows its
 ``parents`` (the input Tensors), its ``op`` name and the ``scope`` it was made in,
-which is all that :mod:`tinygrad_attn.graph` needs to draw it.
+which is all that :mod:`tinygrad_attn.pictures.graph` needs to draw it.
 
 :func:`grad` and :meth:`Tensor.backward` seed the outputs and run the one backward walk
 of :mod:`tinygrad_attn.engine.autograd`.
@@ -94,10 +94,16 @@ class Function:
     and returns arrays, and the result is differentiable once.  The engine's own ops set
     ``differentiable_backward = True``: their backward receives and returns Tensors and
     is written with Tensor ops, so gradients can be differentiated again.
+
+    ``ctx.attrs`` keeps the keyword arguments: the op's parameters, so that
+    ``type(ctx).apply(*ctx.parents, **ctx.attrs)`` computes the node again.  A keyword
+    that hands ``forward`` a value for this call only (weights already computed) is
+    named in ``transient_kwargs`` and not kept.
     """
 
     differentiable_backward = False
     op: str | None = None  # display name; defaults to the class name in lower case
+    transient_kwargs: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.parents: tuple[Tensor | None, ...] = ()
@@ -135,11 +141,20 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> "Tensor":
         """Run ``forward`` on the arrays of the Tensor arguments and record the node."""
+        return cls.apply_with_ctx(*args, **kwargs)[0]
+
+    @classmethod
+    def apply_with_ctx(cls, *args: Any, **kwargs: Any) -> tuple["Tensor", "Function"]:
+        """:meth:`apply`, also returning the ctx its ``forward`` filled in, whether or not
+        a node was recorded (it is not when no input requires grad).  An op whose forward
+        computes more than its output hands the rest back as an attribute of ctx: the
+        fused attention op leaves its weights in ``ctx.weights``."""
         ctx = cls()
         tensors = [a if isinstance(a, Tensor) else None for a in args]
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx.xp = backend_of(*arrays)
-        ctx.attrs = kwargs
+        ctx.attrs = {key: value for key, value in kwargs.items()
+                     if key not in cls.transient_kwargs}
         if ctx.xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
             arrays = [ctx.xp.constant(a, a) if t is not None and a.dtype != object else a
                       for t, a in zip(tensors, arrays)]
@@ -169,7 +184,7 @@ class Function:
             ctx.scope = current_scope()
             ctx._output = weakref.ref(out)
             out._ctx = ctx
-        return out
+        return out, ctx
 
     def _vjp(self, grad: "Tensor") -> tuple["Tensor | None", ...]:
         """Gradients for the parents, as Tensors, one per positional argument."""
@@ -591,4 +606,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     return tuple(res)
 
 
-from . import ops  # noqa: E402  (ops builds on Tensor and Function defined above)
+# The package's one import cycle, kept to this line: ops.py defines the op classes on top of
+# Function and Tensor (it imports this module at its top), and Tensor's methods call them as
+# ``ops.Add.apply(...)`` at run time, so ops is imported here, once both classes exist.
+from . import ops  # noqa: E402
