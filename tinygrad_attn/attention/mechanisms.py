@@ -328,7 +328,7 @@ def dot_product(query: Any, keys: Any, values: Any, mask: Any = None) -> tuple[T
     query, keys, values, mask, single = _prepare("dot_product", query, keys, values, mask)
     _check_dim("dot_product", "query", query, -1, "keys", keys, -1)
     with scope("score"):
-        scores = query @ keys.mT                                # (..., m, d) x (..., d, n)
+        scores = query @ keys.mT                                # (..., m, d_k) x (..., d_k, n)
         scores.name = "scores"
     return _demote(single, *attend(scores, values, mask))
 
@@ -340,7 +340,7 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
     $\operatorname{Attention}(Q, K, V) = \operatorname{softmax}(QK^\top / \sqrt{d_k})\,V$.
 
     ``causal=True`` lets query i attend key j iff j <= i.  ``fused=True`` runs one op
-    with a hand-derived backward (:class:`~tinygrad_attn.attention.fused.ScaledDotProductAttention`);
+    with a hand-derived backward (:class:`~.fused.ScaledDotProductAttention`);
     ``fused=False`` composes the engine's primitive ops (the readable reference, drawn
     as the textbook figure).  Both return weights that are differentiable.
 
