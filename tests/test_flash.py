@@ -151,11 +151,11 @@ def test_blocked_op_second_derivative_passes_gradcheck(monkeypatch):
     monkeypatch.setattr(tiling, "BLOCK_K", 2)
     q, k, v, mask, causal = _case("causal_7x7", seed=14)
     Q, K, V = (ta.Tensor(a[:4], requires_grad=True) for a in (q, k, v))
-    cot = arr(4, 3, seed=15)
+    g = arr(4, 3, seed=15)
 
     def vjp(q, k, v):
         c, _ = A.scaled_dot_product(q, k, v, causal=True, impl="blocked", need_weights=False)
-        return ta.grad(c, [q, k, v], grad_outputs=cot, create_graph=True)
+        return ta.grad(c, [q, k, v], grad_outputs=g, create_graph=True)
 
     report = ta.gradcheck(vjp, Q, K, V, atol=1e-7, rtol=1e-5)
     assert report.ok, str(report)
