@@ -186,14 +186,17 @@ class Function:
             out._ctx = ctx
         return out, ctx
 
-    def _vjp(self, grad: "Tensor") -> tuple["Tensor | None", ...]:
-        """Gradients for the parents, as Tensors, one per positional argument."""
+    def vjp(self, g: "Tensor") -> tuple["Tensor | None", ...]:
+        """The gradients for the parents, as Tensors, one per positional argument, from the
+        upstream gradient ``g``: ``backward`` called as the op asks (Tensors for the
+        engine's own ops; arrays, wrapped back into Tensors, for a user Function).  The
+        backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) calls it."""
         if self.differentiable_backward:
-            grads = type(self).backward(self, grad)
+            grads = type(self).backward(self, g)
         else:
             with no_grad():
                 try:
-                    raw = type(self).backward(self, grad.data)
+                    raw = type(self).backward(self, g.data)
                 except (TypeError, AttributeError) as exc:
                     if not self.xp.symbolic:
                         raise
