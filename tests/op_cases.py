@@ -1,4 +1,4 @@
-"""Example inputs for every primitive op in ``tinygrad_attn.ops.OPS``.
+"""Example inputs for every primitive op in ``tinygrad_attn.engine.ops.OPS``.
 
 Each op maps to a list of :class:`Case`: a function of Tensors that exercises the op,
 and the shapes of its inputs.  The numeric tests gradcheck every case; the symbolic

@@ -206,6 +206,34 @@ def test_second_derivative_through_array_backward_raises_clearly():
         ta.grad(g.sum(), [x])
 
 
+class Scale(ta.Function):
+    """y = factor * x; ``note`` is a value for one call, handed back on ctx."""
+
+    transient_kwargs = ("note",)
+
+    @staticmethod
+    def forward(ctx, x, factor=2.0, note=None):
+        ctx.note = note
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.attrs["factor"]
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_apply_with_ctx_hands_back_the_ctx_and_attrs_keep_only_parameters(requires_grad):
+    """apply_with_ctx returns the ctx its forward filled in, whether or not a node was
+    recorded; a transient keyword reaches forward but not ctx.attrs, so the attrs are the
+    op's parameters: applying them again computes the same node."""
+    x = ta.Tensor([1.0, 2.0], requires_grad=requires_grad)
+    y, ctx = Scale.apply_with_ctx(x, factor=3.0, note="seen")
+    assert ctx.note == "seen" and ctx.attrs == {"factor": 3.0}
+    assert (y._ctx is ctx) is requires_grad
+    np.testing.assert_array_equal(type(ctx).apply(x, **ctx.attrs).data, y.data)
+    np.testing.assert_array_equal(Scale.apply(x, factor=3.0).data, y.data)
+
+
 def test_gradcheck_warns_that_float32_finite_differences_are_unreliable():
     x = ta.Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
     with pytest.warns(RuntimeWarning, match="float32"):

@@ -1,4 +1,4 @@
-"""Blocked (flash) attention, tinygrad_attn/flash.py: the tiled online-softmax forward and
+"""Blocked (flash) attention, attention/flash.py: the tiled online-softmax forward and
 the backward recomputed from the row logsumexp, against the plain fused kernels
 (kernels.py), finite differences, SymPy, and its own promises (tiles skipped, no NaN).
 
@@ -176,6 +176,22 @@ def test_auto_picks_blocked_only_above_the_threshold_and_without_weights(monkeyp
     assert kept_weights(need_weights=False, impl="auto")
     assert kept_weights(need_weights=False, impl="plain")
     assert not kept_weights(need_weights=True, impl="blocked")
+
+
+def test_choose_impl_is_the_one_place_the_implementation_is_picked():
+    """composed without fused (blocked refused), plain or blocked as asked, and auto:
+    blocked only numerically, without weights, from AUTO_MIN_SCORES scores on."""
+    choose, big = fused.choose_impl, fused.AUTO_MIN_SCORES
+    assert choose("auto", 8, 8, fused=False) == choose("plain", 8, 8, fused=False) == "composed"
+    with pytest.raises(ValueError, match="needs fused=True"):
+        choose("blocked", 8, 8, fused=False)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        choose("flash", 8, 8)
+    assert choose("blocked", 2, 2) == "blocked" and choose("plain", big, 2) == "plain"
+    assert choose("auto", big, 1, need_weights=False) == "blocked"
+    assert choose("auto", big - 1, 1, need_weights=False) == "plain"
+    assert choose("auto", big, 1, need_weights=True) == "plain"
+    assert choose("auto", big, 1, need_weights=False, symbolic=True) == "plain"
 
 
 # ----------------------------------------------------------------------------- symbolic

@@ -196,3 +196,25 @@ def test_kernels_sum_broadcast_batch_axes_back_to_input_shapes():
     o, p = kernels.sdpa_forward(numeric, q, k, v, causal=True)
     dq, dk, dv = kernels.sdpa_backward(numeric, q, k, v, o, p, np.ones_like(o), causal=True)
     assert (dq.shape, dk.shape, dv.shape) == (q.shape, k.shape, v.shape)
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_fused_weights_come_from_the_forward_not_a_second_softmax(monkeypatch, requires_grad):
+    """The plain forward's P reaches the weights node through its ctx
+    (Function.apply_with_ctx), recorded or not: the softmax runs once per call, and the
+    weights equal the weights op computed alone."""
+    from tinygrad_attn.engine import numeric
+
+    calls = []
+    real = kernels.sdpa_weights
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "sdpa_weights", counting)
+    q, k, v = (ta.Tensor(arr(4, 3, seed=s), requires_grad=requires_grad) for s in (30, 31, 32))
+    _, w = A.scaled_dot_product(q, k, v, causal=True, impl="plain")
+    assert len(calls) == 1
+    assert w.requires_grad is requires_grad
+    np.testing.assert_array_equal(w.data, real(numeric, q.data, k.data, None, True))
