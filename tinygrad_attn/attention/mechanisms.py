@@ -468,7 +468,8 @@ def _multi_head_tensors(x_q: Any, x_kv: Any, W_q: Any, W_k: Any, W_v: Any, W_o: 
 def _all_heads_at_once(Q: Tensor, K: Tensor, V: Tensor, H: int, mask: np.ndarray | None,
                        batch: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """The H heads as a batch axis of one fused op: the joined contexts (..., m, H d_v)
-    and the weights (..., H, m, n)."""
+    and the weights (..., H, m, n).  (``batch``: the signature of :func:`_head_by_head`;
+    the fused op broadcasts by itself.)"""
     d_k, d_v = Q.shape[-1] // H, V.shape[-1] // H
 
     def heads(t: Tensor, size: int) -> Tensor:                  # (..., r, H d) -> (..., H, r, d)
