@@ -19,63 +19,7 @@ import numpy as np
 from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
-from .backend import SymbolicUnsupported, backend_of
-
-# ----------------------------------------------------------------------------- dtypes
-
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """Validate and convert ``data`` into an array a Tensor may hold.
-
-    Python numbers and lists become float64; NumPy float arrays keep their dtype;
-    integer, boolean and complex arrays are refused unless ``dtype`` is given, and
-    object arrays must hold SymPy expressions (the symbolic backend).
-    """
-    if isinstance(data, Tensor):
-        data = data.data
-    if dtype is not None:
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f" and dtype != object:
-            raise TypeError(f"Tensor: dtype must be a float type, got {dtype}")
-        return np.asarray(data, dtype=dtype)
-    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
-        arr = np.asarray(data)
-        if arr.dtype.kind == "f":
-            return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
-        if arr.dtype == object:
-            _check_symbolic(arr)
-            return arr
-        raise TypeError(
-            f"Tensor: data of dtype {arr.dtype} is not a float array; convert it "
-            f"explicitly, e.g. Tensor(x.astype(np.float64)) or Tensor(x, dtype=np.float64)")
-    try:
-        arr = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        arr_obj = np.asarray(data, dtype=object)
-        if arr_obj.size and _all_sympy(arr_obj):
-            return arr_obj
-        raise TypeError(f"Tensor: cannot make a float array from {type(data).__name__}: "
-                        f"{exc}") from None
-    return arr
-
-
-def _all_sympy(arr: np.ndarray) -> bool:
-    import sympy
-
-    return all(isinstance(e, sympy.Basic) for e in arr.ravel())
-
-
-def _check_symbolic(arr: np.ndarray) -> None:
-    if arr.size and not _all_sympy(arr):
-        bad = next(e for e in arr.ravel() if not _is_sympy(e))
-        raise TypeError(
-            f"Tensor: an object array must hold SymPy expressions (the symbolic backend); "
-            f"found an element of type {type(bad).__name__}: {bad!r}")
-
-
-def _is_sympy(e: Any) -> bool:
-    import sympy
-
-    return isinstance(e, sympy.Basic)
+from .backend import SymbolicUnsupported, as_array, backend_of
 
 
 # ----------------------------------------------------------------------------- Function
@@ -260,8 +204,10 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
                  dtype: Any = None, _validated: bool = False) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
         self.data: np.ndarray = data if _validated and isinstance(data, np.ndarray) \
-            else _as_array(data, dtype)
+            else as_array(data, dtype)
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.grad: np.ndarray | None = None
