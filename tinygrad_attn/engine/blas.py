@@ -4,8 +4,8 @@ NumPy's BLAS (OpenBLAS, for instance) starts its own threads inside a matrix pro
 Two users want it held: the blocked attention kernels
 (:mod:`tinygrad_attn.attention.workers`), which run blocks on threads of their own (two
 pools of threads on the same cores slow each other down), and the training loop of the
-toy models, whose products are too small to gain from threads.  Both go through :func:`blas_threads`; it needs ``threadpoolctl`` and is a
-no-op without it.
+toy models, whose products are too small to gain from threads.  Both go through
+:func:`blas_threads`; it needs ``threadpoolctl`` and is a no-op without it.
 """
 from __future__ import annotations
 
