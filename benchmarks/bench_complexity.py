@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from _timing import ROOT, best_time, machine, peak_bytes
+from timing import ROOT, best_time, machine, peak_bytes
 
-import tinygrad_attn as ta  # noqa: E402  (path set by _timing)
+import tinygrad_attn as ta  # noqa: E402  (path set by timing)
 
 DOCS = ROOT / "docs"
 
@@ -34,12 +34,12 @@ def op_step(n: int, d: int, dtype: str, impl: str) -> Callable[[], Any]:
     rng = np.random.default_rng(0)
     q, k, v = (ta.Tensor(rng.standard_normal((n, d)).astype(dtype), requires_grad=True)
                for _ in range(3))
-    do = rng.standard_normal((n, d)).astype(dtype)
+    g = rng.standard_normal((n, d)).astype(dtype)
     kw = {"impl": impl, "need_weights": impl == "plain"}
 
     def step() -> Any:
         c, _ = ta.attention.scaled_dot_product(q, k, v, **kw)
-        return ta.grad(c, [q, k, v], grad_outputs=do)
+        return ta.grad(c, [q, k, v], grad_outputs=g)
     return step
 
 
@@ -61,7 +61,7 @@ def fit_growth(ns: list[int], ys: list[float], n_min: int = 2048) -> float:
     plain slope of ``fit_exponent`` still shows a (the blocked op's per-thread tiles are
     a few MiB that do not grow with n, so its memory slope is below 1 until n >> 1000).
     From n = 2048: below that the blocked op's default block sizes still change with n
-    (``flash._rows_block``, ``flash._even``), so its "constant" does too."""
+    (``tiling.rows_block``, ``tiling.even``), so its "constant" does too."""
     grow = [(n, y - y_half) for n_half, y_half, n, y in zip(ns, ys, ns[1:], ys[1:])
             if n == 2 * n_half and y > y_half]
     if not grow:

@@ -17,7 +17,7 @@ import tinygrad_attn as ta
 
 
 def numpy_sdpa(x: np.ndarray, wq: np.ndarray, wk: np.ndarray, wv: np.ndarray,
-               do: np.ndarray) -> tuple[np.ndarray, ...]:
+               g: np.ndarray) -> tuple[np.ndarray, ...]:
     """Forward and backward of O = softmax(X Wq (X Wk)^T / sqrt(d)) X Wv, by hand."""
     d = wq.shape[1]
     scale = x.dtype.type(1.0 / np.sqrt(d))
@@ -27,8 +27,8 @@ def numpy_sdpa(x: np.ndarray, wq: np.ndarray, wk: np.ndarray, wv: np.ndarray,
     p = np.exp(s)
     p /= p.sum(axis=-1, keepdims=True)
     o = p @ v                                           # (n, d)
-    dv = p.T @ do
-    dp = do @ v.T
+    dv = p.T @ g
+    dp = g @ v.T
     ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
     dq = (ds @ k) * scale
     dk = (ds.T @ q) * scale
@@ -37,7 +37,7 @@ def numpy_sdpa(x: np.ndarray, wq: np.ndarray, wk: np.ndarray, wv: np.ndarray,
 
 
 def engine_sdpa(x: np.ndarray, wq: np.ndarray, wk: np.ndarray, wv: np.ndarray,
-                do: np.ndarray) -> tuple[np.ndarray, ...]:
+                g: np.ndarray) -> tuple[np.ndarray, ...]:
     """The same computation with engine ops: the composed (unfused) path."""
     X = ta.Tensor(x, requires_grad=True)
     Wq, Wk, Wv = (ta.Tensor(w, requires_grad=True) for w in (wq, wk, wv))
@@ -45,8 +45,8 @@ def engine_sdpa(x: np.ndarray, wq: np.ndarray, wk: np.ndarray, wv: np.ndarray,
     Q, K, V = X @ Wq, X @ Wk, X @ Wv
     P = ((Q @ K.T) * (1.0 / d ** 0.5)).softmax(-1)
     O = P @ V
-    grads = ta.grad(O, [X, Wq, Wk, Wv], grad_outputs=do)
-    return (O.data,) + tuple(g.data for g in grads)
+    grads = ta.grad(O, [X, Wq, Wk, Wv], grad_outputs=g)
+    return (O.data,) + tuple(grad.data for grad in grads)
 
 
 def best_time(fn, args, repeat: int) -> float:
@@ -75,13 +75,13 @@ def main() -> None:
             x = rng.standard_normal((n, args.d)).astype(dtype)
             ws = [(rng.standard_normal((args.d, args.d)) / np.sqrt(args.d)).astype(dtype)
                   for _ in range(3)]
-            do = rng.standard_normal((n, args.d)).astype(dtype)
-            ref, got = numpy_sdpa(x, *ws, do), engine_sdpa(x, *ws, do)
+            g = rng.standard_normal((n, args.d)).astype(dtype)
+            ref, got = numpy_sdpa(x, *ws, g), engine_sdpa(x, *ws, g)
             tol = 1e-3 if dtype == np.float32 else 1e-10
             for a, b in zip(ref, got):
                 np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
-            t_np = best_time(numpy_sdpa, (x, *ws, do), args.repeat)
-            t_en = best_time(engine_sdpa, (x, *ws, do), args.repeat)
+            t_np = best_time(numpy_sdpa, (x, *ws, g), args.repeat)
+            t_en = best_time(engine_sdpa, (x, *ws, g), args.repeat)
             print(f"{n:>6} {np.dtype(dtype).name:>8} {t_np * 1e3:>10.2f} {t_en * 1e3:>10.2f} "
                   f"{t_en / t_np:>7.2f}")
 

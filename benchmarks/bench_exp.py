@@ -7,7 +7,7 @@
    number, and take a path tens to hundreds of times slower where it is subnormal,
    underflows to 0 or overflows (-inf included).  The blocked kernels exponentiate in
    base 2 (faster in float32) and keep every input inside exp2's fast range
-   (``flash._exp_masked``, ``flash._wide``).
+   (``flash.exp_masked``, ``flash.wide_scores``).
 2. Forward+backward of the blocked kernels (2 threads, n = 1024, d = 64) as q and k are
    scaled up, so the scores spread past exp's range: the share of weights below e^-87
    (float32's smallest normal), and the time, which should stay flat.
@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from _timing import best_time, blas_threads, blocked_step, inputs, machine
+from timing import best_time, blas_threads, blocked_step, inputs, machine
 
 RANGES = [(-20, 0), (-100, -80), (-140, -120), (-200, -150), (-800, -700), (-2000, -1000),
           (80, 100), (130, 200)]
@@ -46,12 +46,12 @@ def peaked_table(n: int, d: int, repeat: int) -> str:
              "|---|---|---|---|"]
     for dtype in ("float32", "float64"):
         for scale in (1.0, 4.0, 12.0):
-            q, k, v, do = inputs(n, d, dtype)
+            q, k, v, g = inputs(n, d, dtype)
             q, k = q * q.dtype.type(scale), k * k.dtype.type(scale)
             with blas_threads(1):            # no OpenBLAS worker left spinning
                 s = q.astype(np.float64) @ k.T.astype(np.float64) / np.sqrt(d)
             share = float(np.mean(s - s.max(axis=1, keepdims=True) < -87))
-            best = min(best_time(blocked_step(q, k, v, do, threads=2), repeat)) * 1e3
+            best = min(best_time(blocked_step(q, k, v, g, threads=2), repeat)) * 1e3
             lines.append(f"| {dtype} | {scale:g} | {share:.2f} | {best:.1f} |")
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from _timing import (best_time, blocked_step, gemm_rate, inputs, machine, peak_bytes,
+from timing import (best_time, blocked_step, gemm_rate, inputs, machine, peak_bytes,
                      plain_step, products_step, tile_product_times, torch_times)
 
 
@@ -44,11 +44,11 @@ def speed(sizes: list[int], d: int, dtypes: list[str], rounds: int, repeat: int,
             rates = gemm_rate(dt, n=max(sizes), d=d, repeat=repeat)
             gemm[dt] = {k: max(v, gemm.get(dt, {}).get(k, 0.0)) for k, v in rates.items()}
             for n in sizes:
-                q, k, v, do = inputs(n, d, dt)
+                q, k, v, g = inputs(n, d, dt)
                 for causal in (False, True):
-                    steps = {"plain": plain_step(q, k, v, do, causal),
-                             "blocked 1 thread": blocked_step(q, k, v, do, causal, 1),
-                             "blocked 2 threads": blocked_step(q, k, v, do, causal, 2)}
+                    steps = {"plain": plain_step(q, k, v, g, causal),
+                             "blocked 1 thread": blocked_step(q, k, v, g, causal, 1),
+                             "blocked 2 threads": blocked_step(q, k, v, g, causal, 2)}
                     for impl, step in steps.items():
                         keep((impl, dt, n, causal), best_time(step, repeat))
         if use_torch:
@@ -101,13 +101,13 @@ def causal_speedups(best: dict[tuple, float], sizes: list[int], dtypes: list[str
 
 def memory(n: int, d: int, dtype: str) -> str:
     """Peak extra bytes (tracemalloc) of forward+backward, plain vs blocked."""
-    q, k, v, do = inputs(n, d, dtype)
+    q, k, v, g = inputs(n, d, dtype)
     io = 4 * q.nbytes          # dq, dk, dv and o: what any implementation must return
-    plain = peak_bytes(plain_step(q, k, v, do))
+    plain = peak_bytes(plain_step(q, k, v, g))
     rows = []
-    for name, step in (("plain", plain_step(q, k, v, do)),
-                       ("blocked, 1 thread", blocked_step(q, k, v, do, threads=1)),
-                       ("blocked, 2 threads", blocked_step(q, k, v, do, threads=2))):
+    for name, step in (("plain", plain_step(q, k, v, g)),
+                       ("blocked, 1 thread", blocked_step(q, k, v, g, threads=1)),
+                       ("blocked, 2 threads", blocked_step(q, k, v, g, threads=2))):
         peak = plain if name == "plain" else peak_bytes(step)
         rows.append(f"| {name} | {peak / 2**20:.1f} | {(peak - io) / 2**20:.1f} | "
                     f"{peak / plain:.3f} |")
@@ -123,7 +123,7 @@ def products(d: int, dtypes: list[str], best: dict[tuple, float], sizes: list[in
     PyTorch (its MKL), and the floor those rates put under the blocked kernels: the
     products alone, every tile, on two cores with no other cost; then that floor
     measured: the kernels' loops with nothing but their products (``products_step``)."""
-    from tinygrad_attn.attention.flash import BLOCK_K, BLOCK_Q
+    from tinygrad_attn.attention.tiling import BLOCK_K, BLOCK_Q
     out = [f"One thread's rate on the products of one {BLOCK_Q} x {BLOCK_K} tile (d = {d})"
            "\n", "| dtype | product | M x K x N | NumPy GFLOP/s | PyTorch GFLOP/s | "
            "PyTorch / NumPy |", "|---|---|---|---|---|---|"]
@@ -170,12 +170,12 @@ def threshold(d: int, dtypes: list[str], rounds: int) -> str:
     lines = ["| dtype | n | plain (ms) | blocked (ms) | blocked / plain |", "|---|---|---|---|---|"]
     for dt in dtypes:
         for n in (128, 256, 512, 768, 1024, 1536, 2048):
-            q, k, v, do = inputs(n, d, dt)
+            q, k, v, g = inputs(n, d, dt)
             reps = max(3, int(4e6 / (n * n)))
             tp = tb = np.inf
             for _ in range(rounds):
-                tp = min(tp, min(best_time(plain_step(q, k, v, do), reps)))
-                tb = min(tb, min(best_time(blocked_step(q, k, v, do), reps)))
+                tp = min(tp, min(best_time(plain_step(q, k, v, g), reps)))
+                tb = min(tb, min(best_time(blocked_step(q, k, v, g), reps)))
             lines.append(f"| {dt} | {n} | {tp * 1e3:.2f} | {tb * 1e3:.2f} | {tb / tp:.2f} |")
     return "\n".join(lines)
 

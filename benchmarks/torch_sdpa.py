@@ -18,13 +18,13 @@ import time
 
 def tile_products(bq: int, bk: int, d: int) -> list[tuple[str, int, int, int, bool, bool]]:
     """The seven matrix products of one (bq x bk) tile of the blocked kernels
-    (tinygrad_attn/flash.py), as (name, M, K, N, A transposed, B transposed): two in the
-    forward, five in the backward (S recomputed).  Shared with ``_timing.py``."""
+    (tinygrad_attn/attention/flash.py), as (name, M, K, N, A transposed, B transposed): two in the
+    forward, five in the backward (S recomputed).  Shared with ``timing.py``."""
     return [("fwd S = [sQ, -mu][K, 1]^T", bq, d + 1, bk, False, True),
             ("fwd P [V, 1]", bq, bk, d + 1, False, False),
             ("bwd S - L = [sQ, -L][K, 1]^T", bq, d + 1, bk, False, True),
-            ("bwd dV += P^T dO", bk, bq, d, True, False),
-            ("bwd dP - D = [dO, -D][V, 1]^T", bq, d + 1, bk, False, True),
+            ("bwd dV += P^T g", bk, bq, d, True, False),
+            ("bwd dP - D = [g, -D][V, 1]^T", bq, d + 1, bk, False, True),
             ("bwd dQ += dS K", bq, bk, d, False, False),
             ("bwd dK += dS^T Q", bk, bq, d, True, False)]
 
@@ -80,14 +80,14 @@ def main() -> int:
         for n in args.n:
             for causal in args.causal:
                 shape = (args.batch, 1, n, args.d)   # (B, heads, n, d)
-                q, k, v, do = (torch.randn(shape, generator=gen, dtype=dtype)
+                q, k, v, g = (torch.randn(shape, generator=gen, dtype=dtype)
                                for _ in range(4))
                 for t in (q, k, v):
                     t.requires_grad_(True)
 
                 def step() -> None:
                     o = F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal))
-                    torch.autograd.grad(o, (q, k, v), do)
+                    torch.autograd.grad(o, (q, k, v), g)
 
                 step()
                 times = []

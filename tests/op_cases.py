@@ -1,4 +1,4 @@
-"""Example inputs for every primitive op in ``tinygrad_attn.ops.OPS``.
+"""Example inputs for every primitive op in ``tinygrad_attn.engine.ops.OPS``.
 
 Each op maps to a list of :class:`Case`: a function of Tensors that exercises the op,
 and the shapes of its inputs.  The numeric tests gradcheck every case; the symbolic
@@ -105,7 +105,7 @@ CASES: dict[type, list[Case]] = {
 }
 
 
-# fused scaled dot-product attention (issue 3): unmasked with broadcast batch axes, masked
+# fused scaled dot-product attention: unmasked with broadcast batch axes, masked
 # with a fully masked query row, causal; and the op that exposes its weights.
 SDPA_MASK = np.array([[True, False, True, True], [False, False, False, False],
                       [True, True, False, True]])

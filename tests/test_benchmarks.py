@@ -50,21 +50,18 @@ def test_growth_is_fitted_where_the_block_sizes_stop_changing(complexity):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_products_step_runs_the_kernels_products(threads):
+def test_products_step_runs_the_kernels_products(threads, monkeypatch):
     """The floor's step multiplies the same tiles as the kernels: on n = 64 in 16 x 32
     tiles that is (64/16) x (64/32) = 8 tiles, 2 products each forward, 5 backward."""
-    timing = _load("_timing")
+    timing = _load("timing")
     calls = []
-    real = timing.flash._product
+    real = timing.workers.product
 
     def counting(xp, a, b, scratch, slot="tile"):
         calls.append(slot)
         return real(xp, a, b, scratch, slot)
 
-    timing.flash._product = counting
-    try:
-        timing.products_step(64, 8, "float64", threads, blocks=(16, 32))()
-    finally:
-        timing.flash._product = real
+    monkeypatch.setattr(timing.workers, "product", counting)
+    timing.products_step(64, 8, "float64", threads, blocks=(16, 32))()
     assert len(calls) == 8 * (2 + 5)
     assert calls.count("tile") == 16 and calls.count("pv") == 8

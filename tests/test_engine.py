@@ -30,26 +30,26 @@ def test_op_vjp_equals_central_finite_differences(op, case):
 def test_op_second_derivative_equals_finite_differences_of_its_vjp(op, case):
     """create_graph=True: the VJP is itself differentiable (Hessian-vector products)."""
     inputs = case.inputs(np.random.default_rng(2))
-    cot = np.random.default_rng(3).standard_normal(case.fn(*inputs).shape)
+    g = np.random.default_rng(3).standard_normal(case.fn(*inputs).shape)
 
     def vjp(*xs):
-        return ta.grad(case.fn(*xs), list(xs), grad_outputs=cot, create_graph=True,
+        return ta.grad(case.fn(*xs), list(xs), grad_outputs=g, create_graph=True,
                        allow_unused=True)
 
     grads = vjp(*inputs)
-    if not any(g is not None and g.requires_grad for g in grads):
+    if not any(grad is not None and grad.requires_grad for grad in grads):
         # linear or piecewise linear: the VJP is locally constant, so a small move of
         # the inputs (not across a kink: the cases keep inputs apart) leaves it unchanged
         moved = [ta.Tensor(x.data + 1e-3 * np.random.default_rng(4).standard_normal(x.shape),
                            requires_grad=True) for x in inputs]
         others = vjp(*moved)
-        for g, h in zip(grads, others):
-            np.testing.assert_array_equal(getattr(g, "data", g), getattr(h, "data", h))
+        for a, b in zip(grads, others):
+            np.testing.assert_array_equal(getattr(a, "data", a), getattr(b, "data", b))
         return
-    used = [g for g in grads if g is not None and g.requires_grad]
+    used = [grad for grad in grads if grad is not None and grad.requires_grad]
 
     def fn(*xs):
-        return tuple(g for g in vjp(*xs) if g is not None and g.requires_grad)
+        return tuple(grad for grad in vjp(*xs) if grad is not None and grad.requires_grad)
 
     assert len(used) == len(fn(*inputs))
     report = ta.gradcheck(fn, *inputs, atol=1e-7, rtol=1e-5)
@@ -85,8 +85,8 @@ def test_backward_accumulates_into_grad_across_calls_and_grad_does_not_touch_it(
     (x * 3.0).sum().backward()
     (x * 3.0).sum().backward()
     np.testing.assert_array_equal(x.grad, [6.0, 6.0])
-    (g,) = ta.grad((x * x).sum(), [x])
-    np.testing.assert_array_equal(g.data, 2 * x.data)
+    (gx,) = ta.grad((x * x).sum(), [x])
+    np.testing.assert_array_equal(gx.data, 2 * x.data)
     np.testing.assert_array_equal(x.grad, [6.0, 6.0])
 
 
@@ -204,6 +204,34 @@ def test_second_derivative_through_array_backward_raises_clearly():
     (g,) = ta.grad(Cube.apply(x).sum(), [x], create_graph=True)
     with pytest.raises(RuntimeError, match="Cube.backward is written with arrays"):
         ta.grad(g.sum(), [x])
+
+
+class Scale(ta.Function):
+    """y = factor * x; ``note`` is a value for one call, handed back on ctx."""
+
+    transient_kwargs = ("note",)
+
+    @staticmethod
+    def forward(ctx, x, factor=2.0, note=None):
+        ctx.note = note
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.attrs["factor"]
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_apply_with_ctx_hands_back_the_ctx_and_attrs_keep_only_parameters(requires_grad):
+    """apply_with_ctx returns the ctx its forward filled in, whether or not a node was
+    recorded; a transient keyword reaches forward but not ctx.attrs, so the attrs are the
+    op's parameters: applying them again computes the same node."""
+    x = ta.Tensor([1.0, 2.0], requires_grad=requires_grad)
+    y, ctx = Scale.apply_with_ctx(x, factor=3.0, note="seen")
+    assert ctx.note == "seen" and ctx.attrs == {"factor": 3.0}
+    assert (y._ctx is ctx) is requires_grad
+    np.testing.assert_array_equal(type(ctx).apply(x, **ctx.attrs).data, y.data)
+    np.testing.assert_array_equal(Scale.apply(x, factor=3.0).data, y.data)
 
 
 def test_gradcheck_warns_that_float32_finite_differences_are_unreliable():

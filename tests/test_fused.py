@@ -2,9 +2,9 @@
 its hand-derived backward against the composed engine ops, finite differences, a NumPy
 transcription of the formulas, second derivatives and SymPy's exact derivative.
 
-Backward formulas (Dao et al. 2022, FlashAttention, Appendix B.2):
-dV = P^T dO; D = rowsum(dO * O); dS = P * (dO V^T - D); dQ = dS K / sqrt(d);
-dK = dS^T Q / sqrt(d).
+Backward formulas (Dao et al. 2022, FlashAttention, Appendix B.2), with g the upstream
+gradient of O: dV = P^T g; D = rowsum(g * O); dS = P * (g V^T - D); dQ = dS K / sqrt(d_k);
+dK = dS^T Q / sqrt(d_k).
 """
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ def test_fused_equals_composed_to_1e12_in_float64_forward_and_backward(name):
     results = []
     for fused in (True, False):
         c, w = A.scaled_dot_product(q, k, v, mask=mask, causal=causal, fused=fused)
-        dO, dW = arr(*c.shape, seed=7), arr(*w.shape, seed=8)
-        grads = ta.grad([c, w], [q, k, v], grad_outputs=[dO, dW])
-        results.append([c.data, w.data] + [g.data for g in grads])
+        g_c, g_w = arr(*c.shape, seed=7), arr(*w.shape, seed=8)
+        grads = ta.grad([c, w], [q, k, v], grad_outputs=[g_c, g_w])
+        results.append([c.data, w.data] + [grad.data for grad in grads])
     for got, want in zip(*results):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
@@ -67,34 +67,34 @@ def test_fused_op_passes_gradcheck_for_q_k_v(name):
 
 
 def test_backward_kernel_equals_numpy_transcription_of_the_formulas():
-    q, k, v, dO = arr(2, 5, 4, seed=1), arr(2, 6, 4, seed=2), arr(2, 6, 3, seed=3), \
+    q, k, v, g = arr(2, 5, 4, seed=1), arr(2, 6, 4, seed=2), arr(2, 6, 3, seed=3), \
         arr(2, 5, 3, seed=4)
     mask = np.random.default_rng(5).random((2, 5, 6)) > 0.3
-    # forward: S = Q K^T / sqrt(d), masked -inf, P = softmax(S), O = P V
+    # forward: S = Q K^T / sqrt(d_k), masked -inf, P = softmax(S), O = P V
     S = np.where(mask, q @ k.transpose(0, 2, 1) / 2.0, -np.inf)
     P = np.exp(S - S.max(-1, keepdims=True))
     P /= P.sum(-1, keepdims=True)
     O = P @ v
-    dV = P.transpose(0, 2, 1) @ dO
-    Drow = (dO * O).sum(-1, keepdims=True)
-    dS = P * (dO @ v.transpose(0, 2, 1) - Drow)
+    dV = P.transpose(0, 2, 1) @ g
+    Drow = (g * O).sum(-1, keepdims=True)
+    dS = P * (g @ v.transpose(0, 2, 1) - Drow)
     dQ, dK = dS @ k / 2.0, dS.transpose(0, 2, 1) @ q / 2.0
     from tinygrad_attn.engine.backend import numeric
 
     o, p = kernels.sdpa_forward(numeric, q, k, v, mask)
     np.testing.assert_allclose(o, O, rtol=1e-13, atol=1e-15)
-    got = kernels.sdpa_backward(numeric, q, k, v, o, p, dO, mask)
-    for g, want in zip(got, (dQ, dK, dV)):
-        np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-14)
+    got = kernels.sdpa_backward(numeric, q, k, v, o, p, g, mask)
+    for grad, want in zip(got, (dQ, dK, dV)):
+        np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-14)
 
 
 def test_a_wrong_backward_is_caught_by_gradcheck(monkeypatch):
     """Negative control: drop the D term of dS and gradcheck must fail on q and k."""
     right = kernels.sdpa_backward
 
-    def wrong(xp, q, k, v, o, p, do, mask=None, causal=False, scale=None, needs=None):
-        dq, dk, dv = right(xp, q, k, v, o, p, do, mask, causal, scale)
-        dp = do @ np.swapaxes(v, -1, -2)
+    def wrong(xp, q, k, v, o, p, g, mask=None, causal=False, scale=None, needs=None):
+        dq, dk, dv = right(xp, q, k, v, o, p, g, mask, causal, scale)
+        dp = g @ np.swapaxes(v, -1, -2)
         ds = p * dp                                            # D forgotten
         s = 1 / np.sqrt(q.shape[-1])
         return ds @ k * s, np.swapaxes(ds, -1, -2) @ q * s, dv
@@ -116,18 +116,18 @@ def test_second_derivative_through_fused_equals_composed(name):
         gq, gk, gv = ta.grad(c, [q, k, v], grad_outputs=arr(*c.shape, seed=12),
                              create_graph=True)
         hvp = ta.grad((gq * gq).sum() + (gk * gv.sum()).sum(), [q, k, v])
-        out.append([g.data for g in (gq, gk, gv) + hvp])
+        out.append([grad.data for grad in (gq, gk, gv) + hvp])
     for got, want in zip(*out):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_second_derivative_of_fused_passes_gradcheck():
     (q, k, v), mask, causal = _inputs("causal", seed=13)
-    cot = arr(6, 3, seed=14)
+    g = arr(6, 3, seed=14)
 
     def vjp(q, k, v):
         c, _ = A.scaled_dot_product(q, k, v, mask=mask, causal=causal)
-        return ta.grad(c, [q, k, v], grad_outputs=cot, create_graph=True)
+        return ta.grad(c, [q, k, v], grad_outputs=g, create_graph=True)
 
     report = ta.gradcheck(vjp, q, k, v, atol=1e-7, rtol=1e-5)
     assert report.ok, str(report)
@@ -152,8 +152,8 @@ def test_fused_backward_equals_sympy_exact_derivative():
     point = {s: sp.Rational(int(x * 100), 97) for s, x in zip(
         list(q.ravel()) + list(k.ravel()) + list(v.ravel()),
         np.random.default_rng(0).standard_normal(13))}
-    for g, x in zip(engine, (q, k, v)):
-        for got, var in zip(g.data.ravel(), x.ravel()):
+    for grad, x in zip(engine, (q, k, v)):
+        for got, var in zip(grad.data.ravel(), x.ravel()):
             diff = (got - sp.diff(loss, var)).subs(point)
             assert abs(sp.N(diff, 50)) < sp.Float("1e-45")
     assert all(e == 0 for e in engine[1].data[1]) and engine[2].data[1, 0] == 0
@@ -175,7 +175,7 @@ def test_fused_fully_masked_row_large_logits_and_float32():
     c, w = A.scaled_dot_product(q32, k32, v32, mask=mask, causal=True)
     grads = ta.grad(c.sum() + w.sum(), [q32, k32, v32])
     assert c.dtype == w.dtype == np.float32
-    assert all(g.dtype == np.float32 for g in grads)
+    assert all(grad.dtype == np.float32 for grad in grads)
 
 
 def test_fused_weights_are_differentiable_and_equal_the_weights_op():
@@ -196,3 +196,25 @@ def test_kernels_sum_broadcast_batch_axes_back_to_input_shapes():
     o, p = kernels.sdpa_forward(numeric, q, k, v, causal=True)
     dq, dk, dv = kernels.sdpa_backward(numeric, q, k, v, o, p, np.ones_like(o), causal=True)
     assert (dq.shape, dk.shape, dv.shape) == (q.shape, k.shape, v.shape)
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_fused_weights_come_from_the_forward_not_a_second_softmax(monkeypatch, requires_grad):
+    """The plain forward's P reaches the weights node through its ctx
+    (Function.apply_with_ctx), recorded or not: the softmax runs once per call, and the
+    weights equal the weights op computed alone."""
+    from tinygrad_attn.engine import numeric
+
+    calls = []
+    real = kernels.sdpa_weights
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "sdpa_weights", counting)
+    q, k, v = (ta.Tensor(arr(4, 3, seed=s), requires_grad=requires_grad) for s in (30, 31, 32))
+    _, w = A.scaled_dot_product(q, k, v, causal=True, impl="plain")
+    assert len(calls) == 1
+    assert w.requires_grad is requires_grad
+    np.testing.assert_array_equal(w.data, real(numeric, q.data, k.data, None, True))

@@ -10,7 +10,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .engine import Tensor
+from . import attention
+from .engine import Tensor, concat, scope, stack
 
 
 def parameter(array: Any, name: str | None = None) -> Tensor:
@@ -350,7 +351,7 @@ class Adam(Optimizer):
 
 
 # ============================================================================= attention
-# Parameter holders for the mechanisms of :mod:`tinygrad_attn.attention` (issue 3), and
+# Parameter holders for the mechanisms of :mod:`tinygrad_attn.attention`, and
 # the decoder step of Bahdanau et al. (2014), which reuses :class:`GRUCell` above.
 
 class AdditiveAttention(Module):
@@ -372,8 +373,6 @@ class AdditiveAttention(Module):
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None,
                 mask: Any = None) -> tuple[Tensor, Tensor]:
-        from . import attention
-
         values = keys if values is None else values
         return attention.additive(query, keys, values, self.W_q, self.W_k, self.v, mask)
 
@@ -403,8 +402,6 @@ class MultiHeadAttention(Module):
 
     def forward(self, x_q: Tensor, x_kv: Tensor | None = None, mask: Any = None,
                 causal: bool = False, fused: bool = True) -> tuple[Tensor, Tensor]:
-        from . import attention
-
         x_kv = x_q if x_kv is None else x_kv
         return attention.multi_head(x_q, x_kv, self.W_q, self.W_k, self.W_v, self.W_o,
                                     self.num_heads, mask=mask, causal=causal, fused=fused)
@@ -446,8 +443,6 @@ class BahdanauDecoderCell(Module):
 
     def forward(self, y_prev: Tensor, s_prev: Tensor, enc_states: Tensor,
                 mask: Any = None) -> tuple[Tensor, Tensor, Tensor]:
-        from .engine import concat, scope
-
         for arg, t, size in (("y_prev", y_prev, self.d_in), ("s_prev", s_prev, self.hidden),
                              ("enc_states", enc_states, self.d_enc)):
             if t.shape[-1] != size:
@@ -475,8 +470,6 @@ class BahdanauDecoderCell(Module):
         Returns the states (..., T, hidden), contexts (..., T, d_enc) and the alignment
         weights (..., T, n): row t is where step t looked (the paper's Figure 3).
         """
-        from .engine import stack
-
         states, contexts, weights, s = [], [], [], s0
         for t in range(ys.shape[-2]):
             s, c, w = self(ys[..., t, :], s, enc_states, mask)

@@ -1,5 +1,10 @@
 """The attention mechanisms (``ta.attention.additive``, ...), masks and multi-head, and the
-fused scaled dot-product op with its kernels (plain in ``kernels``, blocked in ``flash``).
+fused scaled dot-product op with its kernels.
+
+``mechanisms`` (every mechanism, re-exported here) -> ``fused`` (the fused op and its
+weights node, registered into the engine's op table; ``choose_impl``) -> ``kernels`` (the
+plain kernels) and ``flash`` (the blocked kernels), which cut their tiles with ``tiling``
+and run them on the threads and memory of ``workers``.
 """
 from __future__ import annotations
 

@@ -24,10 +24,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import flash
+from ..engine import Tensor, backend_of, concat, scope, stack, where
 from . import kernels
-from .fused import ScaledDotProductAttention, SDPAWeights
-from ..engine import Tensor, concat, scope, stack, where
+from .fused import choose_impl, fused_attention
 
 __all__ = [
     "attend", "causal_mask", "padding_mask", "content", "additive", "additive_concat",
@@ -127,34 +126,43 @@ def _mask(fn: str, mask: Any, weights_shape: tuple[int, ...]) -> np.ndarray | No
     return mask
 
 
-def _promote(query: Tensor, mask: np.ndarray | None) -> tuple[Tensor, np.ndarray | None]:
-    """A single query (d,) becomes (1, d); its mask gains the query axis."""
-    if query.ndim == 1:
-        query = query.reshape(1, query.shape[0])
-        if mask is not None and mask.ndim >= 1:
-            mask = np.expand_dims(mask, -2)
-    return query, mask
+# ----------------------------------------------------------------------------- one query
+
+def _as_rows(query: Tensor) -> Tensor:
+    """A single query (d_q,) as one row (1, d_q); a query (..., m, d_q) as it is."""
+    return query.reshape(1, query.shape[0]) if query.ndim == 1 else query
 
 
-def _demote(single: bool, context: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
-    """Undo :func:`_promote`: drop the query axis of a single query's results."""
-    if single:
-        context, weights = context.squeeze(-2), weights.squeeze(-2)
-    return context, weights
+def _promote(query: Tensor, mask: np.ndarray | None
+             ) -> tuple[Tensor, np.ndarray | None, bool]:
+    """A single query (d_q,) becomes (1, d_q) and its mask (..., n) gains the query axis,
+    so every mechanism computes with m queries; the flag says to :func:`_demote` after."""
+    single = query.ndim == 1
+    if single and mask is not None and mask.ndim >= 1:
+        mask = np.expand_dims(mask, -2)
+    return _as_rows(query), mask, single
+
+
+def _demote(single: bool, context: Tensor, weights: Tensor | None
+            ) -> tuple[Tensor, Tensor | None]:
+    """Undo :func:`_promote`: a single query's context is (d_v,) and its weights (n,).
+    Weights may be None (``need_weights=False``)."""
+    if not single:
+        return context, weights
+    return context.squeeze(-2), None if weights is None else weights.squeeze(-2)
 
 
 def _weights_shape(fn: str, query: Tensor, keys: Tensor, extra: Sequence[Tensor] = ()) \
         -> tuple[int, ...]:
-    """(..., m, n) for a query (..., m, d) or (d,) against keys (..., n, d_k)."""
-    q2 = query if query.ndim > 1 else query.reshape(1, query.shape[-1])
-    batch = _batch(fn, query=q2, keys=keys, **{f"input {i}": t for i, t in enumerate(extra)})
-    return batch + ((q2.shape[-2],) if query.ndim > 1 else ()) + (keys.shape[-2],)
+    """(..., m, n) for a query (..., m, d_q), or (..., n) for a single query (d_q,),
+    against keys (..., n, d_k)."""
+    rows = _as_rows(query)
+    batch = _batch(fn, query=rows, keys=keys, **{f"input {i}": t for i, t in enumerate(extra)})
+    return batch + ((rows.shape[-2],) if query.ndim > 1 else ()) + (keys.shape[-2],)
 
 
 def _sqrt_const(d: int, like: Tensor) -> Tensor:
     """sqrt(d) as a constant of ``like``'s dtype; exact (``sqrt(d)``) symbolically."""
-    from ..engine.backend import backend_of
-
     xp = backend_of(like.data)
     return Tensor(np.asarray(xp.sqrt(xp.constant(d, like.data))), _validated=True)
 
@@ -172,11 +180,7 @@ def attend(scores: Tensor, values: Tensor, mask: Any = None) -> tuple[Tensor, Te
     _needs_dims("attend", "values", values, 2, "(..., n, d_v)")
     _needs_dims("attend", "scores", scores, 1, "(..., m, n)")
     _check_dim("attend", "scores", scores, -1, "values", values, -2)
-    mask = _mask("attend", mask, scores.shape)
-    single = scores.ndim == 1
-    if single:
-        scores = scores.reshape(1, scores.shape[0])
-        mask = None if mask is None else np.expand_dims(mask, -2)
+    scores, mask, single = _promote(scores, _mask("attend", mask, scores.shape))
     _batch("attend", scores=scores, values=values)
     with scope("softmax"):
         if mask is not None:
@@ -199,8 +203,7 @@ def _prepare(fn: str, query: Any, keys: Any, values: Any, mask: Any,
     _needs_dims(fn, q_name, query, 1, "(..., m, d_q) or (d_q,)")
     _check_kv(fn, keys, values)
     mask = _mask(fn, mask, _weights_shape(fn, query, keys, (values,)))
-    single = query.ndim == 1
-    query, mask = _promote(query, mask)
+    query, mask, single = _promote(query, mask)
     return query, keys, values, mask, single
 
 
@@ -325,7 +328,7 @@ def dot_product(query: Any, keys: Any, values: Any, mask: Any = None) -> tuple[T
     query, keys, values, mask, single = _prepare("dot_product", query, keys, values, mask)
     _check_dim("dot_product", "query", query, -1, "keys", keys, -1)
     with scope("score"):
-        scores = query @ keys.mT                                # (..., m, d) x (..., d, n)
+        scores = query @ keys.mT                                # (..., m, d_k) x (..., d_k, n)
         scores.name = "scores"
     return _demote(single, *attend(scores, values, mask))
 
@@ -337,52 +340,30 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
     $\operatorname{Attention}(Q, K, V) = \operatorname{softmax}(QK^\top / \sqrt{d_k})\,V$.
 
     ``causal=True`` lets query i attend key j iff j <= i.  ``fused=True`` runs one op
-    with a hand-derived backward (:class:`~tinygrad_attn.attention.fused.ScaledDotProductAttention`);
+    with a hand-derived backward (:class:`~.fused.ScaledDotProductAttention`);
     ``fused=False`` composes the engine's primitive ops (the readable reference, drawn
     as the textbook figure).  Both return weights that are differentiable.
 
     ``impl`` (fused only): ``"plain"`` holds the (m, n) weights; ``"blocked"`` runs the
-    tiled, linear-memory kernels of :mod:`tinygrad_attn.flash`; ``"auto"`` picks
-    ``blocked`` above a measured size when ``need_weights=False`` (then the weights
-    returned are None, as ``need_weights`` in PyTorch's ``MultiheadAttention``).
+    tiled, linear-memory kernels of :mod:`tinygrad_attn.attention.flash`; ``"auto"``
+    picks ``blocked`` for large m n when ``need_weights=False`` (then the weights
+    returned are None, as ``need_weights`` in PyTorch's ``MultiheadAttention``).  The
+    choice is :func:`~tinygrad_attn.attention.fused.choose_impl`'s.
     """
     q, k, v, mask, single = _prepare("scaled_dot_product", q, k, v, mask, q_name="q")
     _check_dim("scaled_dot_product", "q", q, -1, "k", k, -1)
-    m, n, d = q.shape[-2], k.shape[-2], q.shape[-1]
-    blocked = flash.use_blocked(impl, q.data, k.data, need_weights)
-    if blocked and not fused:
-        raise ValueError("scaled_dot_product: impl='blocked' needs fused=True")
-    if blocked:  # tiles and an online softmax: the causal mask is never materialised
-        context = ScaledDotProductAttention.apply(q, k, v, mask=mask, causal=causal,
-                                                  scale=None, impl="blocked")
-        context.name = "context"
-        weights = SDPAWeights.apply(q, k, mask=mask, causal=causal, scale=None) \
-            if need_weights else None
-        if weights is not None:
-            weights.name = "weights"
-        return _demote_maybe(single, context, weights)
-    if causal:
-        mask = kernels.allowed(mask, True, m, n)
-    if fused:
-        sink: list[np.ndarray] = []
-        context = ScaledDotProductAttention.apply(q, k, v, mask=mask, scale=None,
-                                                  weights_out=sink)
-        weights = SDPAWeights.apply(q, k, mask=mask, scale=None, precomputed=sink[0])
-        context.name, weights.name = "context", "weights"
-        return _demote_maybe(single, context, weights if need_weights else None)
+    m, n, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    how = choose_impl(impl, m, n, fused=fused, need_weights=need_weights,
+                      symbolic=object in (q.dtype, k.dtype, v.dtype))
+    if how != "composed":
+        context, weights = fused_attention(q, k, v, mask, causal, blocked=how == "blocked",
+                                           need_weights=need_weights)
+        return _demote(single, context, weights)
     with scope("score"):
-        scores = (q @ k.mT) / _sqrt_const(d, q)                 # (..., m, n)
+        scores = (q @ k.mT) / _sqrt_const(d_k, q)               # (..., m, n)
         scores.name = "scores"
-    context, weights = attend(scores, v, mask)
-    return _demote_maybe(single, context, weights if need_weights else None)
-
-
-def _demote_maybe(single: bool, context: Tensor, weights: Tensor | None
-                  ) -> tuple[Tensor, Tensor | None]:
-    """:func:`_demote`, with weights that may be None (``need_weights=False``)."""
-    if weights is None:
-        return (context.squeeze(-2) if single else context), None
-    return _demote(single, context, weights)
+    context, weights = attend(scores, v, kernels.allowed(mask, causal, m, n))
+    return _demote(single, context, weights if need_weights else None)
 
 
 def self_attention(x: Any, W_q: Any, W_k: Any, W_v: Any, mask: Any = None,
@@ -436,21 +417,43 @@ def multi_head(x_q: Any, x_kv: Any, W_q: Any, W_k: Any, W_v: Any, W_o: Any, num_
     $\operatorname{head}_i = \operatorname{Attention}(Q_i, K_i, V_i)$,
     $\operatorname{MultiHead} = [\operatorname{head}_1; \dots; \operatorname{head}_h] W_o$.
 
-    PyTorch layout: $Q = X_q W_q$ and head i takes its columns ``i*d_h:(i+1)*d_h`` (the
-    same for K, V).  x_q (..., m, d_model), x_kv (..., n, d_model); W_q, W_k
-    (d_model, h d_h); W_v (d_model, h d_v); W_o (h d_v, d_out).  Returns the output
-    (..., m, d_out) and the weights (..., heads, m, n); ``mask`` broadcasts to the latter.
+    PyTorch layout: $Q = X_q W_q$ and head i takes its columns ``i*d_k:(i+1)*d_k`` (the
+    same for K, and ``i*d_v:(i+1)*d_v`` for V).  x_q (..., m, d_model), x_kv (..., n,
+    d_model); W_q, W_k (d_model, h d_k); W_v (d_model, h d_v); W_o (h d_v, d_out).
+    Returns the output (..., m, d_out) and the weights (..., heads, m, n); ``mask``
+    broadcasts to the latter.
 
     ``fused=True`` runs all heads at once through the fused op (heads as a batch axis);
     ``fused=False`` attends head by head, each in its own ``head i`` scope, with the
     composed ops: the readable reference and the textbook picture.
     """
+    x_q, x_kv, W_q, W_k, W_v, W_o = _multi_head_tensors(x_q, x_kv, W_q, W_k, W_v, W_o,
+                                                        num_heads)
+    H, rows = num_heads, _as_rows(x_q)
+    batch = _batch("multi_head", x_q=rows, x_kv=x_kv)
+    m, n = rows.shape[-2], x_kv.shape[-2]
+    mask = _mask("multi_head", mask, batch + (H,) + ((m, n) if x_q.ndim > 1 else (n,)))
+    x_q, mask, single = _promote(x_q, mask)
+    mask = kernels.allowed(mask, causal, m, n)                  # (..., H, m, n) or None
+    with scope("projection"):
+        Q, K, V = x_q @ W_q, x_kv @ W_k, x_kv @ W_v            # (..., m|n, H d_k|H d_v)
+        Q.name, K.name, V.name = "Q", "K", "V"
+    attend_heads = _all_heads_at_once if fused else _head_by_head
+    joined, weights = attend_heads(Q, K, V, H, mask, batch)    # (..., m, H d_v), (..., H, m, n)
+    with scope("output projection"):
+        output = joined @ W_o                                   # (..., m, H d_v) x (H d_v, d_out)
+        output.name = "output"
+    return _demote(single, output, weights)
+
+
+def _multi_head_tensors(x_q: Any, x_kv: Any, W_q: Any, W_k: Any, W_v: Any, W_o: Any,
+                        H: int) -> tuple[Tensor, ...]:
+    """:func:`multi_head`'s inputs as Tensors, checked against each other and ``H``."""
     fn = "multi_head"
     x_q, W_q, W_k = _tensor(x_q, "x_q"), _tensor(W_q, "W_q"), _tensor(W_k, "W_k")
     x_kv = x_q if x_kv is x_q else _tensor(x_kv, "x_kv")
     W_v, W_o = _tensor(W_v, "W_v"), _tensor(W_o, "W_o")
     _check_projections(fn, "x_q", x_q, "x_kv", x_kv, W_q, W_k, W_v)
-    H = num_heads
     if not isinstance(H, (int, np.integer)) or isinstance(H, bool) or H < 1:
         raise ValueError(f"{fn}: num_heads must be a positive int, got {H!r}")
     for name, W in (("W_q", W_q), ("W_v", W_v)):
@@ -459,45 +462,44 @@ def multi_head(x_q: Any, x_kv: Any, W_q: Any, W_k: Any, W_v: Any, W_o: Any, num_
                              f"{W.shape[1]} of {name} {W.shape}")
     _needs_dims(fn, "W_o", W_o, 2, "(heads * d_v, d_out)")
     _check_dim(fn, "W_v", W_v, 1, "W_o", W_o, 0)
-    single = x_q.ndim == 1
-    x_q2 = x_q.reshape(1, x_q.shape[0]) if single else x_q
-    batch = _batch(fn, x_q=x_q2, x_kv=x_kv)
-    m, n = x_q2.shape[-2], x_kv.shape[-2]
-    w_shape = batch + (H, m, n)
-    mask = _mask(fn, mask, batch + (H,) + ((n,) if single else (m, n)))
-    if single and mask is not None:
-        mask = np.expand_dims(mask, -2)
-    if causal:
-        mask = kernels.allowed(mask, True, m, n)
-    d_h, d_v = W_q.shape[1] // H, W_v.shape[1] // H
+    return x_q, x_kv, W_q, W_k, W_v, W_o
 
-    with scope("projection"):
-        Q, K, V = x_q2 @ W_q, x_kv @ W_k, x_kv @ W_v           # (..., m|n, H d_h)
-        Q.name, K.name, V.name = "Q", "K", "V"
-    if fused:
-        def heads(t: Tensor, size: int) -> Tensor:              # (..., r, H d) -> (..., H, r, d)
-            return t.reshape(t.shape[:-1] + (H, size)).transpose(_swap_last3(t.ndim + 1))
-        context, weights = scaled_dot_product(heads(Q, d_h), heads(K, d_h), heads(V, d_v),
-                                              mask, fused=True)  # (..., H, m, d_v)
-        joined = context.transpose(_swap_last3(context.ndim))  # (..., m, H, d_v)
-        joined = joined.reshape(joined.shape[:-2] + (H * d_v,))
-    else:
-        full = None if mask is None else np.broadcast_to(mask, w_shape)
-        contexts, all_weights = [], []
-        for i in range(H):
-            with scope(f"head {i}"):
-                c, w = scaled_dot_product(
-                    Q[..., i * d_h:(i + 1) * d_h], K[..., i * d_h:(i + 1) * d_h],
-                    V[..., i * d_v:(i + 1) * d_v],
-                    None if full is None else full[..., i, :, :], fused=False)
-            contexts.append(c)                                  # (..., m, d_v)
-            all_weights.append(w)                               # (..., m, n)
-        joined = concat([c.expand(batch + c.shape[-2:]) for c in contexts], axis=-1)
-        weights = stack([w.expand(batch + w.shape[-2:]) for w in all_weights], axis=-3)
-    with scope("output projection"):
-        output = joined @ W_o                                   # (..., m, H d_v) x (H d_v, d_out)
-        output.name = "output"
-    return _demote(single, output, weights)
+
+def _all_heads_at_once(Q: Tensor, K: Tensor, V: Tensor, H: int, mask: np.ndarray | None,
+                       batch: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """The H heads as a batch axis of one fused op: the joined contexts (..., m, H d_v)
+    and the weights (..., H, m, n).  (``batch``: the signature of :func:`_head_by_head`;
+    the fused op broadcasts by itself.)"""
+    d_k, d_v = Q.shape[-1] // H, V.shape[-1] // H
+
+    def heads(t: Tensor, size: int) -> Tensor:                  # (..., r, H d) -> (..., H, r, d)
+        return t.reshape(t.shape[:-1] + (H, size)).transpose(_swap_last3(t.ndim + 1))
+
+    context, weights = scaled_dot_product(heads(Q, d_k), heads(K, d_k), heads(V, d_v),
+                                          mask, fused=True)     # (..., H, m, d_v)
+    joined = context.transpose(_swap_last3(context.ndim))      # (..., m, H, d_v)
+    return joined.reshape(joined.shape[:-2] + (H * d_v,)), weights
+
+
+def _head_by_head(Q: Tensor, K: Tensor, V: Tensor, H: int, mask: np.ndarray | None,
+                  batch: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Each head composed of primitive ops in its own ``head i`` scope (the textbook
+    picture): the joined contexts (..., m, H d_v) and the weights (..., H, m, n)."""
+    d_k, d_v = Q.shape[-1] // H, V.shape[-1] // H
+    m, n = Q.shape[-2], K.shape[-2]
+    full = None if mask is None else np.broadcast_to(mask, batch + (H, m, n))
+    contexts, all_weights = [], []
+    for i in range(H):
+        with scope(f"head {i}"):
+            c, w = scaled_dot_product(
+                Q[..., i * d_k:(i + 1) * d_k], K[..., i * d_k:(i + 1) * d_k],
+                V[..., i * d_v:(i + 1) * d_v],
+                None if full is None else full[..., i, :, :], fused=False)
+        contexts.append(c)                                      # (..., m, d_v)
+        all_weights.append(w)                                   # (..., m, n)
+    joined = concat([c.expand(batch + c.shape[-2:]) for c in contexts], axis=-1)
+    weights = stack([w.expand(batch + w.shape[-2:]) for w in all_weights], axis=-3)
+    return joined, weights
 
 
 def _swap_last3(ndim: int) -> tuple[int, ...]:

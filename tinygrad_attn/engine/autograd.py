@@ -4,7 +4,7 @@
 without recursion (:func:`toposort`), *accumulating* every contribution into a dict
 keyed by node, and sums each gradient back to its node's shape in one place
 (:func:`unbroadcast`).  It reads only what every node has (``_ctx``, ``parents``,
-``requires_grad``, ``_vjp``), so this module imports no Tensor.
+``requires_grad``, ``vjp``), so this module imports no Tensor.
 """
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
             if node._ctx is None:
                 continue
             ctx = node._ctx
-            for parent, pg in zip(ctx.parents, ctx._vjp(g)):
+            for parent, pg in zip(ctx.parents, ctx.vjp(g)):
                 if parent is None or pg is None or not parent.requires_grad:
                     continue
                 pg = unbroadcast(pg, parent.shape)

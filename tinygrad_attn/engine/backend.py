@@ -4,7 +4,7 @@ Two backends share one interface:
 
 * :data:`numeric` — NumPy arrays of float32/float64; the engine computes numbers.
 * :data:`symbolic` — NumPy *object* arrays whose elements are SymPy expressions; the
-  same op code computes exact expressions (see :mod:`tinygrad_attn.symbolic`).
+  same op code computes exact expressions (see :mod:`tinygrad_attn.verify.symbolic`).
 
 An op never imports NumPy for element math; it asks ``ctx.xp`` (the backend of its
 inputs, chosen by :func:`backend_of`).  Structural operations that NumPy performs
@@ -300,3 +300,57 @@ def backend_of(*arrays: Any) -> NumericBackend | SymbolicBackend:
         if isinstance(a, np.ndarray) and a.dtype == object:
             return symbolic
     return numeric
+
+
+# ----------------------------------------------------------------------------- data
+
+def as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Validate and convert ``data`` into an array one of the backends computes with, the
+    data of a Tensor.
+
+    Python numbers and lists become float64; NumPy float arrays keep their dtype;
+    integer, boolean and complex arrays are refused unless ``dtype`` is given, and
+    object arrays must hold SymPy expressions (the symbolic backend).
+    """
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f" and dtype != object:
+            raise TypeError(f"Tensor: dtype must be a float type, got {dtype}")
+        return np.asarray(data, dtype=dtype)
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        arr = np.asarray(data)
+        if arr.dtype.kind == "f":
+            return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+        if arr.dtype == object:
+            _check_symbolic(arr)
+            return arr
+        raise TypeError(
+            f"Tensor: data of dtype {arr.dtype} is not a float array; convert it "
+            f"explicitly, e.g. Tensor(x.astype(np.float64)) or Tensor(x, dtype=np.float64)")
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        arr_obj = np.asarray(data, dtype=object)
+        if arr_obj.size and _all_sympy(arr_obj):
+            return arr_obj
+        raise TypeError(f"Tensor: cannot make a float array from {type(data).__name__}: "
+                        f"{exc}") from None
+    return arr
+
+
+def _all_sympy(arr: np.ndarray) -> bool:
+    return all(_is_sympy(e) for e in arr.ravel())
+
+
+def _check_symbolic(arr: np.ndarray) -> None:
+    if arr.size and not _all_sympy(arr):
+        bad = next(e for e in arr.ravel() if not _is_sympy(e))
+        raise TypeError(
+            f"Tensor: an object array must hold SymPy expressions (the symbolic backend); "
+            f"found an element of type {type(bad).__name__}: {bad!r}")
+
+
+def _is_sympy(e: Any) -> bool:
+    import sympy
+
+    return isinstance(e, sympy.Basic)

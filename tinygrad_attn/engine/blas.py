@@ -1,11 +1,11 @@
 """The one limiter of BLAS threads, shared by the blocked attention kernels and training.
 
-NumPy's BLAS (OpenBLAS here) starts its own threads inside a matrix product.  Two users
-want it held: the blocked kernels of :mod:`tinygrad_attn.attention.flash`, which run
-blocks on threads of their own (two pools of threads on the same cores slow each other
-down), and the training loop of the toy models, whose products are too small to gain
-from threads.  Both go through :func:`blas_threads`; it needs ``threadpoolctl`` and is a
-no-op without it.
+NumPy's BLAS (OpenBLAS, for instance) starts its own threads inside a matrix product.
+Two users want it held: the blocked attention kernels
+(:mod:`tinygrad_attn.attention.workers`), which run blocks on threads of their own (two
+pools of threads on the same cores slow each other down), and the training loop of the
+toy models, whose products are too small to gain from threads.  Both go through
+:func:`blas_threads`; it needs ``threadpoolctl`` and is a no-op without it.
 """
 from __future__ import annotations
 

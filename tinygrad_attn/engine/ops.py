@@ -1,6 +1,6 @@
 r"""The primitive ops: forward and VJP side by side, one table of them (:data:`OPS`).
 
-Each op is a :class:`~tinygrad_attn.tensor.Function`.  ``forward`` works on arrays with
+Each op is a :class:`~tinygrad_attn.engine.tensor.Function`.  ``forward`` works on arrays with
 the backend ``ctx.xp`` (NumPy numbers or SymPy expressions: the same code serves both).
 ``backward`` receives the upstream gradient ``g`` as a Tensor and returns one Tensor per
 input, written with Tensor ops, so gradients are differentiable again

@@ -4,7 +4,7 @@ A :class:`Tensor` holds ``data`` (a NumPy array: float32/float64 for numbers, ob
 for SymPy expressions) and, when it was computed from Tensors that require
 gradients, ``_ctx``: the :class:`Function` instance that made it.  The ctx knows its
 ``parents`` (the input Tensors), its ``op`` name and the ``scope`` it was made in,
-which is all that :mod:`tinygrad_attn.graph` needs to draw it.
+which is all that :mod:`tinygrad_attn.pictures.graph` needs to draw it.
 
 :func:`grad` and :meth:`Tensor.backward` seed the outputs and run the one backward walk
 of :mod:`tinygrad_attn.engine.autograd`.
@@ -19,63 +19,7 @@ import numpy as np
 from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
-from .backend import SymbolicUnsupported, backend_of
-
-# ----------------------------------------------------------------------------- dtypes
-
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """Validate and convert ``data`` into an array a Tensor may hold.
-
-    Python numbers and lists become float64; NumPy float arrays keep their dtype;
-    integer, boolean and complex arrays are refused unless ``dtype`` is given, and
-    object arrays must hold SymPy expressions (the symbolic backend).
-    """
-    if isinstance(data, Tensor):
-        data = data.data
-    if dtype is not None:
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f" and dtype != object:
-            raise TypeError(f"Tensor: dtype must be a float type, got {dtype}")
-        return np.asarray(data, dtype=dtype)
-    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
-        arr = np.asarray(data)
-        if arr.dtype.kind == "f":
-            return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
-        if arr.dtype == object:
-            _check_symbolic(arr)
-            return arr
-        raise TypeError(
-            f"Tensor: data of dtype {arr.dtype} is not a float array; convert it "
-            f"explicitly, e.g. Tensor(x.astype(np.float64)) or Tensor(x, dtype=np.float64)")
-    try:
-        arr = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        arr_obj = np.asarray(data, dtype=object)
-        if arr_obj.size and _all_sympy(arr_obj):
-            return arr_obj
-        raise TypeError(f"Tensor: cannot make a float array from {type(data).__name__}: "
-                        f"{exc}") from None
-    return arr
-
-
-def _all_sympy(arr: np.ndarray) -> bool:
-    import sympy
-
-    return all(isinstance(e, sympy.Basic) for e in arr.ravel())
-
-
-def _check_symbolic(arr: np.ndarray) -> None:
-    if arr.size and not _all_sympy(arr):
-        bad = next(e for e in arr.ravel() if not _is_sympy(e))
-        raise TypeError(
-            f"Tensor: an object array must hold SymPy expressions (the symbolic backend); "
-            f"found an element of type {type(bad).__name__}: {bad!r}")
-
-
-def _is_sympy(e: Any) -> bool:
-    import sympy
-
-    return isinstance(e, sympy.Basic)
+from .backend import SymbolicUnsupported, as_array, backend_of
 
 
 # ----------------------------------------------------------------------------- Function
@@ -94,10 +38,16 @@ class Function:
     and returns arrays, and the result is differentiable once.  The engine's own ops set
     ``differentiable_backward = True``: their backward receives and returns Tensors and
     is written with Tensor ops, so gradients can be differentiated again.
+
+    ``ctx.attrs`` keeps the keyword arguments: the op's parameters, so that
+    ``type(ctx).apply(*ctx.parents, **ctx.attrs)`` computes the node again.  A keyword
+    that hands ``forward`` a value for this call only (weights already computed) is
+    named in ``transient_kwargs`` and not kept.
     """
 
     differentiable_backward = False
     op: str | None = None  # display name; defaults to the class name in lower case
+    transient_kwargs: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.parents: tuple[Tensor | None, ...] = ()
@@ -135,11 +85,20 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> "Tensor":
         """Run ``forward`` on the arrays of the Tensor arguments and record the node."""
+        return cls.apply_with_ctx(*args, **kwargs)[0]
+
+    @classmethod
+    def apply_with_ctx(cls, *args: Any, **kwargs: Any) -> tuple["Tensor", "Function"]:
+        """:meth:`apply`, also returning the ctx its ``forward`` filled in, whether or not
+        a node was recorded (it is not when no input requires grad).  An op whose forward
+        computes more than its output hands the rest back as an attribute of ctx: the
+        fused attention op leaves its weights in ``ctx.weights``."""
         ctx = cls()
         tensors = [a if isinstance(a, Tensor) else None for a in args]
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx.xp = backend_of(*arrays)
-        ctx.attrs = kwargs
+        ctx.attrs = {key: value for key, value in kwargs.items()
+                     if key not in cls.transient_kwargs}
         if ctx.xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
             arrays = [ctx.xp.constant(a, a) if t is not None and a.dtype != object else a
                       for t, a in zip(tensors, arrays)]
@@ -169,16 +128,19 @@ class Function:
             ctx.scope = current_scope()
             ctx._output = weakref.ref(out)
             out._ctx = ctx
-        return out
+        return out, ctx
 
-    def _vjp(self, grad: "Tensor") -> tuple["Tensor | None", ...]:
-        """Gradients for the parents, as Tensors, one per positional argument."""
+    def vjp(self, g: "Tensor") -> tuple["Tensor | None", ...]:
+        """The gradients for the parents, as Tensors, one per positional argument, from the
+        upstream gradient ``g``: ``backward`` called as the op asks (Tensors for the
+        engine's own ops; arrays, wrapped back into Tensors, for a user Function).  The
+        backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) calls it."""
         if self.differentiable_backward:
-            grads = type(self).backward(self, grad)
+            grads = type(self).backward(self, g)
         else:
             with no_grad():
                 try:
-                    raw = type(self).backward(self, grad.data)
+                    raw = type(self).backward(self, g.data)
                 except (TypeError, AttributeError) as exc:
                     if not self.xp.symbolic:
                         raise
@@ -242,8 +204,10 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
                  dtype: Any = None, _validated: bool = False) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
         self.data: np.ndarray = data if _validated and isinstance(data, np.ndarray) \
-            else _as_array(data, dtype)
+            else as_array(data, dtype)
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.grad: np.ndarray | None = None
@@ -591,4 +555,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     return tuple(res)
 
 
-from . import ops  # noqa: E402  (ops builds on Tensor and Function defined above)
+# The package's one import cycle, kept to this line: ops.py defines the op classes on top of
+# Function and Tensor (it imports this module at its top), and Tensor's methods call them as
+# ``ops.Add.apply(...)`` at run time, so ops is imported here, once both classes exist.
+from . import ops  # noqa: E402

@@ -1,6 +1,6 @@
-"""Shared helpers of the attention benchmarks: the two fused kernels (plain and blocked)
-as forward+backward callables, timing, peak memory, the machine's facts, and PyTorch run
-in its own process."""
+"""Shared helpers of the attention benchmarks (not a benchmark itself): the two fused
+kernels (plain and blocked) as forward+backward callables, timing, peak memory, the
+machine's facts, and PyTorch run in its own process."""
 from __future__ import annotations
 
 import datetime
@@ -20,34 +20,33 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinygrad_attn.attention import flash, kernels  # noqa: E402
-from tinygrad_attn.engine.backend import numeric  # noqa: E402
-from tinygrad_attn.engine.blas import blas_threads  # noqa: E402
+from tinygrad_attn.attention import flash, kernels, tiling, workers  # noqa: E402
+from tinygrad_attn.engine import blas_threads, numeric  # noqa: E402
 
 
 def inputs(n: int, d: int, dtype: Any, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """q, k, v, dO of shape (n, d), standard normal, in ``dtype``."""
+    """q, k, v and the upstream gradient g, each of shape (n, d), standard normal."""
     rng = np.random.default_rng(seed)
     return tuple(rng.standard_normal((n, d)).astype(dtype) for _ in range(4))
 
 
-def plain_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, do: np.ndarray,
+def plain_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray,
                causal: bool = False) -> Callable[[], Any]:
     """Forward+backward of the plain fused op's kernels (the (n, n) weights held)."""
     def step() -> Any:
         o, p = kernels.sdpa_forward(numeric, q, k, v, None, causal)
-        return kernels.sdpa_backward(numeric, q, k, v, o, p, do, None, causal)
+        return kernels.sdpa_backward(numeric, q, k, v, o, p, g, None, causal)
     return step
 
 
-def blocked_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, do: np.ndarray,
+def blocked_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray,
                  causal: bool = False, threads: int | None = None,
                  **blocks: int) -> Callable[[], Any]:
     """Forward+backward of the blocked kernels (tiles, online softmax, recompute)."""
     def step() -> Any:
         o, lse = flash.flash_forward(numeric, q, k, v, None, causal, threads=threads,
                                      **blocks)
-        return flash.flash_backward(numeric, q, k, v, o, lse, do, None, causal,
+        return flash.flash_backward(numeric, q, k, v, o, lse, g, None, causal,
                                     threads=threads, **blocks)
     return step
 
@@ -55,9 +54,9 @@ def blocked_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, do: np.ndarray,
 def best_time(step: Callable[[], Any], repeat: int, warmup: int = 3,
               warmup_s: float = 0.25) -> list[float]:
     """Wall-clock seconds of ``repeat`` calls after ``warmup`` calls and at least
-    ``warmup_s`` seconds of calls.  Measured here: right after another implementation's
-    (n, n) arrays were freed, the next one runs up to 1.7x slower for its first few
-    calls (the allocator and OpenBLAS's threads settle), whatever the pause between."""
+    ``warmup_s`` seconds of calls: right after another implementation's (n, n) arrays
+    were freed, the next one runs slower for its first few calls while the allocator and
+    OpenBLAS's threads settle, whatever the pause between."""
     t0 = time.perf_counter()
     calls = 0
     while calls < warmup or (warmup and time.perf_counter() - t0 < warmup_s):
@@ -75,7 +74,7 @@ def peak_bytes(step: Callable[[], Any]) -> int:
     """Peak bytes NumPy allocated during ``step`` beyond what was live before (tracemalloc
     sees every NumPy data buffer), results included.  What the blocked kernels keep
     between calls (work arrays, scratch tiles, pool) is let go first, so it is counted."""
-    flash.free_workspace()
+    workers.free_workspace()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -164,40 +163,40 @@ def products_step(n: int, d: int, dtype: Any, threads: int,
     """Forward+backward of the blocked kernels with everything but the matrix products
     taken out: the same seven products per tile, on the same operand slices (d + 1
     columns where the kernels append one), in the same loops and on the same worker
-    threads (``flash._run``, BLAS held to one thread), with no exp, no mask, no
+    threads (``workers.run``, BLAS held to one thread), with no exp, no mask, no
     bookkeeping.  Its time is the floor the kernels sit on in practice: each product
     meets fresh operands, as in the kernels, not the same hot ones as in a rate test."""
-    bq, bk = blocks or (flash.BLOCK_Q, flash.BLOCK_K)
-    fq = bq if blocks else flash._rows_block(bq, n, 1, threads, False)  # forward's rows
+    bq, bk = blocks or (tiling.BLOCK_Q, tiling.BLOCK_K)
+    fq = bq if blocks else tiling.rows_block(bq, n, 1, threads, False)  # forward's rows
     rng = np.random.default_rng(0)
-    qa, ka, va, doa = (rng.standard_normal((n, d + 1)).astype(dtype) * 0.1
-                       for _ in range(4))
-    k, do = ka[:, :d], doa[:, :d]
+    qa, ka, va, ga = (rng.standard_normal((n, d + 1)).astype(dtype) * 0.1
+                      for _ in range(4))
+    k, g = ka[:, :d], ga[:, :d]
     dq = [np.zeros((n, d), dtype) for _ in range(threads)]
     dk, dv = np.zeros((n, d), dtype), np.zeros((n, d), dtype)
     scratch = threading.local()
 
     def prod(a: np.ndarray, b: np.ndarray, slot: str) -> np.ndarray:
-        return flash._product(numeric, a, b, scratch, slot)
+        return workers.product(numeric, a, b, scratch, slot)
 
     def forward_rows(item: tuple[int, int], slot: int) -> None:
         i0, i1 = item
-        for j0, j1 in flash._blocks(n, bk):
+        for j0, j1 in tiling.spans(n, bk):
             prod(prod(qa[i0:i1], ka[j0:j1].T, "tile"), va[j0:j1], "pv")
 
     def backward_keys(item: tuple[int, int], slot: int) -> None:
         j0, j1 = item
-        for i0, i1 in flash._blocks(n, bq):
+        for i0, i1 in tiling.spans(n, bq):
             p = prod(qa[i0:i1], ka[j0:j1].T, "tile")
-            dv[j0:j1] += prod(p.T, do[i0:i1], "dv")
-            ds = prod(doa[i0:i1], va[j0:j1].T, "ds")
+            dv[j0:j1] += prod(p.T, g[i0:i1], "dv")
+            ds = prod(ga[i0:i1], va[j0:j1].T, "ds")
             dq[slot][i0:i1] += prod(ds, k[j0:j1], "dq")
             dk[j0:j1] += prod(ds.T, qa[i0:i1, :d], "dk")
 
     def step() -> None:
         with blas_threads(1):             # one core per thread, 1 thread included
-            flash._run(flash._blocks(n, fq), forward_rows, threads)
-            flash._run(flash._blocks(n, bk), backward_keys, threads)
+            workers.run(tiling.spans(n, fq), forward_rows, threads)
+            workers.run(tiling.spans(n, bk), backward_keys, threads)
     return step
 
 
