@@ -147,18 +147,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
-    from .study.derive import NAMES, run
+    from .study.derivations import NAMES, report
 
-    names = list(NAMES) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in NAMES:
         raise UsageError(f"no derivation {args.name!r}; choose all or one of "
                          f"{', '.join(NAMES)}")
-    ok = True
-    for name in names:
-        result = run(name, args.out)
-        print(result, flush=True)
-        ok &= result.ok
-    return 0 if ok else 1
+    return report(NAMES if args.name == "all" else [args.name], args.out)
 
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"

@@ -140,7 +140,7 @@ def _graphs(ex: Example, folder: Path) -> list[str]:
 
 
 def _derive(name: str, folder: Path) -> tuple[bool, str]:
-    from .derive import run
+    from .derivations import run
 
     result = run(name, folder)
     return bool(result.ok), Path(result.path).name
@@ -153,11 +153,11 @@ def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = 
     out = Path(out)
     (out / "graphs").mkdir(parents=True, exist_ok=True)
     (out / "derivations").mkdir(parents=True, exist_ok=True)
-    from .derive import NAMES
+    from .derivations import NAMES
 
     examples = EXAMPLES if examples is None else examples
     derivations = list(NAMES) if derivations is None else derivations
-    from .claims import PICTURES, write_pictures
+    from .claim_pictures import PICTURES, write_pictures
 
     pictures = list(PICTURES) if pictures is None else pictures
     progress = Progress(len(examples) * 2 + len(derivations) + 1)
