@@ -17,7 +17,7 @@ import numpy as np
 from tinygrad_attn import nn
 from tinygrad_attn.study.data import PAD, date_task
 from tinygrad_attn.engine.blas import blas_threads
-from tinygrad_attn.study.models import build_model
+from tinygrad_attn.study.train import build_model
 
 
 def best_ms(fn, repeat: int) -> float:

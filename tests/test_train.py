@@ -12,7 +12,7 @@ import pytest
 
 import tinygrad_attn as ta
 from tinygrad_attn import nn
-from tinygrad_attn.study import data, models, plots, train
+from tinygrad_attn.study import data, plots, train
 from tinygrad_attn.study.data import EOS, PAD
 from tinygrad_attn.verify.progress import Progress
 
@@ -103,7 +103,7 @@ def test_bad_task_arguments_are_refused():
 def test_padding_never_changes_a_rows_output(rev, kind, sizes):
     # a row's logits are the same alone and in a batch padded to a longer row: masks
     # in the bidirectional encoder and in every attention keep padding out
-    model = models.build_model(kind, rev, seed=3, dtype=np.float64, **sizes)
+    model = train.build_model(kind, rev, seed=3, dtype=np.float64, **sizes)
     b = rev.test.batch(np.arange(10))
     short = int(np.argmin((b.src != PAD).sum(1)))
     assert (b.src[short] == PAD).any()
@@ -116,7 +116,7 @@ def test_padding_never_changes_a_rows_output(rev, kind, sizes):
 
 @pytest.mark.parametrize("kind,sizes", [("rnn", RNN_SIZES), ("transformer", TF_SIZES)])
 def test_attention_weights_are_distributions_over_real_characters(rev, kind, sizes):
-    model = models.build_model(kind, rev, seed=4, **sizes)
+    model = train.build_model(kind, rev, seed=4, **sizes)
     b = rev.test.batch(np.arange(10))
     _, w = model.greedy(b.src, rev.max_target_len)         # rnn (B,T,S); tf (B,L,H,T,S)
     pad = (b.src == PAD).reshape((10,) + (1,) * (w.ndim - 2) + (b.src.shape[1],))
@@ -125,7 +125,7 @@ def test_attention_weights_are_distributions_over_real_characters(rev, kind, siz
 
 
 def test_rnnsearch_gradient_passes_gradcheck_through_encoder_attention_and_decoder(rev):
-    model = models.build_model("rnn", rev, seed=5, dtype=np.float64,
+    model = train.build_model("rnn", rev, seed=5, dtype=np.float64,
                               emb=3, hidden=2, dec_hidden=2, attn=2)
     b = rev.train.batch(np.arange(2))
 
@@ -141,7 +141,7 @@ def test_rnnsearch_gradient_passes_gradcheck_through_encoder_attention_and_decod
 
 
 def test_transformer_gradient_passes_gradcheck(rev):
-    model = models.build_model("transformer", rev, seed=6, dtype=np.float64,
+    model = train.build_model("transformer", rev, seed=6, dtype=np.float64,
                               d=4, heads=2, layers=1, ff=4, max_len=8)
     b = rev.train.batch(np.arange(2))
 
@@ -189,7 +189,7 @@ def test_saved_parameters_load_back_exactly(rev, kind, sizes, tmp_path):
     res = train.train(rev, kind, steps=5, batch_size=16, sizes=sizes, progress=False,
                       out_dir=str(tmp_path), heatmap_examples=[])
     loaded, trained = train.load_model(res.params_path), res.net
-    fresh = models.build_model(kind, rev, seed=0, **sizes)
+    fresh = train.build_model(kind, rev, seed=0, **sizes)
     for (n1, p1), (n2, p2) in zip(loaded.named_parameters(), trained.named_parameters()):
         assert n1 == n2 and p1.dtype == p2.dtype == np.float32
         np.testing.assert_array_equal(p1.data, p2.data)
@@ -241,7 +241,7 @@ def test_progress_redraws_one_line_on_a_terminal_and_ends_it():
 def test_heat_maps_are_written_for_each_model(rev, tmp_path):
     paths = []
     for kind, sizes in (("rnn", RNN_SIZES), ("transformer", TF_SIZES)):
-        model = models.build_model(kind, rev, seed=0, **sizes)
+        model = train.build_model(kind, rev, seed=0, **sizes)
         paths += plots.plot_alignments(model, rev, ["12345", "907"], str(tmp_path), kind)
     assert len(paths) == 4
     for p in paths:
@@ -250,12 +250,12 @@ def test_heat_maps_are_written_for_each_model(rev, tmp_path):
 
 
 def test_alignment_panel_draws_the_rnn_and_refuses_the_transformer(rev, tmp_path):
-    rnn = models.build_model("rnn", rev, seed=0, **RNN_SIZES)
+    rnn = train.build_model("rnn", rev, seed=0, **RNN_SIZES)
     path = plots.plot_alignment_panel(rnn, rev, ["123", "4567", "89012"], str(tmp_path /
                                                                              "p.png"))
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    tf = models.build_model("transformer", rev, seed=0, **TF_SIZES)
+    tf = train.build_model("transformer", rev, seed=0, **TF_SIZES)
     with pytest.raises(TypeError, match="needs an RNNSearch"):
         plots.plot_alignment_panel(tf, rev, ["123"], str(tmp_path / "q.png"))
 

@@ -60,14 +60,14 @@ def expectation(p: Sequence[Any], values: Any) -> np.ndarray:
     r"""$\mathbb{E}_{J \sim p}[v_J]$ computed by ``sympy.stats`` from the distribution itself:
     $J$ is a finite random variable with $P(J = j) = p_j$ and the expectation is taken of
     $v_J = \sum_j v_j [J = j]$.  An independent route to the context vector: attention
-    never enters.  ``p`` (n,) expressions or numbers, ``values`` (n, e); returns (e,).
+    never enters.  ``p`` (n,) expressions or numbers, ``values`` (n, d_v); returns (d_v,).
     """
     from sympy import stats
 
     p = list(np.ravel(np.asarray(p, dtype=object)))
     values = np.asarray(values, dtype=object)
     if values.ndim != 2 or values.shape[0] != len(p):
-        raise ValueError(f"expectation: values must have shape (n, e) with n = {len(p)} "
+        raise ValueError(f"expectation: values must have shape (n, d_v) with n = {len(p)} "
                          f"(the length of p), got {values.shape}")
     J = stats.FiniteRV("J", {j: sp.sympify(pj) for j, pj in enumerate(p)}, check=False)
     return np.array([stats.E(sum(sp.sympify(values[j, c]) * sp.KroneckerDelta(J, j)
@@ -83,7 +83,7 @@ def _distribution(weights: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
                          f"(shape (n,), >= 0, summing to 1), got shape {p.shape} and sum "
                          f"{p.sum():.6g}")
     if v.ndim != 2 or v.shape[0] != p.shape[0]:
-        raise ValueError(f"monte_carlo: values must have shape (n, e) with n = "
+        raise ValueError(f"monte_carlo: values must have shape (n, d_v) with n = "
                          f"{p.shape[0]}, got {v.shape}")
     return p / p.sum(), v
 
@@ -93,8 +93,8 @@ def monte_carlo_context(weights: Any, values: Any, samples: int,
                         trials: int | None = None) -> np.ndarray:
     r"""The Monte-Carlo estimate $\hat c_N = \frac1N \sum_{k=1}^N v_{J_k}$, $J_k \sim p$ i.i.d.
 
-    weights (n,) (one row of attention weights), values (n, e); returns (e,), or
-    (trials, e) for ``trials`` independent estimates.
+    weights (n,) (one row of attention weights), values (n, d_v); returns (d_v,), or
+    (trials, d_v) for ``trials`` independent estimates.
     """
     p, v = _distribution(weights, values)
     if not isinstance(samples, (int, np.integer)) or samples < 1:
@@ -102,7 +102,7 @@ def monte_carlo_context(weights: Any, values: Any, samples: int,
                          f"{samples!r}")
     rng = np.random.default_rng(rng)
     idx = rng.choice(len(p), size=(trials or 1, int(samples)), p=p)   # (trials, N)
-    est = v[idx].mean(axis=1)                                          # (trials, e)
+    est = v[idx].mean(axis=1)                                        # (trials, d_v)
     return est if trials else est[0]
 
 
@@ -122,7 +122,7 @@ def monte_carlo_error(weights: Any, values: Any, sample_sizes: Sequence[int],
     rng = np.random.default_rng(seed)
     out = []
     for N in sample_sizes:
-        est = sampler(p, v, int(N), rng, trials)                         # (trials, e)
+        est = sampler(p, v, int(N), rng, trials)                       # (trials, d_v)
         out.append(math.sqrt(np.mean(np.sum((est - exact) ** 2, axis=-1))))
     return np.array(out)
 
@@ -167,12 +167,13 @@ def conv1d(x: Any, kernel: Any) -> Tensor:
     r"""1-D convolution with zero padding, output as long as the input ('same'):
     $y_i = \sum_{m=0}^{2r} k_m\, x_{i + r - m}$ (the kernel flipped, as ``np.convolve``).
 
-    x (n,) or (n, e) (the same kernel on every channel); kernel (2r + 1,).  Written as a
-    sum of shifted copies of the padded input, with the engine's ops: no weight matrix.
+    x (n,) or (n, d) (the same kernel on each of the d channels); kernel (2r + 1,).
+    Written as a sum of shifted copies of the padded input, with the engine's ops: no
+    weight matrix.
     """
     x, kernel = _tensor(x, "x"), _odd_kernel("conv1d", kernel)
     if x.ndim not in (1, 2):
-        raise ValueError(f"conv1d: x must have shape (n,) or (n, e), got {x.shape}")
+        raise ValueError(f"conv1d: x must have shape (n,) or (n, d), got {x.shape}")
     n, r = x.shape[0], kernel.shape[0] // 2
     pad = _zeros((r,) + x.shape[1:], x)
     xp = concat([pad, x, pad], axis=0)                         # (n + 2r, ...)
@@ -213,14 +214,14 @@ def conv1d_as_attention(x: Any, kernel: Any) -> tuple[Tensor, Tensor]:
     """
     x, kernel = _tensor(x, "x"), _odd_kernel("conv1d_as_attention", kernel)
     if x.ndim not in (1, 2):
-        raise ValueError(f"conv1d_as_attention: x must have shape (n,) or (n, e), got "
+        raise ValueError(f"conv1d_as_attention: x must have shape (n,) or (n, d), got "
                          f"{x.shape}")
     n, r = x.shape[0], kernel.shape[0] // 2
     values = x if x.ndim == 2 else x.reshape(n, 1)
     pad = _zeros((r, values.shape[1]), values)
-    values = concat([pad, values, pad], axis=0)                # (n + 2r, e)
+    values = concat([pad, values, pad], axis=0)                # (n + 2r, d)
     scores, band = conv_scores(kernel, n)
-    context, weights = A.attend(scores, values, band)         # (n, e), (n, n + 2r)
+    context, weights = A.attend(scores, values, band)         # (n, d), (n, n + 2r)
     y = context * kernel.sum()
     return (y if x.ndim == 2 else y.reshape(n)), weights
 

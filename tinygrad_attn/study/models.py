@@ -18,7 +18,8 @@
   is a :class:`~tinygrad_attn.nn.MultiHeadAttention`.
 
 Both take source ids (B, S) and teacher-forced target ids (B, T) and return logits and
-their attention weights; ``greedy`` decodes.  :func:`build_model` sizes one for a task.
+their attention weights; ``greedy`` decodes.  Neither knows about training or a task:
+only the ids of <pad> and <s> (:mod:`.data`).
 """
 from __future__ import annotations
 
@@ -29,11 +30,9 @@ import numpy as np
 from .. import nn
 from ..engine import Tensor, concat, no_grad, stack, where
 from ..nn import GRUCell, LayerNorm, Linear, Module, as_rng, parameter
-from .data import BOS, PAD, Task
+from .data import BOS, PAD
 
-__all__ = ["MODELS", "Model", "RNNSearch", "Transformer", "build_model"]
-
-MODELS = ("rnn", "transformer")
+__all__ = ["Model", "RNNSearch", "Transformer"]
 
 
 # ----------------------------------------------------------------------------- RNNsearch
@@ -223,19 +222,7 @@ class Transformer(Module):
         return y[:, 1:], np.stack([w.data for w in weights], axis=1)
 
 
-# ----------------------------------------------------------------------------- building
+# ----------------------------------------------------------------------------- either
 
 #: Either model: what training, decoding and plotting accept.
 Model = RNNSearch | Transformer
-
-
-def build_model(kind: str, task: Task, seed: int = 0, dtype: Any = np.float32,
-                **sizes: int) -> Model:
-    """A fresh model ``kind`` ("rnn" or "transformer") sized for ``task``'s vocabularies."""
-    if kind == "rnn":
-        return RNNSearch(len(task.src_vocab), len(task.tgt_vocab), rng=seed, dtype=dtype,
-                         **sizes)
-    if kind == "transformer":
-        return Transformer(len(task.src_vocab), len(task.tgt_vocab), rng=seed, dtype=dtype,
-                           **sizes)
-    raise ValueError(f"build_model: unknown model {kind!r}; choose one of {MODELS}")

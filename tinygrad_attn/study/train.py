@@ -1,10 +1,11 @@
 """Attention learns: training the two encoder-decoders of :mod:`.models` on a task of
 :mod:`.data`, with the engine's backward and Adam.
 
-:func:`train` runs the loop (warm-up and cosine decay, gradient clipping, a progress line
-with loss and accuracy), then scores exact-match accuracy of greedy decoding on the test
-split; with ``out_dir`` it saves the parameters (``.npz`` and sizes as ``.json``) and the
-alignment heat maps of :mod:`.plots`.  :func:`load_model` reads a saved model back.
+:func:`build_model` sizes a model for a task; :func:`train` runs the loop (warm-up and
+cosine decay, gradient clipping, a progress line with loss and accuracy), then scores
+exact-match accuracy of greedy decoding on the test split; with ``out_dir`` it saves the
+parameters (``.npz`` and sizes as ``.json``) and the alignment heat maps of :mod:`.plots`.
+:func:`load_model` reads a saved model back.
 :func:`add_arguments` and :func:`run_arguments` are ``tinygrad-attn train``;
 :func:`main_train` runs them on their own.
 """
@@ -24,12 +25,30 @@ from ..engine import Tensor
 from ..engine.blas import blas_threads
 from ..verify.progress import Progress
 from .data import PAD, Split, Task, make_task
-from .models import MODELS, Model, RNNSearch, Transformer, build_model
+from .models import Model, RNNSearch, Transformer
 from .plots import plot_alignments, showcase
 
-__all__ = ["DEFAULTS", "TrainResult", "train", "save_model", "load_model", "greedy_decode",
-           "exact_match", "token_accuracy", "ms_per_decoding_step", "learning_rate",
-           "add_arguments", "run_arguments", "main_train"]
+__all__ = ["MODELS", "build_model", "DEFAULTS", "TrainResult", "train", "save_model",
+           "load_model", "greedy_decode", "exact_match", "token_accuracy",
+           "ms_per_decoding_step", "learning_rate", "add_arguments", "run_arguments",
+           "main_train"]
+
+
+# ----------------------------------------------------------------------------- models
+
+MODELS = ("rnn", "transformer")
+
+
+def build_model(kind: str, task: Task, seed: int = 0, dtype: Any = np.float32,
+                **sizes: int) -> Model:
+    """A fresh model ``kind`` ("rnn" or "transformer") sized for ``task``'s vocabularies."""
+    if kind == "rnn":
+        return RNNSearch(len(task.src_vocab), len(task.tgt_vocab), rng=seed, dtype=dtype,
+                         **sizes)
+    if kind == "transformer":
+        return Transformer(len(task.src_vocab), len(task.tgt_vocab), rng=seed, dtype=dtype,
+                           **sizes)
+    raise ValueError(f"build_model: unknown model {kind!r}; choose one of {MODELS}")
 
 
 # ----------------------------------------------------------------------------- saving
