@@ -1,6 +1,6 @@
-"""What attention is: each claim of tinygrad_attn/claims.py as a test that could fail, with
-negative controls showing the checks catch the wrong thing (derivations/claim_*.md prove
-the same claims symbolically)."""
+"""What attention is: each claim of tinygrad_attn/study/claims.py as a test that could
+fail, with negative controls showing the checks catch the wrong thing
+(derivations/claim_*.md prove the same claims symbolically)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 import sympy as sp
 
 import tinygrad_attn as ta
+from tinygrad_attn.study import claim_pictures
 from tinygrad_attn.study import claims as C
 from tinygrad_attn.attention.mechanisms import attend, causal_mask, cross_attention, self_attention
 from tinygrad_attn.engine.tensor import Tensor, grad
@@ -312,8 +313,8 @@ def test_counted_cost_is_quadratic_in_the_number_of_tokens():
 # ----------------------------------------------------------------------------- pictures
 
 def test_write_pictures_draws_a_picture_and_refuses_unknown_names(tmp_path):
-    numbers = C.write_pictures(tmp_path, ["claims_cross.png"])
+    numbers = claim_pictures.write_pictures(tmp_path, ["claims_cross.png"])
     assert (tmp_path / "claims_cross.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert numbers["claims_cross.png"]["max_context_difference"] < 1e-12
     with pytest.raises(ValueError, match="unknown pictures"):
-        C.write_pictures(tmp_path, ["nope.png"])
+        claim_pictures.write_pictures(tmp_path, ["nope.png"])

@@ -81,11 +81,23 @@ def test_check_errors_are_one_line_with_exit_code_2(variant, capsys, args, messa
 
 
 def test_help_is_available_for_every_command(capsys):
-    for argv in (["--help"], ["check", "--help"], ["demo", "--help"]):
+    commands = ("demo", "check", "train", "derive", "graph", "bench")
+    for argv in [["--help"]] + [[c, "--help"] for c in commands]:
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 0
-    assert "FILE.py:FUNCTION" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FILE.py:FUNCTION" in out
+    assert all(f"usage: tinygrad-attn {c}" in out for c in commands)
+    assert "--model {rnn,transformer}" in out and "--eval-every" in out   # train's options
+    assert "claim_cost" in out                                             # derive's names
+
+
+def test_train_options_are_checked_by_the_one_parser(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "reverse", "--model", "lstm"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'lstm'" in capsys.readouterr().err
 
 
 def test_assert_gradients_match_raises_with_the_report_as_message():

@@ -50,6 +50,20 @@ def test_demo_fails_with_exit_code_1_when_a_gradient_is_wrong(tmp_path, capsys):
     assert 'class="FAIL"' in (tmp_path / "index.html").read_text()
 
 
+def test_index_html_escapes_what_it_shows(tmp_path):
+    ex = demo.Example("x<y", "A <b> title", "Smith & Jones", {"q": (2,)}, print)
+    page = demo.index_html([demo.Outcome(ex, errors=["boom <script>"])],
+                           {"softmax": (True, "softmax.md"), "bad": (False, "error: <x>")},
+                           ["claims_cross.png"], tmp_path, symbolic=False)
+    for raw in ("<b> title", "<script>", "Smith & Jones", "error: <x>"):
+        assert raw not in page
+    for shown in ("A &lt;b&gt; title", "boom &lt;script&gt;", "Smith &amp; Jones",
+                  'href="derivations/softmax.md"', 'src="claims/claims_cross.png"',
+                  "0 of 1 mechanisms pass", 'id="x&lt;y"'):
+        assert shown in page, shown
+    assert "SymPy’s exact gradient" not in page and "$" not in page
+
+
 def test_every_builtin_example_runs_and_returns_context_and_weights():
     for ex in demo.EXAMPLES:
         context, weights = ex.call(*ex.inputs())

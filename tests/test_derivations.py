@@ -1,39 +1,40 @@
-"""The literate derivations (derivations/*.py, tinygrad_attn/study/derive.py): every claim in
-them is proven, and every committed ``derivations/<name>.md`` is exactly what the code
-produces now (so a change to the engine or to a derivation cannot leave a stale proof)."""
+"""The literate derivations (tinygrad_attn/study/derivations/): every claim in them is
+proven, and every committed ``derivations/<name>.md`` is exactly what the code produces now
+(so a change to the engine or to a derivation cannot leave a stale proof)."""
 from __future__ import annotations
 
-import runpy
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tinygrad_attn.study import derive
+import tinygrad_attn.study.derivations as derivations
+from tinygrad_attn.study.derivations.document import Check, Result, source_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DERIVATIONS = ROOT / "derivations"
+SOURCES = ROOT / "tinygrad_attn" / "study" / "derivations"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> dict[str, derive.Result]:
-    """Every derivation built once (by running its script) into a temporary directory."""
+def built(tmp_path_factory) -> dict[str, Result]:
+    """Every derivation built once into a temporary directory."""
     out = tmp_path_factory.mktemp("derivations")
-    results = {}
-    for name in derive.NAMES:
-        results[name] = derive.run(name, out)
-    return results
+    return {name: derivations.run(name, out) for name in derivations.NAMES}
 
 
-def test_every_derivation_has_a_script_and_a_document():
-    scripts = {p.stem for p in DERIVATIONS.glob("*.py")}
+def test_every_derivation_has_one_source_module_and_a_document():
+    modules = {p.stem for p in SOURCES.glob("*.py")} - {"__init__", "document", "algebra"}
     documents = {p.stem for p in DERIVATIONS.glob("*.md")} - {"README"}
-    assert scripts == set(derive.NAMES) == documents
+    assert modules == set(derivations.NAMES) == documents
+    assert not list(DERIVATIONS.glob("*.py")), "the source of a document is its module"
     readme = (DERIVATIONS / "README.md").read_text()
-    assert all(f"({name}.md)" in readme for name in derive.NAMES)
+    for name in derivations.NAMES:
+        assert f"({name}.md)" in readme and source_path(name) in readme, name
 
 
-@pytest.mark.parametrize("name", derive.NAMES)
+@pytest.mark.parametrize("name", derivations.NAMES)
 def test_every_claim_of_the_derivation_is_proven(built, name):
     result = built[name]
     assert result.checks, f"{name} proves nothing"
@@ -41,23 +42,37 @@ def test_every_claim_of_the_derivation_is_proven(built, name):
     assert "## Proven at explicit sizes" in result.markdown
 
 
-@pytest.mark.parametrize("name", derive.NAMES)
+@pytest.mark.parametrize("name", derivations.NAMES)
 def test_committed_document_is_what_the_derivation_produces_now(built, name):
     committed = (DERIVATIONS / f"{name}.md").read_text(encoding="utf-8")
     assert committed == built[name].markdown, (
-        f"derivations/{name}.md is stale: run `python derivations/{name}.py`")
+        f"derivations/{name}.md is stale: run `tinygrad-attn derive {name} --out derivations`")
 
 
-def test_script_writes_its_document_next_to_itself(tmp_path, monkeypatch, built):
-    """The thin script runs the same code: copy it elsewhere, run it, get the same file."""
-    script = tmp_path / "softmax.py"
-    script.write_text((DERIVATIONS / "softmax.py").read_text())
-    monkeypatch.setattr(sys, "argv", [str(script)])
-    monkeypatch.syspath_prepend(str(ROOT))
-    with pytest.raises(SystemExit) as exit_:
-        runpy.run_path(str(script), run_name="__main__")
-    assert exit_.value.code == 0
+@pytest.mark.parametrize("name", derivations.NAMES)
+def test_document_names_its_source_and_links_the_notation(built, name):
+    header = built[name].markdown.splitlines()[2]
+    assert f"`{source_path(name)}`" in header
+    assert "](../docs/notation.md)" in header
+    assert (ROOT / source_path(name)).is_file()
+
+
+def test_module_run_as_a_script_writes_its_document(tmp_path, built):
+    """``python -m tinygrad_attn.study.derivations.softmax --out DIR`` runs the same code."""
+    done = subprocess.run([sys.executable, "-W", "error", "-m",
+                           "tinygrad_attn.study.derivations.softmax", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
     assert (tmp_path / "softmax.md").read_text() == built["softmax"].markdown
+    assert "softmax: all proven" in done.stdout
+
+
+def test_importing_the_package_loads_no_sympy():
+    code = ("import sys, tinygrad_attn.study.derivations as d; "
+            "assert 'sympy' not in sys.modules, 'sympy loaded'; print(len(d.NAMES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == str(len(derivations.NAMES))
 
 
 def test_sdpa_derivation_proves_the_fused_backward_and_the_rowsum_identity(built):
@@ -69,27 +84,34 @@ def test_sdpa_derivation_proves_the_fused_backward_and_the_rowsum_identity(built
 def test_a_wrong_closed_form_is_reported_not_proven():
     """Negative control for the document machinery: a derivation whose closed form drops
     the rowsum term of the softmax backward is reported as NOT PROVEN."""
-    import numpy as np
-
     from tinygrad_attn.verify.symbolic import derive as derive_sym
 
     der = derive_sym(lambda s: s.softmax(-1), {"s": (3,)})
     p, g = der.outputs[0], der.cotangents[0]
     proof = der.prove({"s": p * g})
-    check = derive.Check("wrong", "$n = 3$", proof)
+    check = Check("wrong", "$n = 3$", proof)
     assert not proof.ok and "**NOT PROVEN**" in check.row
-    assert derive.Result("x", "", [check]).ok is False
-    del np
+    result = Result("x", "", [check])
+    assert result.ok is False and "NOT ALL PROVEN" in str(result)
+
+
+def test_report_exits_1_when_a_claim_is_not_proven(monkeypatch):
+    """The exit status follows the proofs, not only the absence of errors."""
+    failing = Result("softmax", "# x\n", [])
+    failing.checks.append(Check("wrong", "", type("P", (), {"ok": False})()))
+    monkeypatch.setattr(derivations, "run", lambda name, out_dir=None: failing)
+    lines: list[str] = []
+    assert derivations.report(["softmax"], echo=lines.append) == 1
+    assert "NOT ALL PROVEN" in lines[0]
 
 
 def test_unknown_derivation_is_refused_with_the_names():
     with pytest.raises(ValueError, match="scaled_dot_product"):
-        derive.run("flash")
-    with pytest.raises(ValueError, match="'all'"):
-        derive.run_cli("flash", ".")
+        derivations.run("flash")
 
 
-def test_run_cli_writes_the_document_and_returns_0(tmp_path, capsys, built):
-    assert derive.run_cli("softmax", tmp_path) == 0
+def test_report_writes_the_document_and_returns_0(tmp_path, built):
+    lines: list[str] = []
+    assert derivations.report(["softmax"], tmp_path, echo=lines.append) == 0
     assert (tmp_path / "softmax.md").read_text() == built["softmax"].markdown
-    assert "softmax: all proven" in capsys.readouterr().out
+    assert lines[0].startswith("softmax: all proven")

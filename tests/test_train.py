@@ -1,6 +1,7 @@
-"""Attention learns (issue 9): the toy tasks, the two encoder-decoders and the training
-loop.  Fast versions only: a few hundred steps on the digit-reversal task; the full
-date runs are measured in docs/study.md, never here."""
+"""Attention learns: the toy tasks (study/data.py), the two encoder-decoders
+(study/models.py), the training loop (study/train.py), the heat maps (study/plots.py) and
+the progress line (verify/progress.py).  Fast versions only: a few hundred steps on the
+digit-reversal task; the full date runs are in docs/study.md, never here."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,10 +11,10 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
-from tinygrad_attn.study import data
 from tinygrad_attn import nn
-from tinygrad_attn.study import train
+from tinygrad_attn.study import data, plots, train
 from tinygrad_attn.study.data import EOS, PAD
+from tinygrad_attn.verify.progress import Progress
 
 RNN_SIZES = dict(emb=16, hidden=32, dec_hidden=32, attn=32)
 TF_SIZES = dict(d=32, heads=2, layers=1, ff=64, max_len=8)
@@ -206,17 +207,42 @@ def test_saved_parameters_load_back_exactly(rev, kind, sizes, tmp_path):
 
 def test_progress_line_shows_loss_and_accuracy(rev):
     out = io.StringIO()
-    train.train(rev, "rnn", steps=4, batch_size=8, sizes=RNN_SIZES, log_every=2, stream=out)
+    train.train(rev, "rnn", steps=4, batch_size=8, sizes=RNN_SIZES, log_every=2, stream=out,
+                progress=True)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and lines[-1].startswith("step 4/4")
     assert "loss" in lines[-1] and "tok-acc" in lines[-1]
+
+
+def test_progress_line_is_off_when_the_stream_is_not_a_terminal(rev):
+    out = io.StringIO()
+    train.train(rev, "rnn", steps=2, batch_size=8, sizes=RNN_SIZES, log_every=1, stream=out)
+    assert out.getvalue() == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_one_line_on_a_terminal_and_ends_it():
+    out = _Terminal()
+    with Progress(4, label="step", stream=out, width=8) as bar:
+        bar.update(2, "a long description")
+        bar.update(4, "done")
+    text = out.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+    last = text.split("\r")[-1]
+    assert last.startswith("step 4/4 [========] done")
+    assert len(last.rstrip("\n")) >= len("step 2/4 [====>   ] a long description")
+    assert Progress(3, stream=out, width=3).line(1, "x").startswith("1/3 [=> ] x ")
 
 
 def test_heat_maps_are_written_for_each_model(rev, tmp_path):
     paths = []
     for kind, sizes in (("rnn", RNN_SIZES), ("transformer", TF_SIZES)):
         model = train.build_model(kind, rev, seed=0, **sizes)
-        paths += train.plot_alignments(model, rev, ["12345", "907"], str(tmp_path), kind)
+        paths += plots.plot_alignments(model, rev, ["12345", "907"], str(tmp_path), kind)
     assert len(paths) == 4
     for p in paths:
         with open(p, "rb") as f:
@@ -225,13 +251,13 @@ def test_heat_maps_are_written_for_each_model(rev, tmp_path):
 
 def test_alignment_panel_draws_the_rnn_and_refuses_the_transformer(rev, tmp_path):
     rnn = train.build_model("rnn", rev, seed=0, **RNN_SIZES)
-    path = train.plot_alignment_panel(rnn, rev, ["123", "4567", "89012"], str(tmp_path /
+    path = plots.plot_alignment_panel(rnn, rev, ["123", "4567", "89012"], str(tmp_path /
                                                                              "p.png"))
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     tf = train.build_model("transformer", rev, seed=0, **TF_SIZES)
     with pytest.raises(TypeError, match="needs an RNNSearch"):
-        train.plot_alignment_panel(tf, rev, ["123"], str(tmp_path / "q.png"))
+        plots.plot_alignment_panel(tf, rev, ["123"], str(tmp_path / "q.png"))
 
 
 def test_cli_trains_and_writes_parameters_and_heat_maps(tmp_path, capsys):

@@ -147,18 +147,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
-    from .study.derive import NAMES, run
+    from .study.derivations import NAMES, report
 
-    names = list(NAMES) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in NAMES:
         raise UsageError(f"no derivation {args.name!r}; choose all or one of "
                          f"{', '.join(NAMES)}")
-    ok = True
-    for name in names:
-        result = run(name, args.out)
-        print(result, flush=True)
-        ok &= result.ok
-    return 0 if ok else 1
+    return report(NAMES if args.name == "all" else [args.name], args.out)
 
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -187,14 +181,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return code
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tinygrad-attn",
-        description="Attention you can verify: run, gradient-check, derive and draw "
-                    "attention mechanisms.")
-    parser.add_argument("--version", action="version", version=f"tinygrad-attn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def cmd_train(args: argparse.Namespace) -> int:
+    from .study.train import run_arguments
 
+    return run_arguments(args)
+
+
+def _add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="the main job: every built-in mechanism run, checked "
                                     "three ways, derived and drawn, into an output folder")
     p.add_argument("--out", default="tinygrad_attn_out", help="output folder "
@@ -203,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the SymPy comparison (finite differences only)")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_check(sub: Any) -> None:
     p = sub.add_parser("check", help="gradient-check your own function",
                        description="Gradient-check FILE.py:FUNCTION (or MODULE:FUNCTION) at "
                                    "random inputs of the given shapes.")
@@ -217,19 +212,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=1e-6)
     p.set_defaults(func=cmd_check)
 
-    sub.add_parser("train", help="train an attention model on a toy translation task "
-                                 "(tinygrad-attn train date --model rnn|transformer)",
-                   add_help=False)
+
+def _add_train(sub: Any) -> None:
+    from .study.train import add_arguments
+
+    p = sub.add_parser("train", help="train an attention model on a toy translation task",
+                       description="Train an attention model with the engine: RNNsearch "
+                                   "(additive attention) or a transformer.")
+    add_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_derive(sub: Any) -> None:
+    from .study.derivations import NAMES
 
     p = sub.add_parser("derive", help="derive a mechanism's gradients and prove them",
                        description="Build the derivation NAME (or all): every claim in it is "
                                    "proven with SymPy; with --out, the Markdown is written to "
                                    "DIR/NAME.md.")
-    p.add_argument("name", help="all, softmax, scaled_dot_product, additive, "
-                   "dot_product_general, location, content, multi_head, causal_masking")
+    p.add_argument("name", help=f"all, {', '.join(NAMES)}")
     p.add_argument("--out", metavar="DIR", help="write DIR/NAME.md")
     p.set_defaults(func=cmd_derive)
 
+
+def _add_graph(sub: Any) -> None:
     p = sub.add_parser("graph", help="draw a built-in figure or your own function's graph",
                        description="Draw NAME (additive, self_attention, causal, multihead, "
                                    "decoder) or MODULE:FUNCTION / FILE.py:FUNCTION (a function "
@@ -243,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the system Graphviz, the embedded WebAssembly one, or auto")
     p.set_defaults(func=cmd_graph)
 
+
+def _add_bench(sub: Any) -> None:
     p = sub.add_parser("bench", help="run benchmarks side by side (engine vs NumPy, ...)",
                        description="Run benchmarks/bench_NAME.py for each NAME (default: "
                                    "engine attention); arguments after -- go to the scripts.")
@@ -250,15 +258,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine, attention, flash, complexity, symbolic, everysize, train")
     p.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The one parser: ``demo | check | train | derive | graph | bench``."""
+    parser = argparse.ArgumentParser(
+        prog="tinygrad-attn",
+        description="Attention you can verify: run, gradient-check, derive and draw "
+                    "attention mechanisms.")
+    parser.add_argument("--version", action="version", version=f"tinygrad-attn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_demo, _add_check, _add_train, _add_derive, _add_graph, _add_bench):
+        add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["train"]:  # its own parser: tinygrad-attn train TASK --model ...
-        from .study.train import main_train
-
-        return main_train(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,3 +1,13 @@
-"""Study material: the claims about attention and their pictures, the derivation
-documents, the toy translation task (data, models, training) and the demo report.
+"""Study material, built on the layers below it (engine, attention, nn, pictures, verify):
+
+* ``derivations/`` — the literate derivation documents, one module each (prose and
+  proofs together); ``derivations.run(name, out_dir)`` builds one.
+* ``claims.py`` — six claims about attention as code; ``claim_pictures.py`` draws them.
+* the toy translation task: ``data.py`` (the tasks), ``models.py`` (RNNsearch and a
+  transformer), ``train.py`` (training, saving, the ``train`` command), ``plots.py``
+  (alignment heat maps).
+* ``demo.py`` — ``tinygrad-attn demo``: everything checked, derived and drawn into one
+  report.
+
+Nothing here is imported by ``import tinygrad_attn`` (``ta.claims`` loads on first use).
 """

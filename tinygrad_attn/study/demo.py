@@ -1,21 +1,27 @@
 """The main job, ``tinygrad-attn demo``: every built-in mechanism run, gradient-checked
-three ways, its derivation proven, its graphs drawn, all written to one folder with an
-``index.html`` that links everything.
+three ways, its derivation proven, its graphs drawn, the claims pictured, all written to
+one folder with an ``index.html`` that links everything.
+
+:func:`run_demo` does the work and prints a summary; :func:`index_html` fills the page's
+template (:data:`PAGE`) with one piece per part: the table, the derivations, the
+pictures, a section per mechanism.
 """
 from __future__ import annotations
 
-import html
-import sys
 import time
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
+from string import Template
 from typing import Any, Callable
 
 import numpy as np
 
 from .. import attention as A
-from ..verify.gradcheck import GradcheckReport, gradcheck
 from ..engine import Tensor
+from ..verify.gradcheck import GradcheckReport, gradcheck
+from ..verify.progress import Progress
+from .derivations import NAMES, run
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ EXAMPLES: list[Example] = [
 
 @dataclass
 class Outcome:
+    """What the demo found for one example: its gradient check, derivation, graphs."""
+
     example: Example
     report: GradcheckReport | None = None
     derivation_ok: bool | None = None
@@ -90,32 +98,6 @@ class Outcome:
     def ok(self) -> bool:
         return (not self.errors and self.report is not None and self.report.ok
                 and self.derivation_ok is not False)
-
-
-class Progress:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
-
-    def __init__(self, total: int, width: int = 28) -> None:
-        self.total, self.width, self.done = total, width, 0
-        self.tty = sys.stderr.isatty()
-
-    def show(self, what: str) -> None:
-        filled = self.width * self.done // max(self.total, 1)
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = f"[{bar}] {self.done}/{self.total} {what}"
-        if self.tty:
-            sys.stderr.write("\r" + line[:100].ljust(100))
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-    def step(self, what: str) -> None:
-        self.done += 1
-        self.show(what)
-
-    def close(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
 
 
 def _check(ex: Example, symbolic: bool) -> GradcheckReport:
@@ -139,64 +121,76 @@ def _graphs(ex: Example, folder: Path) -> list[str]:
     return names
 
 
-def _derive(name: str, folder: Path) -> tuple[bool, str]:
-    from .derive import run
+def _derive_all(names: list[str], folder: Path,
+                progress: Progress) -> dict[str, tuple[bool, str]]:
+    """Each derivation proven and written into ``folder``: name -> (proven, file name or
+    the error).  An error is reported, and the run goes on."""
+    derived = {}
+    for k, name in enumerate(names):
+        progress.update(k, f"derivation {name}")
+        try:
+            result = run(name, folder)
+            derived[name] = (result.ok, Path(result.path).name)
+        except Exception as exc:  # reported in the table, the run goes on
+            derived[name] = (False, f"error: {type(exc).__name__}: {exc}")
+    return derived
 
-    result = run(name, folder)
-    return bool(result.ok), Path(result.path).name
+
+def _run_example(ex: Example, folder: Path, symbolic: bool,
+                 derived: dict[str, tuple[bool, str]]) -> Outcome:
+    """Gradient-check ``ex`` and draw its graphs into ``folder``; errors are recorded."""
+    t0 = time.perf_counter()
+    oc = Outcome(ex)
+    try:
+        oc.report = _check(ex, symbolic)
+    except Exception as exc:
+        oc.errors.append(f"gradcheck: {type(exc).__name__}: {exc}")
+    try:
+        oc.graphs = _graphs(ex, folder)
+    except Exception as exc:
+        oc.errors.append(f"graphs: {type(exc).__name__}: {exc}")
+    if ex.derivation in derived:
+        oc.derivation_ok, oc.derivation_file = derived[ex.derivation]
+    oc.seconds = time.perf_counter() - t0
+    return oc
+
+
+def _draw_pictures(folder: Path, pictures: list[str]) -> list[Outcome]:
+    """The claims' pictures into ``folder``; an error becomes a failed outcome."""
+    from .claim_pictures import write_pictures
+
+    try:
+        write_pictures(folder, pictures)
+    except Exception as exc:
+        return [Outcome(Example("claims", "pictures of the claims", "", {}, print),
+                        errors=[f"pictures: {type(exc).__name__}: {exc}"])]
+    return []
 
 
 def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = None,
              derivations: list[str] | None = None, pictures: list[str] | None = None) -> int:
-    """Run every example (default :data:`EXAMPLES`) and derivation (default all) into
-    ``out``; print a summary; return the exit code (1 if anything fails)."""
+    """Run every example (default :data:`EXAMPLES`), derivation (default all) and picture
+    of the claims (default all) into ``out``; write ``out/index.html``; print a summary;
+    return the exit code (1 if anything fails)."""
+    from .claim_pictures import PICTURES
+
     out = Path(out)
     (out / "graphs").mkdir(parents=True, exist_ok=True)
-    (out / "derivations").mkdir(parents=True, exist_ok=True)
-    from .derive import NAMES
-
     examples = EXAMPLES if examples is None else examples
     derivations = list(NAMES) if derivations is None else derivations
-    from .claims import PICTURES, write_pictures
-
     pictures = list(PICTURES) if pictures is None else pictures
-    progress = Progress(len(examples) * 2 + len(derivations) + 1)
-    outcomes = []
-    derived: dict[str, tuple[bool, str]] = {}
-    for name in derivations:
-        progress.show(f"derivation {name}")
-        try:
-            derived[name] = _derive(name, out / "derivations")
-        except Exception as exc:  # reported in the table, the run goes on
-            derived[name] = (False, f"error: {type(exc).__name__}: {exc}")
-        progress.step(f"derivation {name}")
-    for ex in examples:
-        t0 = time.perf_counter()
-        oc = Outcome(ex)
-        progress.show(f"{ex.name}: gradcheck")
-        try:
-            oc.report = _check(ex, symbolic)
-        except Exception as exc:
-            oc.errors.append(f"gradcheck: {type(exc).__name__}: {exc}")
-        progress.step(f"{ex.name}: graphs")
-        try:
-            oc.graphs = _graphs(ex, out / "graphs")
-        except Exception as exc:
-            oc.errors.append(f"graphs: {type(exc).__name__}: {exc}")
-        if ex.derivation in derived:
-            oc.derivation_ok, oc.derivation_file = derived[ex.derivation]
-        oc.seconds = time.perf_counter() - t0
-        outcomes.append(oc)
-        progress.step(ex.name)
-    progress.show("pictures of the claims")
-    try:
-        write_pictures(out / "claims", pictures)
-    except Exception as exc:
-        outcomes.append(Outcome(Example("claims", "pictures of the claims", "", {}, print),
-                                errors=[f"pictures: {type(exc).__name__}: {exc}"]))
-    progress.step("pictures of the claims")
-    progress.close()
-    (out / "index.html").write_text(_index_html(outcomes, derived, pictures, out, symbolic))
+    total = len(derivations) + len(examples) + 1
+    with Progress(total, label="demo") as progress:
+        derived = _derive_all(derivations, out / "derivations", progress)
+        outcomes = []
+        for k, ex in enumerate(examples, start=len(derivations)):
+            progress.update(k, f"{ex.name}: gradcheck and graphs")
+            outcomes.append(_run_example(ex, out / "graphs", symbolic, derived))
+        progress.update(total - 1, "pictures of the claims")
+        outcomes += _draw_pictures(out / "claims", pictures)
+        progress.update(total, "done")
+    (out / "index.html").write_text(index_html(outcomes, derived, pictures, out, symbolic),
+                                    encoding="utf-8")
     print(_summary(outcomes, symbolic))
     failed = [f"{n} ({f})" for n, (ok, f) in derived.items() if not ok]
     print(f"derivations: {len(derived) - len(failed)} of {len(derived)} proven"
@@ -240,72 +234,95 @@ def _summary(outcomes: list[Outcome], symbolic: bool) -> str:
     return "\n".join(lines)
 
 
-def _index_html(outcomes: list[Outcome], derived: dict[str, tuple[bool, str]],
-                pictures: list[str], out: Path, symbolic: bool) -> str:
-    esc = html.escape
-    rows = []
-    for oc in outcomes:
-        fd, sym = _worst(oc.report, symbolic)
-        ex = oc.example
-        deriv = "-" if oc.derivation_ok is None else (
-            f'<a href="derivations/{esc(oc.derivation_file or "")}">'
-            f'{"proven" if oc.derivation_ok else "FAILED"}</a>')
-        status = "ok" if oc.ok else "FAIL"
-        rows.append(f'<tr class="{status}"><td><a href="#{ex.name}">{esc(ex.title)}</a></td>'
-                    f"<td>{esc(ex.source)}</td><td>{fd}</td><td>{sym}</td><td>{deriv}</td>"
-                    f"<td>{status}</td></tr>")
-    sections = []
-    for oc in outcomes:
-        ex = oc.example
-        shapes = ", ".join(f"{n}: {'×'.join(map(str, s))}" for n, s in ex.shapes.items())
-        svgs = []
-        for g in oc.graphs:
-            svg = (out / "graphs" / g).read_text()
-            svg = svg[svg.find("<svg"):]  # inline: drop the XML prolog and doctype
-            svgs.append(f'<figure><a href="graphs/{g}">{svg}</a>'
-                        f"<figcaption>{esc(g)}</figcaption></figure>")
-        report = esc(str(oc.report)) if oc.report is not None else ""
-        errors = "".join(f"<p class=FAIL>{esc(e)}</p>" for e in oc.errors)
-        sections.append(f'<section id="{ex.name}"><h2>{esc(ex.title)}</h2>'
-                        f"<p>{esc(ex.source)}; inputs {esc(shapes)}</p>{errors}"
-                        f"<pre>{report}</pre><div class=graphs>{''.join(svgs)}</div></section>")
-    passed = sum(oc.ok for oc in outcomes)
-    deriv_items = "".join(
-        f'<li><a href="derivations/{esc(f)}">{esc(n)}</a>: '
-        f'{"all claims proven" if ok else "<b class=FAIL>NOT proven</b>"}</li>'
-        if f.endswith(".md") else f"<li>{esc(n)}: <b class=FAIL>{esc(f)}</b></li>"
-        for n, (ok, f) in derived.items())
-    return f"""<!doctype html>
+PAGE = Template("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tinygrad_attn demo</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: .3em .8em; border: 1px solid #ccc; }}
-tr.FAIL, .FAIL {{ color: #b00; font-weight: bold; }}
-pre {{ background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 85%; }}
-.graphs {{ display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }}
-figure svg {{ max-width: 560px; height: auto; }}
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; }
+table { border-collapse: collapse; } td, th { padding: .3em .8em; border: 1px solid #ccc; }
+tr.FAIL, .FAIL { color: #b00; font-weight: bold; }
+pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 85%; }
+.graphs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+figure svg { max-width: 560px; height: auto; }
 </style></head><body>
 <h1>tinygrad_attn: every mechanism checked</h1>
-<p>{passed} of {len(outcomes)} mechanisms pass. Each is gradient-checked three ways: the
-engine's backward, central finite differences in float64{', and SymPy’s exact gradient'
-if symbolic else ''}; its derivation (closed matrix form vs SymPy's entrywise derivative,
-and the engine's backward vs both) is proven at explicit sizes.</p>
+<p>$passed of $total mechanisms pass. Each is gradient-checked three ways: the
+engine's backward, central finite differences in float64$sympy; its derivation (closed
+matrix form vs SymPy's entrywise derivative, and the engine's backward vs both) is proven
+at explicit sizes.</p>
 <table><tr><th>mechanism</th><th>paper</th><th>max |engine − FD|</th>
 <th>max |engine − SymPy|</th><th>derivation</th><th>result</th></tr>
-{''.join(rows)}</table>
+$rows</table>
 <h2>Derivations</h2>
 <p>Each derivation states a mechanism, derives its gradients step by step, states the
 closed matrix form, and proves it equal to SymPy's entrywise derivative and to the
 engine's backward (Markdown with LaTeX).</p>
-<ul>{deriv_items}</ul>
+<ul>$derivations</ul>
 <h2>What attention is: the claims, pictured</h2>
 <p>The context is an expectation; self-attention is a convolution whose kernel is computed
 from the data; cross attention is masked self-attention; causal masking; attention over
 image patches; the O(n²) cost. Each claim is proven in its <code>claim_*</code>
 derivation above.</p>
-<div class=graphs>{''.join(f'<figure><a href="claims/{esc(p)}"><img src="claims/{esc(p)}" '
-                             f'width="520"></a><figcaption>{esc(p)}</figcaption></figure>'
-                             for p in pictures)}</div>
-{''.join(sections)}
+<div class=graphs>$pictures</div>
+$sections
 </body></html>
-"""
+""")
+"""The page of :func:`index_html`; each ``$name`` is filled with escaped HTML."""
+
+
+def _table_row(oc: Outcome, symbolic: bool) -> str:
+    """One mechanism's row of the summary table."""
+    fd, sym = _worst(oc.report, symbolic)
+    ex, status = oc.example, "ok" if oc.ok else "FAIL"
+    deriv = "-" if oc.derivation_ok is None else (
+        f'<a href="derivations/{escape(oc.derivation_file or "")}">'
+        f'{"proven" if oc.derivation_ok else "FAILED"}</a>')
+    return (f'<tr class="{status}"><td><a href="#{escape(ex.name)}">{escape(ex.title)}</a>'
+            f"</td><td>{escape(ex.source)}</td><td>{fd}</td><td>{sym}</td><td>{deriv}</td>"
+            f"<td>{status}</td></tr>")
+
+
+def _derivation_item(name: str, ok: bool, file: str) -> str:
+    """One derivation's list item: a link and whether all its claims are proven."""
+    if not file.endswith(".md"):                       # the run failed: ``file`` says why
+        return f"<li>{escape(name)}: <b class=FAIL>{escape(file)}</b></li>"
+    verdict = "all claims proven" if ok else "<b class=FAIL>NOT proven</b>"
+    return f'<li><a href="derivations/{escape(file)}">{escape(name)}</a>: {verdict}</li>'
+
+
+def _picture(name: str) -> str:
+    """One picture of the claims, linked to its file."""
+    src = f"claims/{escape(name)}"
+    return (f'<figure><a href="{src}"><img src="{src}" width="520"></a>'
+            f"<figcaption>{escape(name)}</figcaption></figure>")
+
+
+def _inline_svg(path: Path) -> str:
+    """An SVG file's ``<svg>`` element, to inline (the XML prolog and doctype dropped)."""
+    svg = path.read_text()
+    return svg[svg.find("<svg"):]
+
+
+def _section(oc: Outcome, graphs: Path) -> str:
+    """One mechanism's section: its inputs, errors, gradient-check report and graphs."""
+    ex = oc.example
+    shapes = ", ".join(f"{n}: {'×'.join(map(str, s))}" for n, s in ex.shapes.items())
+    figures = "".join(f'<figure><a href="graphs/{escape(g)}">{_inline_svg(graphs / g)}</a>'
+                      f"<figcaption>{escape(g)}</figcaption></figure>" for g in oc.graphs)
+    errors = "".join(f"<p class=FAIL>{escape(e)}</p>" for e in oc.errors)
+    report = escape(str(oc.report)) if oc.report is not None else ""
+    return (f'<section id="{escape(ex.name)}"><h2>{escape(ex.title)}</h2>'
+            f"<p>{escape(ex.source)}; inputs {escape(shapes)}</p>{errors}"
+            f"<pre>{report}</pre><div class=graphs>{figures}</div></section>")
+
+
+def index_html(outcomes: list[Outcome], derived: dict[str, tuple[bool, str]],
+               pictures: list[str], out: Path, symbolic: bool) -> str:
+    """The report page: :data:`PAGE` filled for these outcomes, derivations and pictures
+    (the graphs are read from ``out/graphs`` and inlined)."""
+    return PAGE.substitute(
+        passed=sum(oc.ok for oc in outcomes), total=len(outcomes),
+        sympy=", and SymPy’s exact gradient" if symbolic else "",
+        rows="".join(_table_row(oc, symbolic) for oc in outcomes),
+        derivations="".join(_derivation_item(n, ok, f) for n, (ok, f) in derived.items()),
+        pictures="".join(_picture(p) for p in pictures),
+        sections="".join(_section(oc, out / "graphs") for oc in outcomes))
