@@ -1,19 +1,24 @@
 """Tests of the architecture (docs/architecture.md): the layer rule and the one allowed
 import cycle hold on the real package, read from its imports with ast; a fake package
 with an upward import and a cycle is caught; ``import tinygrad_attn`` loads nothing
-heavy; the committed picture is what the code draws now.
+heavy; the picture draws a subfolder as one node, each arrow's number on the arrow, the
+exempt face's imports as a note, a breach in red; the committed picture is what the
+code draws now.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from collections import Counter
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from tinygrad_attn.pictures import architecture as arch
-from tinygrad_attn.pictures.architecture import (Import, draw_layers, import_cycles, main,
+from tinygrad_attn.pictures.architecture import (Import, draw_layers, drawn_as, face_summary,
+                                                 import_cycles, layer, main, modules,
                                                  picture_digest, read_imports, rule_violations,
                                                  unexpected_cycles)
 
@@ -119,11 +124,129 @@ def test_an_upward_import_a_sibling_import_an_unplaced_module_and_a_cycle_are_ca
 
 def test_the_picture_draws_a_forbidden_import_and_a_cycle_in_red(tmp_path):
     root = fake_package(tmp_path, {**FAKE, **BROKEN})
-    source = draw_layers(root).source
-    assert '"engine/x.py" -> "study/claims.py" [label=" 1" color="#c0392b"' in source
-    assert '"study/claims.py" -> "study/derive.py" [label=" cycle" color="#c0392b"' in source
+    dot = Dot(draw_layers(root).source)
+    red = [(dot.layer_of(a), dot.layer_of(b), at) for a, b, at in dot.edges
+           if at.get("color") == arch.RED]
+    assert ("engine", "study", {"xlabel": " 1 ", "color": arch.RED, "fontcolor": arch.RED,
+                                "penwidth": "1.8", "constraint": "false",
+                                "ltail": dot.cluster["engine"],
+                                "lhead": dot.cluster["study"]}) in red
+    assert any((a, b) == ("pictures", "verify") and "xlabel" in at for a, b, at in red)
+    assert ("study/claims.py", "study/derive.py", {
+        "label": " cycle", "color": arch.RED, "constraint": "false", "fontcolor": arch.RED,
+        "fontsize": "9", "style": "dashed"}) in dot.edges
     clean = draw_layers(fake_package(tmp_path / "clean", FAKE)).source
-    assert "#c0392b" not in clean
+    assert arch.RED not in clean
+
+
+def test_a_cycle_inside_a_subfolder_is_a_red_loop_on_its_node(tmp_path):
+    """Negative control for the collapsed subfolder: its cycle is still drawn."""
+    root = fake_package(tmp_path, {**FAKE, **SUBFOLDER, "study/sub/a.py": "from . import b\n",
+                                   "study/sub/b.py": "def f():\n    from . import a\n"})
+    assert unexpected_cycles(root) == [("study/sub/a.py", "study/sub/b.py")]
+    dot = Dot(draw_layers(root).source)
+    loops = [at for a, b, at in dot.edges if a == b == "study/sub/"]
+    assert loops and loops[0]["color"] == arch.RED and loops[0]["label"] == " cycle"
+    clean = draw_layers(fake_package(tmp_path / "clean", {**FAKE, **SUBFOLDER})).source
+    assert arch.RED not in clean
+
+
+# ----------------------------------------------------------------------------- the drawing
+
+SUBFOLDER = {
+    "study/sub/__init__.py": "",
+    "study/sub/a.py": "from ...engine import core\nfrom .. import claims\n",
+    "study/sub/b.py": "",
+}
+NODE = re.compile(r'^\s*"([^"]+)" \[((?:[^\]"]|"(?:[^"\\]|\\.)*")*)\]', re.M)
+EDGE = re.compile(r'^\s*"([^"]+)" -> "([^"]+)"(?: \[((?:[^\]"]|"(?:[^"\\]|\\.)*")*)\])?', re.M)
+ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s\]]+)')
+
+
+def attrs(text: str | None) -> dict[str, str]:
+    return {k: v[1:-1] if v.startswith('"') else v for k, v in ATTR.findall(text or "")}
+
+
+class Dot:
+    """What a picture's DOT source holds: its nodes, its visible edges, and each layer's
+    cluster (by the layer named in the cluster's title)."""
+
+    def __init__(self, source: str) -> None:
+        self.nodes = {name: attrs(a) for name, a in NODE.findall(source)}
+        self.edges = [(a, b, attrs(at)) for a, b, at in EDGE.findall(source)
+                      if attrs(at).get("style") != "invis"]
+        self.cluster, self.member = {}, {}
+        for name, body in re.findall(r"subgraph (cluster_\d+) \{(.*?)\n\t\}", source, re.S):
+            title = attrs(body.split("\n")[1])["label"].split()[0]
+            where = "__init__" if title.endswith("__init__.py:") else \
+                title.rstrip("/").removesuffix(".py")
+            self.cluster[where] = name
+            for node, _ in NODE.findall(body):
+                self.member[node] = where
+
+    def layer_of(self, node: str) -> str:
+        return self.member[node]
+
+
+def between_layers(root=arch.PACKAGE) -> Counter:
+    return Counter((layer(i.source), layer(i.target)) for i in read_imports(root)
+                   if layer(i.source) != layer(i.target))
+
+
+def test_a_subfolder_is_one_node_counting_its_modules():
+    assert drawn_as("study/derivations/softmax.py") == "study/derivations/"
+    assert drawn_as("study/derivations/__init__.py") == "study/derivations/"
+    assert drawn_as("study/claims.py") == "study/claims.py" and drawn_as("cli.py") == "cli.py"
+    dot = Dot(draw_layers().source)
+    inside = [m for m in modules() if m.startswith("study/derivations/")]
+    assert len(inside) > 10
+    assert dot.nodes["study/derivations/"]["label"] == f"derivations/\n{len(inside)} modules"
+    assert dot.nodes["study/derivations/"]["shape"] == "folder"
+    assert dot.layer_of("study/derivations/") == "study"
+    assert not any(n in dot.nodes for n in inside)
+    assert sorted(n for n in dot.nodes if n.endswith("__init__.py")) == [
+        "__init__.py", "attention/__init__.py", "engine/__init__.py", "pictures/__init__.py",
+        "study/__init__.py", "verify/__init__.py"]
+
+
+def test_each_arrow_between_layers_runs_through_a_badge_with_its_number():
+    """The number sits on its arrow: tail cluster -> badge (no head) -> head cluster."""
+    dot, counts = Dot(draw_layers().source), between_layers()
+    drawn = {(a, b) for a, b in counts if a != "__init__"}
+    assert ("study", "verify") in drawn and len(drawn) >= 15
+    for a, b in drawn:
+        badge = f"imports {a} {b}"
+        assert dot.nodes[badge]["label"] == str(counts[a, b])
+        into = [(t, at) for t, h, at in dot.edges if h == badge]
+        out = [(h, at) for t, h, at in dot.edges if t == badge]
+        assert len(into) == 1 and len(out) == 1, badge
+        (tail, at_in), (head, at_out) = into[0], out[0]
+        assert dot.layer_of(tail) == a and at_in["ltail"] == dot.cluster[a]
+        assert at_in["arrowhead"] == "none"
+        assert dot.layer_of(head) == b and at_out["lhead"] == dot.cluster[b]
+    badges = {n for n in dot.nodes if n.startswith("imports ")}
+    assert badges == {f"imports {a} {b}" for a, b in drawn}
+
+
+def test_the_exempt_face_lists_its_imports_instead_of_drawing_arrows():
+    dot, counts = Dot(draw_layers().source), between_layers()
+    face = {b: n for (a, b), n in counts.items() if a == "__init__"}
+    assert {"engine", "attention", "nn", "verify"} <= set(face)
+    assert not [e for e in dot.edges if dot.member.get(e[0]) == "__init__"]
+    note = dot.nodes["__init__ note"]["label"]
+    assert note == face_summary(read_imports())
+    for name, n in face.items():
+        assert f"{name}{'.py' if name == 'nn' else '/'} ({n})" in note
+    assert face_summary([Import("cli.py", "__init__.py", 1)]) == ""
+
+
+def test_the_allowed_cycle_is_grey_and_the_real_picture_has_no_red():
+    dot = Dot(draw_layers().source)
+    cycle = [at for a, b, at in dot.edges if {a, b} == {"engine/ops.py", "engine/tensor.py"}]
+    assert len(cycle) == 2 and all(at["style"] == "dashed" for at in cycle)
+    assert {at["color"] for at in cycle} == {"#888888"}
+    assert " allowed cycle" in {at["label"] for at in cycle}
+    assert not [e for e in dot.edges if e[2].get("color") == arch.RED]
 
 
 # ----------------------------------------------------------------------------- import time
@@ -167,8 +290,9 @@ def test_the_committed_picture_is_what_the_code_draws_now():
     texts = svg_texts(committed)
     for name in arch.RANKS:
         assert name in texts
-    for module in ("tensor.py", "ops.py", "architecture.py"):
+    for module in ("tensor.py", "ops.py", "architecture.py", "derivations/"):
         assert module in texts
+    assert "softmax.py" not in texts and "claim_causal.py" not in texts  # collapsed
 
 
 def test_the_picture_check_can_fail(tmp_path):

@@ -14,6 +14,9 @@ inside functions too), never by importing the package, so any tree can be checke
     python -m tinygrad_attn.pictures.architecture     # writes docs/images/architecture.svg
 
 draws the layers with the project's own Graphviz code and prints what breaks the rule.
+In the picture a subfolder of a layer (``study/derivations/``) is one node, each arrow
+between layers carries its number of imports in a badge on it, and the exempt
+``__init__.py`` lists its imports in its box instead of sending an arrow to every layer.
 """
 from __future__ import annotations
 
@@ -190,6 +193,18 @@ def unexpected_cycles(root: Path = PACKAGE) -> list[tuple[str, ...]]:
 
 # ----------------------------------------------------------------------------- drawing
 
+#: The colours of the picture: an arrow between layers, and an import or cycle that
+#: breaks the rule.
+INK, RED = "#4a5a70", "#c0392b"
+
+
+def drawn_as(module: str) -> str:
+    """The node a module is drawn as: itself, or the subfolder of its layer that holds
+    it (``study/derivations/x.py`` -> ``study/derivations/``), drawn as one node."""
+    parts = module.split("/")
+    return module if len(parts) <= 2 else "/".join(parts[:2]) + "/"
+
+
 def _layer_title(name: str, mods: list[str], package: str) -> str:
     """``engine/   rank 0``, ``cli.py   rank 5``; the package's own ``__init__.py``."""
     if name == "__init__":
@@ -208,73 +223,138 @@ def _rank_groups(root: Path) -> list[list[str]]:
     return [by_rank[r] for r in sorted(by_rank, reverse=True)]
 
 
+def _layer_nodes(c: graphviz.Digraph, mods: list[str]) -> list[str]:
+    """The nodes of one layer's modules in cluster ``c``: a module by its file name, a
+    subfolder as one folder-shaped node counting its modules.  Returns the node names,
+    the modules first."""
+    names = sorted(dict.fromkeys(map(drawn_as, mods)), key=lambda n: (n.endswith("/"), n))
+    for n in names:
+        if n.endswith("/"):
+            count = sum(drawn_as(m) == n for m in mods)
+            c.node(n, f"{n.split('/')[-2]}/\n{count} modules", shape="folder",
+                   style="filled", fillcolor="#f7f9fc")
+        else:
+            c.node(n, n.rsplit("/", 1)[-1])
+    return names
+
+
 def _add_layer(g: graphviz.Digraph, index: int, name: str, mods: list[str],
-               package: str) -> list[str]:
-    """Cluster ``index``: the layer's modules, four to a row; returns each row's first
-    module (the rows are stacked by invisible edges between them)."""
+               package: str, note: str = "", per_row: int = 5) -> tuple[str, str]:
+    """Cluster ``index``: the layer's modules (and a ``note`` in small grey type after
+    them) in rows of at most ``per_row``, as even as can be.  Returns the middle node of
+    the top row and of the bottom row: the arrows between layers end at the first and
+    start at the second, so they enter a layer from above and leave it below."""
     fill = "#fbf3dc" if name == "__init__" else "#eef3f9" if name in RANKS else "#fdeeee"
-    rows = [mods[k:k + 4] for k in range(0, len(mods), 4)]
     with g.subgraph(name=f"cluster_{index}") as c:
-        c.attr(label=_layer_title(name, mods, package), style="rounded,filled", color="#8a9bb0",
-               fillcolor=fill, fontsize="12", labeljust="l", fontcolor="#333333")
-        for row in rows:
+        c.attr(label=_layer_title(name, mods, package), style="rounded,filled",
+               color="#8a9bb0", fillcolor=fill, fontsize="12", labeljust="l",
+               fontcolor="#333333")
+        names = _layer_nodes(c, mods)
+        if note:
+            c.node(f"{name} note", note, shape="plaintext", style="", fontsize="9",
+                   fontcolor="#555555")
+            names.append(f"{name} note")
+        width = -(-len(names) // -(-len(names) // per_row))  # ceil(n / number of rows)
+        rows = [names[k:k + width] for k in range(0, len(names), width)]
+        for row in (row for row in rows if len(row) > 1):
             with c.subgraph() as r:
                 r.attr(rank="same")
-                for m in row:
-                    r.node(m, m.rsplit("/", 1)[-1])
                 for a, b in zip(row, row[1:]):  # in alphabetical order
                     r.edge(a, b, style="invis")
-        for a, b in zip(rows, rows[1:]):
-            c.edge(a[0], b[0], style="invis")
-    return [row[0] for row in rows]
+        middle = [row[(len(row) - 1) // 2] for row in rows]
+        for a, b in zip(middle, middle[1:]):
+            c.edge(a, b, style="invis", weight="8")
+    return middle[0], middle[-1]
 
 
-def _module_edges(g: graphviz.Digraph, imports: Sequence[Import]) -> None:
-    """The modules of each import cycle, joined by dashed arrows: grey for the allowed
-    cycle, red for any other."""
-    for cycle in import_cycles(imports):
-        allowed = cycle in ALLOWED_CYCLES
-        pairs = sorted({(i.source, i.target) for i in imports
-                        if i.source in cycle and i.target in cycle})
-        for k, (a, b) in enumerate(pairs):  # the first arrow names the cycle
-            label = "" if k else " allowed cycle" if allowed else " cycle"
-            g.edge(a, b, style="dashed", constraint="false", fontsize="9", label=label,
-                   color="#888888" if allowed else "#c0392b",
-                   fontcolor="#666666" if allowed else "#c0392b")
-
-
-def draw_layers(root: Path = PACKAGE) -> graphviz.Digraph:
-    """The layers under ``root`` as a ``graphviz.Digraph``: a cluster per layer, highest
-    rank on top; an arrow from layer to layer labelled with its number of imports, red
-    where the rule forbids it; the modules of a cycle joined by dashed arrows."""
-    imports, groups = read_imports(root), _rank_groups(root)
-    g = digraph("architecture")
-    g.attr(rankdir="TB", compound="true", newrank="true", nodesep="0.2", ranksep="0.3",
-           fontname="Helvetica", labelloc="t", fontsize="14",
-           label=f"{root.name}, layer by layer: a module imports only its own layer and "
-                 "lower ranks\n(an arrow: imports from one layer into another, with their count)")
-    g.attr("node", fontname="Helvetica", fontsize="10", shape="box", style="rounded,filled",
-           fillcolor="#ffffff", color="#8a8a8a", height="0.26", margin="0.06,0.02")
-    g.attr("edge", fontname="Helvetica", fontsize="10", color="#4a5a70", arrowsize="0.7")
-    order = [name for group in groups for name in group]
-    rows = {name: _add_layer(g, i, name, [m for m in modules(root) if layer(m) == name],
-                             root.name) for i, name in enumerate(order)}
-    for upper, lower in zip(groups, groups[1:]):  # stack the ranks top to bottom
-        for a in upper:
-            for b in lower:
-                g.edge(rows[a][-1], rows[b][0], style="invis", weight="4")
+def _between_layers(imports: Sequence[Import]) -> dict[tuple[str, str], list[Import]]:
+    """The imports from one layer into another, by (importing layer, imported layer)."""
     between: dict[tuple[str, str], list[Import]] = {}
     for i in imports:
         if layer(i.source) != layer(i.target):
             between.setdefault((layer(i.source), layer(i.target)), []).append(i)
-    for (a, b), found in sorted(between.items()):
-        # the arrow runs from the module that imports most to the module most imported
-        tail = Counter(i.source for i in found).most_common(1)[0][0]
-        head = Counter(i.target for i in found).most_common(1)[0][0]
-        style = dict(color="#c0392b", fontcolor="#c0392b", penwidth="1.8",
-                     constraint="false") if any(forbidden(i) for i in found) else {}
-        g.edge(tail, head, label=f" {len(found)}", ltail=f"cluster_{order.index(a)}",
-               lhead=f"cluster_{order.index(b)}", **style)
+    return dict(sorted(between.items()))
+
+
+def _layer_edges(g: graphviz.Digraph, imports: Sequence[Import], order: list[str],
+                 ends: dict[str, tuple[str, str]]) -> None:
+    """An arrow from layer to layer, cluster border to cluster border, through a small
+    badge on it holding its number of imports; where the rule forbids one of them, a red,
+    heavier arrow with the number beside it, left out of the layout (it may point up).
+    The exempt face's arrows are not drawn: its cluster lists what it imports
+    (:func:`face_summary`)."""
+    for (a, b), found in _between_layers(imports).items():
+        if a == "__init__":
+            continue
+        tail = dict(ltail=f"cluster_{order.index(a)}")
+        head = dict(lhead=f"cluster_{order.index(b)}")
+        if any(forbidden(i) for i in found):
+            g.edge(ends[a][1], ends[b][0], xlabel=f" {len(found)} ", color=RED, fontcolor=RED,
+                   penwidth="1.8", constraint="false", **tail, **head)
+            continue
+        badge = f"imports {a} {b}"
+        g.node(badge, str(len(found)), shape="box", style="rounded,filled", fontsize="9",
+               fillcolor="#ffffff", color=INK, width="0", height="0", margin="0.04,0.01")
+        weight = str(len(found))  # the heavier arrows run straighter
+        g.edge(ends[a][1], badge, arrowhead="none", weight=weight, **tail)
+        g.edge(badge, ends[b][0], weight=weight, **head)
+
+
+def face_summary(imports: Sequence[Import]) -> str:
+    """What the exempt ``__init__.py`` imports, written in its cluster instead of drawn
+    as arrows: ``imports engine/ (1), attention/ (1), ...`` with the number of imports
+    from each layer; ``""`` when it imports none."""
+    found = Counter(layer(i.target) for i in imports if i.source == ROOT)
+    if not found:
+        return ""
+    names = sorted(found, key=lambda n: (RANKS.get(n, float("inf")), n))
+    listed = ", ".join(f"{n}{'/' if n != 'nn' else '.py'} ({found[n]})" for n in names)
+    return f"imports {listed}\nto re-export them (listed here, not drawn as arrows)"
+
+
+def _module_edges(g: graphviz.Digraph, imports: Sequence[Import]) -> None:
+    """The modules of each import cycle, joined by dashed arrows: grey for the allowed
+    cycle, red for any other (a loop on a subfolder's node when the cycle is inside it)."""
+    for cycle in import_cycles(imports):
+        allowed = cycle in ALLOWED_CYCLES
+        pairs = sorted({(drawn_as(i.source), drawn_as(i.target)) for i in imports
+                        if i.source in cycle and i.target in cycle})
+        for k, (a, b) in enumerate(pairs):  # the first arrow names the cycle
+            label = "" if k else " allowed cycle" if allowed else " cycle"
+            g.edge(a, b, style="dashed", constraint="false", fontsize="9", label=label,
+                   color="#888888" if allowed else RED,
+                   fontcolor="#666666" if allowed else RED)
+
+
+def draw_layers(root: Path = PACKAGE) -> graphviz.Digraph:
+    """The layers under ``root`` as a ``graphviz.Digraph``: a cluster per layer, highest
+    rank on top, a subfolder of a layer as one node; an arrow from layer to layer with
+    its number of imports on it, red where the rule forbids it; the exempt face's imports
+    listed in its cluster; the modules of a cycle joined by dashed arrows."""
+    imports, groups = read_imports(root), _rank_groups(root)
+    g = digraph("architecture")
+    g.attr(rankdir="TB", compound="true", newrank="true", nodesep="0.2", ranksep="0.22",
+           fontname="Helvetica", labelloc="t", fontsize="14",
+           label=f"{root.name}, layer by layer: a module imports only its own layer and "
+                 "lower ranks\n(an arrow: the imports from one layer into another, their "
+                 "number on it; a subfolder is one node)")
+    g.attr("node", fontname="Helvetica", fontsize="10", shape="box", style="rounded,filled",
+           fillcolor="#ffffff", color="#8a8a8a", height="0.26", margin="0.06,0.02")
+    g.attr("edge", fontname="Helvetica", fontsize="10", color=INK, arrowsize="0.7")
+    order = [name for group in groups for name in group]
+    notes = {"__init__": face_summary(imports)}
+    ends = {name: _add_layer(g, i, name, [m for m in modules(root) if layer(m) == name],
+                             root.name, notes.get(name, "")) for i, name in enumerate(order)}
+    for group in groups:  # the layers of one rank side by side, top rows level
+        with g.subgraph() as same:
+            same.attr(rank="same")
+            for name in group:
+                same.node(ends[name][0])
+    for upper, lower in zip(groups, groups[1:]):  # stack the ranks top to bottom
+        for a in upper:
+            for b in lower:
+                g.edge(ends[a][1], ends[b][0], style="invis", weight="2")
+    _layer_edges(g, imports, order, ends)
     _module_edges(g, imports)
     return g
 
