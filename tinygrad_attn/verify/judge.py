@@ -10,8 +10,8 @@ upstream gradients, the tolerances, the engine's gradients) and computes the flo
    :math:`L` divided by the step, plus the truncation measured with a second step -- or
    when the step crosses a kink; ``FAIL`` otherwise;
 3. SymPy beyond ``sym_atol + sym_rtol * |sympy|`` is ``undecided`` within the engine's
-   float floor (how far its gradient moves when the inputs move by a few ulps), ``FAIL``
-   otherwise;
+   float floor (a multiple of how far its gradient moves when the inputs move by a few
+   ulps), ``FAIL`` otherwise;
 4. each comparison shows its own worst element: the furthest beyond its tolerance among
    the elements of its worst verdict, named in the mechanism's terms.
 """
@@ -70,11 +70,17 @@ class Judge:
             self._rounding = floors.rounding_error(self.outs, self.gs)
         return self._rounding
 
-    def spread(self, k: int) -> np.ndarray:
+    def engine_floor(self, k: int) -> tuple[float, int]:
+        """The float floor of input ``k``'s gradient (:data:`.floors.SPREAD_FACTOR` times
+        its largest move under a few ulps) and the element that moved most."""
         if self._spread is None:
             self._spread = floors.engine_spread(self.gradients, self.checked, self.engine,
                                                 seed=self.seed)
-        return self._spread[k]
+        spread = self._spread[k]
+        if not spread.size:
+            return 0.0, 0
+        j = int(np.argmax(spread))
+        return floors.SPREAD_FACTOR * float(spread.reshape(-1)[j]), j
 
     def probe(self) -> Probe:
         if self._probe is None:
@@ -103,7 +109,7 @@ class Judge:
                                  OK, FAIL).astype(np.int8)
             if np.any(sym_codes != OK):
                 sym_codes = floors.classify(err, self.tol.sym_atol + self.tol.sym_rtol
-                                            * np.abs(exact), self.spread(k))
+                                            * np.abs(exact), self.engine_floor(k)[0])
             sym = self.comparison("sympy", t, analytic, numeric, exact, exact, sym_codes,
                                   self.tol.sym_atol, self.tol.sym_rtol)
         row = InputReport(name, tuple(t.shape), fd, sym)
@@ -209,15 +215,17 @@ class Judge:
         of L, its condition, the step; what decides instead."""
         r = self.rounding()
         n = int(np.sum(undecided))
-        err = np.where(undecided, np.abs(self.engine[k] - numeric), 0.0)
-        j = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
+        rel = np.where(undecided, relative_error(np.abs(self.engine[k] - numeric), numeric,
+                                                 self.tol.atol, self.tol.rtol), -1.0)
+        j = tuple(int(i) for i in np.unravel_index(int(np.argmax(rel)), rel.shape))
         text = (f"{row.name}: finite differences cannot resolve {n} element"
-                f"{'s' if n > 1 else ''} (undecided; the largest, {err[j]:.2e} at "
-                f"{list(j)}, is within their floor {floor[j]:.1e}): L = {r.value:.3g} is "
-                f"computed with a rounding error of about {r.error:.1e} in {r.dtype} "
-                f"(u * sum |v_bar| |v| over the graph's {r.nodes} computed nodes: "
-                f"{r.condition:.0f} times u |L|, large terms cancelling), and a central "
-                f"difference with step {self.tol.eps:g} divides it by {2 * self.tol.eps:g}")
+                f"{'s' if n > 1 else ''} (undecided; the worst, "
+                f"{abs(self.engine[k][j] - numeric[j]):.2e} at {list(j)}, is within their "
+                f"floor {floor[j]:.1e}): L = {r.value:.3g} is computed with a rounding error "
+                f"of about {r.error:.1e} in {r.dtype} (u * sum |v_bar| |v| over the graph's "
+                f"{r.nodes} computed nodes, {r.condition:.1e} times u |L|: large terms "
+                f"cancel), and a central difference with step {self.tol.eps:g} divides the "
+                f"difference of two such values by {2 * self.tol.eps:g}")
         if row.sym is None:
             return text + "; rerun with symbolic=True to decide"
         return text + ("; SymPy decides: the engine agrees with it" if row.sym.ok else "")
@@ -225,14 +233,19 @@ class Judge:
     def sym_floor_note(self, row: InputReport, k: int, codes: np.ndarray,
                        exact: np.ndarray) -> str:
         """Why the engine-vs-SymPy comparison is undecided: the gradient's conditioning."""
-        err = np.where(codes == UNDECIDED, np.abs(self.engine[k] - exact), 0.0)
-        j = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
-        spread = float(self.spread(k)[j])
+        n = int(np.sum(codes == UNDECIDED))
+        j = list(row.sym.worst_index)
+        floor, moved = self.engine_floor(k)
+        moved_at = [int(i) for i in np.unravel_index(moved, exact.shape)]
         u = floors.unit_roundoff(self.checked[k].dtype)
-        cond = spread / max(4 * u * abs(float(exact[j])), np.finfo(np.float64).tiny)
-        return (f"{row.name}: the engine differs from SymPy by {err[j]:.2e} at {list(j)}, "
-                f"beyond sym_atol/sym_rtol, but its gradient there moves by up to "
-                f"{spread:.1e} when the inputs move by 4 units in the last place "
-                f"(condition about {cond:.1e}): float rounding, not evidence of a wrong "
-                f"VJP, so undecided; check at a better-conditioned point (less saturated "
-                f"weights, smaller scores)")
+        cond = floor / floors.SPREAD_FACTOR / max(4 * u * float(np.max(np.abs(exact))),
+                                                  np.finfo(np.float64).tiny)
+        return (f"{row.name}: the engine differs from SymPy beyond sym_atol/sym_rtol at {n} "
+                f"element{'s' if n > 1 else ''} (worst {abs(row.sym.engine - row.sym.symbolic):.2e} "
+                f"at {j}), "
+                f"but within the float floor of this gradient, {floor:.1e}: moving the "
+                f"inputs by 4 units in the last place moves it by up to "
+                f"{floor / floors.SPREAD_FACTOR:.1e} (at {moved_at}; condition about "
+                f"{cond:.1e}); float rounding, not evidence of a wrong VJP, so undecided; "
+                f"check at a better-conditioned point (less saturated weights, smaller "
+                f"scores)")
