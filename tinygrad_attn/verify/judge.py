@@ -118,11 +118,13 @@ class Judge:
     def fd_verdicts(self, t: Tensor, analytic: np.ndarray,
                     numeric: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per element OK / UNDECIDED / FAIL against finite differences, their floor (0
-        where the element passed: none was needed) and whether the step crosses a kink."""
+        where the element passed: none was needed) and the kinks the step crosses (the
+        ops' names, "" for none)."""
         err = np.abs(analytic - numeric)
         tol = self.tol.atol + self.tol.rtol * np.abs(numeric)
         floor = np.zeros(numeric.shape)
-        kinked = np.zeros(numeric.shape, dtype=bool)
+        kinked = np.zeros(numeric.shape, dtype=object)
+        kinked[...] = ""
         beyond = ~(err <= tol)
         if not beyond.any():
             return np.full(numeric.shape, OK, dtype=np.int8), floor, kinked
@@ -130,9 +132,9 @@ class Judge:
         for index in zip(*np.nonzero(beyond & ~(err <= floor))):
             d_2h, kinks = self.second_step(t, index)
             floor[index] += float(floors.truncation_error(numeric[index], d_2h))
-            kinked[index] = bool(kinks)
+            kinked[index] = ", ".join(kinks)
         codes = floors.classify(err, tol, floor)
-        codes[(codes == FAIL) & kinked] = UNDECIDED
+        codes[(codes == FAIL) & (kinked != "")] = UNDECIDED
         return codes, floor, kinked
 
     def second_step(self, t: Tensor, index: tuple[int, ...]) -> tuple[float, list[str]]:
@@ -177,18 +179,19 @@ class Judge:
               sym_codes: np.ndarray | None) -> list[str]:
         """The explanations a verdict other than ``ok`` needs (``fd``: the verdicts, floor
         and kinks of :meth:`fd_verdicts`)."""
-        fd_codes, fd_floor, kinked = fd
+        fd_codes, fd_floor, kinks = fd
         out = []
-        if np.any((fd_codes == UNDECIDED) & ~kinked):
-            out.append(self.fd_floor_note(row, k, (fd_codes == UNDECIDED) & ~kinked, fd_floor,
-                                          numeric))
-        if np.any((fd_codes == UNDECIDED) & kinked):
-            n = int(np.sum((fd_codes == UNDECIDED) & kinked))
-            j = [int(i) for i in np.argwhere((fd_codes == UNDECIDED) & kinked)[0]]
-            out.append(f"{row.name}: at {n} element{'s' if n > 1 else ''} (first {j}) the "
-                       f"step crosses a kink (relu, abs, max, or a data-dependent where), so "
-                       f"finite differences measure neither side: undecided"
-                       + ("" if row.sym is not None else "; rerun with symbolic=True"))
+        at_kink = (fd_codes == UNDECIDED) & (kinks != "")
+        if np.any((fd_codes == UNDECIDED) & ~at_kink):
+            out.append(self.fd_floor_note(row, k, (fd_codes == UNDECIDED) & ~at_kink,
+                                          fd_floor, numeric))
+        if np.any(at_kink):
+            n, first = int(np.sum(at_kink)), tuple(np.argwhere(at_kink)[0])
+            out.append(f"{row.name}: {n} element{'s' if n > 1 else ''} (first "
+                       f"{[int(i) for i in first]}) lie within {2 * self.tol.eps:g} of a kink "
+                       f"({kinks[first]}): the central difference straddles it and measures "
+                       f"neither side, so undecided" + ("" if row.sym is not None else
+                                                        "; rerun with symbolic=True"))
         if sym_codes is not None and np.any(sym_codes == UNDECIDED):
             out.append(self.sym_floor_note(row, k, sym_codes, exact))
         if exact is None:
@@ -240,9 +243,9 @@ class Judge:
         u = floors.unit_roundoff(self.checked[k].dtype)
         cond = floor / floors.SPREAD_FACTOR / max(4 * u * float(np.max(np.abs(exact))),
                                                   np.finfo(np.float64).tiny)
+        worst = abs(row.sym.engine - (row.sym.symbolic or 0.0))
         return (f"{row.name}: the engine differs from SymPy beyond sym_atol/sym_rtol at {n} "
-                f"element{'s' if n > 1 else ''} (worst {abs(row.sym.engine - row.sym.symbolic):.2e} "
-                f"at {j}), "
+                f"element{'s' if n > 1 else ''} (worst {worst:.2e} at {j}), "
                 f"but within the float floor of this gradient, {floor:.1e}: moving the "
                 f"inputs by 4 units in the last place moves it by up to "
                 f"{floor / floors.SPREAD_FACTOR:.1e} (at {moved_at}; condition about "
