@@ -188,7 +188,8 @@ class Judge:
         if np.any(at_kink):
             n, first = int(np.sum(at_kink)), tuple(np.argwhere(at_kink)[0])
             out.append(f"{row.name}: {n} element{'s' if n > 1 else ''} (first "
-                       f"{[int(i) for i in first]}) lie within {2 * self.tol.eps:g} of a kink "
+                       f"{[int(i) for i in first]}) {'lie' if n > 1 else 'lies'} within "
+                       f"{2 * self.tol.eps:g} of a kink "
                        f"({kinks[first]}): the central difference straddles it and measures "
                        f"neither side, so undecided" + ("" if row.sym is not None else
                                                         "; rerun with symbolic=True"))

@@ -14,7 +14,7 @@ what changes -- no guess from names or shapes:
   ways; the score entries that change name it.  One row of one batch and head is
   "query i", one column "key j", one entry "query i, key j", a row and a column through
   the same index "position p" (self-attention).  An element that changes no score but
-  is the values of a site is named by its row: "key j (value)".
+  changes one row j of the values a site's weights multiply is "key j (value)".
 * **tags**, on the weights the element touches: ``masked (zero weight)`` when every one of
   them is masked; ``saturated`` when a touched row is one-hot to within
   :math:`\sqrt{u}` (the softmax Jacobian :math:`\operatorname{diag}(p) - pp^\top` is then
@@ -48,7 +48,7 @@ class Site:
     unit: float                        # unit roundoff of the weights' dtype
     head_axis: bool = False            # axis -3 indexes heads
     head: int | None = None            # the head of a node in a "head i" scope
-    values: Tensor | None = None       # the Tensor P multiplies, when found
+    values: np.ndarray | None = None   # the values P multiplies (P V), when found
 
 
 @dataclass
@@ -117,7 +117,7 @@ def softmax_site(node: Tensor, values: Tensor | None) -> Site:
     return Site("softmax", np.broadcast_to(raw, node.shape).astype(np.float64),
                 node.data.astype(np.float64), np.broadcast_to(allowed, node.shape),
                 unit_roundoff(node.dtype), head_axis=made_of_split_heads(parent),
-                head=scope_head(node), values=values)
+                head=scope_head(node), values=None if values is None else values.data.copy())
 
 
 def fused_site(node: Tensor) -> Site:
@@ -139,7 +139,7 @@ def fused_site(node: Tensor) -> Site:
         weights = np.asarray(saved[0], dtype=np.float64)
     else:
         weights = masked_softmax(raw, allowed)
-    values = ctx.parents[2] if ctx.name == "sdpa" else None
+    values = ctx.parents[2].data.copy() if ctx.name == "sdpa" else None
     return Site(ctx.name, raw, weights, allowed, unit_roundoff(node.dtype),
                 head_axis=made_of_split_heads(ctx.parents[0]), head=scope_head(node),
                 values=values)
@@ -232,51 +232,48 @@ def locate(run: Callable[[], Sequence[Tensor]], t: Tensor, index: tuple[int, ...
     finally:
         t.data[index] = orig
     changed = [np.zeros(s.scores.shape, dtype=bool) for s in base.sites]
+    rows = [np.zeros(s.scores.shape, dtype=bool) for s in base.sites]
     for p in probes:
         if [s.scores.shape for s in p.sites] != [s.scores.shape for s in base.sites]:
             continue
-        for c, b, s in zip(changed, base.sites, p.sites):
+        for c, r, b, s in zip(changed, rows, base.sites, p.sites):
             c |= b.scores != s.scores
-    loc = describe(base.sites, changed, t, index)
+            r |= value_rows(b, s)
+    loc = describe(base.sites, changed, rows)
     kinks = sorted(set().union(*(kinks_crossed(base.signature, p.signature) for p in probes)))
     if kinks:
         loc.tags.append(f"near a kink ({', '.join(kinks)})")
     return loc
 
 
-def describe(sites: Sequence[Site], changed: Sequence[np.ndarray], t: Tensor,
-             index: tuple[int, ...]) -> Location:
-    """The location from the score entries the element changed at each site; an element
-    that changed none but is a site's values is named by its row."""
-    touched = [(s, c) for s, c in zip(sites, changed) if c.any()]
+def value_rows(base: Site, other: Site) -> np.ndarray:
+    """The weights (..., m, n) that multiply a row of values that differs between two
+    evaluations of a site: column j of P for a changed value row j."""
+    out = np.zeros(base.scores.shape, dtype=bool)
+    if base.values is None or other.values is None or base.values.shape != other.values.shape:
+        return out
+    moved = np.any(base.values != other.values, axis=-1)[..., None, :]   # (..., 1, n)
+    try:
+        return out | np.broadcast_to(moved, out.shape)
+    except ValueError:
+        return out
+
+
+def describe(sites: Sequence[Site], changed: Sequence[np.ndarray],
+             rows: Sequence[np.ndarray]) -> Location:
+    """The location from the score entries the element changed at each site (``changed``)
+    or, when it changed none, from the weights on the value rows it changed (``rows``)."""
+    by_scores = any(c.any() for c in changed)
+    touched = [(s, c) for s, c in zip(sites, changed if by_scores else rows) if c.any()]
     names = [site_label(s, c, scope=len(touched) == 1) for s, c in touched]
-    if not touched:
-        for s in sites:
-            if s.values is t and t.ndim >= 2:
-                c = value_entries(s, t, index)
-                touched.append((s, c))
-                names.append(site_label(s, c, value_row=index[-2]))
-    names = list(dict.fromkeys(n for n in names if n))
-    loc = Location("; ".join(names))
-    values_only = bool(touched) and not any(c.any() for c in changed)
-    loc.tags += weight_tags(touched, saturation=not values_only)
+    if not by_scores:
+        names = [n + " (value)" if n.split(", ")[-1].startswith("key") else n for n in names]
+    loc = Location("; ".join(dict.fromkeys(n for n in names if n)))
+    loc.tags += weight_tags(touched, saturation=by_scores)
     return loc
 
 
-def value_entries(site: Site, t: Tensor, index: tuple[int, ...]) -> np.ndarray:
-    """The weights that multiply row ``index[-2]`` of the values ``t``: column j of P, in
-    the batch of ``index`` when ``t`` has P's leading axes."""
-    c = np.zeros(site.scores.shape, dtype=bool)
-    lead = c.shape[:-2]
-    if t.shape[:-2] == lead:
-        c[tuple(index[:-2]) + (slice(None), index[-2])] = True
-    else:
-        c[..., index[-2]] = True
-    return c
-
-
-def site_label(site: Site, c: np.ndarray, value_row: int | None = None,
-               scope: bool = True) -> str:
+def site_label(site: Site, c: np.ndarray, scope: bool = True) -> str:
     """"batch b, head h, query i" (or key j, query i and key j, position p) for the
     changed entries ``c`` of one site; axes the element spans entirely are left out, and
     so is the head of a ``head i`` scope unless ``scope`` (the element reaches one head)."""
@@ -289,8 +286,6 @@ def site_label(site: Site, c: np.ndarray, value_row: int | None = None,
             parts.append(f"{'head' if head else 'batch'} {int(hit[0])}")
     if site.head is not None and scope:
         parts.append(f"head {site.head}")
-    if value_row is not None:
-        return ", ".join(parts + [f"key {value_row} (value)"])
     plane = c.any(axis=tuple(range(c.ndim - 2)))
     return ", ".join(parts + [p for p in [plane_label(plane)] if p])
 
