@@ -3,9 +3,13 @@ reference's own worst element, a floored relative error, elements named in the
 mechanism's terms and tagged, heat maps, repr and HTML -- each with a negative control."""
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,11 +50,12 @@ def sdpa(q, k, v):
 
 
 def close_keys(tau: float, noise: float, seed: int = 2):
-    """Cosine attention with temperature ``tau`` and two keys within ``noise`` of the query:
-    unsaturated weights (about 1/2 each) computed from scores near 1/tau that cancel."""
+    """Cosine attention with temperature ``tau`` and two keys within ``noise`` of the query
+    (the example of docs/tutorial.md): unsaturated weights (about 1/2 each) computed from
+    scores near 1/tau that cancel."""
     rng = np.random.default_rng(seed)
     q0 = rng.standard_normal((1, 8))
-    k0 = q0[rng.integers(0, 1, 2)] + noise * rng.standard_normal((2, 8))
+    k0 = q0 + noise * rng.standard_normal((2, 8))
     inputs = [ta.Tensor(q0, requires_grad=True, name="q"),
               ta.Tensor(k0, requires_grad=True, name="k"),
               ta.Tensor(rng.standard_normal((2, 2)), requires_grad=True, name="v")]
@@ -413,3 +418,27 @@ def test_float64_defaults_are_unchanged_and_warn_nothing():
         warnings.simplefilter("error")
         report = ta.gradcheck(lambda x: x.exp(), x)
     assert (report.eps, report.atol, report.rtol) == (1e-6, 1e-8, 1e-6) and not report.notes
+
+
+# ----------------------------------------------------------------------------- the tutorial
+
+TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "tutorial.md"
+
+
+def printed_reports() -> list[tuple[str, str]]:
+    """(code, output) for each Python block of docs/tutorial.md that prints a gradcheck
+    report, with the text block that follows it."""
+    blocks = re.findall(r"```python\n(.*?)```\s*```\n(.*?)```", TUTORIAL.read_text(), re.S)
+    return [(code, out) for code, out in blocks if "print(ta.gradcheck(" in code]
+
+
+def test_the_tutorial_shows_what_gradcheck_prints_now():
+    """The reports pasted into docs/tutorial.md are the ones the code prints."""
+    found = printed_reports()
+    assert len(found) == 3
+    for code, shown in found:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(code, str(TUTORIAL), "exec"), {"__name__": "tutorial"})
+        assert out.getvalue().strip() == shown.strip(), code

@@ -129,7 +129,8 @@ class Judge:
         if not beyond.any():
             return np.full(numeric.shape, OK, dtype=np.int8), floor, kinked
         floor[beyond] = self.rounding().error / self.tol.eps
-        for index in zip(*np.nonzero(beyond & ~(err <= floor))):
+        for flat in np.flatnonzero(beyond & ~(err <= floor)):
+            index = np.unravel_index(flat, numeric.shape)
             d_2h, kinks = self.second_step(t, index)
             floor[index] += float(floors.truncation_error(numeric[index], d_2h))
             kinked[index] = ", ".join(kinks)
@@ -186,7 +187,8 @@ class Judge:
             out.append(self.fd_floor_note(row, k, (fd_codes == UNDECIDED) & ~at_kink,
                                           fd_floor, numeric))
         if np.any(at_kink):
-            n, first = int(np.sum(at_kink)), tuple(np.argwhere(at_kink)[0])
+            n = int(np.sum(at_kink))
+            first = np.unravel_index(np.flatnonzero(at_kink)[0], at_kink.shape)
             out.append(f"{row.name}: {n} element{'s' if n > 1 else ''} (first "
                        f"{[int(i) for i in first]}) {'lie' if n > 1 else 'lies'} within "
                        f"{2 * self.tol.eps:g} of a kink "

@@ -67,8 +67,9 @@ class Location:
     tags: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        tags = f" [{', '.join(self.tags)}]" if self.tags else ""
-        return (self.where + tags).strip()
+        if not self.where:
+            return ", ".join(self.tags)
+        return self.where + (f" [{', '.join(self.tags)}]" if self.tags else "")
 
 
 # ----------------------------------------------------------------------------- the graph
