@@ -7,70 +7,129 @@ is the engine's VJP with those upstream gradients, and its finite differences ne
 evaluations of ``fn`` per input element.  A wrong VJP changes :math:`\\nabla L` for almost
 every :math:`g`, so one random projection checks the whole Jacobian with probability 1.
 
-:func:`gradcheck` runs four steps, one function each: :func:`checked_inputs` (argument
-validation), :func:`engine_gradients` (the VJP under test), :func:`finite_differences`
-and, with ``symbolic=True``, :func:`sympy_gradients`; :func:`compare` and
-:func:`compare_symbolic` turn the arrays into the rows of the report
-(:mod:`tinygrad_attn.verify.report`).  SymPy is imported only inside
-:func:`sympy_gradients`, so ``import tinygrad_attn`` does not load it.
+:func:`gradcheck` runs its steps one function each: :func:`checked_inputs` (argument
+validation), :func:`tolerances` (the defaults of the dtype the check runs in),
+:func:`engine_gradients` (the VJP under test), :func:`finite_differences` and, with
+``symbolic=True``, :func:`sympy_gradients`; :class:`~.judge.Judge` turns the arrays into
+verdicts and the rows of the report (:mod:`tinygrad_attn.verify.report`), and
+``report_dir=`` adds a heat map per input (:mod:`tinygrad_attn.verify.heatmap`).  SymPy
+and matplotlib are imported only where they are used, so ``import tinygrad_attn`` loads
+neither.
 """
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..engine import Tensor, grad
-from .report import GradcheckError, GradcheckReport, InputReport
+from .judge import Judge, Tolerances
+from .report import Comparison, GradcheckError, GradcheckReport, InputReport
 
-__all__ = ["GradcheckError", "GradcheckReport", "InputReport", "checked_inputs", "compare",
-           "compare_symbolic", "engine_gradients", "finite_differences", "gradcheck",
-           "outputs", "sympy_gradients"]
+__all__ = ["DEFAULTS", "Comparison", "GradcheckError", "GradcheckReport", "InputReport",
+           "Tolerances", "checked_inputs", "engine_gradients", "finite_differences",
+           "gradcheck", "outputs", "precision", "projection", "sympy_gradients", "tolerances"]
+
+#: Default step and tolerances by the dtype the check runs in.  float64: finite
+#: differences with a 1e-6 step carry errors near 1e-10, and the engine's float64
+#: gradient agrees with the exact one to ~1e-15 relative.  float32: the float32 rounding
+#: of each evaluation (~6e-8 relative) divided by the step makes the central difference
+#: most accurate near a 1e-2 step, with errors of 1e-4..1e-3 relative, and the engine's
+#: float32 gradient is within ~1e-5..1e-4 of the exact one; these defaults pass a correct
+#: attention mechanism and reject one whose backward is off by more than about 1 %.
+DEFAULTS: dict[str, Tolerances] = {
+    "float64": Tolerances(eps=1e-6, atol=1e-8, rtol=1e-6, sym_atol=1e-12, sym_rtol=1e-10),
+    "float32": Tolerances(eps=1e-2, atol=1e-4, rtol=1e-2, sym_atol=1e-5, sym_rtol=1e-3),
+}
 
 
-def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float = 1e-6,
-              atol: float = 1e-8, rtol: float = 1e-6, symbolic: bool = False,
-              sym_atol: float = 1e-12, sym_rtol: float = 1e-10, seed: int = 0,
-              raise_exception: bool = False) -> GradcheckReport:
+def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
+              atol: float | None = None, rtol: float | None = None, symbolic: bool = False,
+              sym_atol: float | None = None, sym_rtol: float | None = None, seed: int = 0,
+              raise_exception: bool = False,
+              report_dir: str | Path | None = None) -> GradcheckReport:
     """Check the engine's gradient of ``fn`` at ``inputs``, for every input that requires
     grad and every output.
 
-    Passes an element when ``|engine - numerical| <= atol + rtol * |numerical|``.  With
+    An element passes when ``|engine - numerical| <= atol + rtol * |numerical|``.  With
     ``symbolic=True`` the engine is also compared with SymPy's exact gradient, far more
-    tightly (``sym_atol``, ``sym_rtol``): both are float64 values of the same quantity,
-    so an error too small for finite differences to see is still caught.
+    tightly (``sym_atol``, ``sym_rtol``): both are values of the same quantity, so an error
+    too small for finite differences to see is still caught.  A difference that the
+    reference cannot resolve at this point (finite differences at their rounding floor,
+    a step across a kink, an ill-conditioned gradient) is reported as undecided, with
+    the estimate that says so, instead of failed.
+
+    Options left as None take the defaults of the dtype the check runs in, the least
+    precise among the checked inputs and the outputs (:data:`DEFAULTS`: float32 is judged
+    as float32).  ``report_dir`` writes an error heat map per input there (PNG).
     """
     checked = checked_inputs(inputs)
-    notes = []
-    if any(t.dtype != np.float64 for t in checked):
-        msg = ("gradcheck: inputs are not float64; central finite differences are "
-               "unreliable at float32 precision (use float64 Tensors to check gradients)")
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        notes.append(msg)
     outs = outputs(fn, inputs)
+    dtype = precision(checked, outs)
+    tol = tolerances(dtype, eps=eps, atol=atol, rtol=rtol, sym_atol=sym_atol,
+                     sym_rtol=sym_rtol)
+    notes = precision_notes(dtype, tol)
     rng = np.random.default_rng(seed)
-    gs = [rng.standard_normal(o.shape) for o in outs]  # one upstream gradient per output
+    # one upstream gradient per output, rounded to its dtype so that the engine, the finite
+    # differences and SymPy all use the very same numbers
+    gs = [rng.standard_normal(o.shape).astype(o.dtype).astype(np.float64) for o in outs]
     engine = engine_gradients(outs, checked, gs)
     exact = None
     if symbolic:
         exact = sympy_gradients(fn, inputs, gs)
-        notes.append("sympy: sympy.diff of the symbolic run, evaluated at the exact float64 "
-                     "inputs with 50 significant digits, then rounded to float64; engine "
-                     f"vs sympy passes when |engine - sympy| <= {sym_atol:g} + "
-                     f"{sym_rtol:g} * |sympy|")
+        notes.append(f"sympy: sympy.diff of the symbolic run, evaluated at the exact inputs "
+                     f"with 50 significant digits, then rounded to float64 (a numerical "
+                     f"comparison at this point, not a proof); engine vs sympy passes when "
+                     f"|engine - sympy| <= {tol.sym_atol:g} + {tol.sym_rtol:g} * |sympy|")
+    judge = Judge(lambda: outputs(fn, inputs), checked, outs, gs, tol, engine,
+                  lambda: engine_gradients(outputs(fn, inputs), checked, gs), seed)
     rows = []
-    for k, (t, analytic) in enumerate(zip(checked, engine)):
-        numeric = finite_differences(fn, inputs, gs, t, eps)
-        row = compare(input_name(t, inputs), analytic, numeric, atol, rtol)
-        if exact is not None:
-            note = compare_symbolic(row, analytic, numeric, exact[k], sym_atol, sym_rtol)
-            notes += [note] if note else []
+    for k, t in enumerate(checked):
+        numeric = finite_differences(fn, inputs, gs, t, tol.eps)
+        row, row_notes = judge.row(k, input_name(t, inputs), numeric,
+                                   None if exact is None else exact[k])
         rows.append(row)
-    report = GradcheckReport(rows, eps, atol, rtol, symbolic=symbolic, notes=notes)
+        notes += row_notes
+    report = GradcheckReport(rows, tol.eps, tol.atol, tol.rtol, symbolic=symbolic,
+                             notes=notes, sym_atol=tol.sym_atol, sym_rtol=tol.sym_rtol)
+    if report_dir is not None:
+        from .heatmap import write_heatmaps
+
+        report.files = write_heatmaps(report, Path(report_dir))
     if raise_exception and not report.ok:
         raise GradcheckError(report)
     return report
+
+
+def precision(checked: Sequence[Tensor], outs: Sequence[Tensor]) -> np.dtype:
+    """The least precise float dtype among the checked inputs and the outputs."""
+    dtypes = [t.dtype for t in (*checked, *outs) if t.dtype.kind == "f"]
+    return max(dtypes, key=lambda d: np.finfo(d).eps, default=np.dtype(np.float64))
+
+
+def tolerances(dtype: Any, **given: float | None) -> Tolerances:
+    """:data:`DEFAULTS` for ``dtype`` (float64's for more precise dtypes, float32's for
+    less precise ones), with every option in ``given`` that is not None put in."""
+    eps = np.finfo(dtype).eps
+    base = DEFAULTS["float64" if eps <= np.finfo(np.float64).eps else "float32"]
+    values = {**base.__dict__, **{k: float(v) for k, v in given.items() if v is not None}}
+    return Tolerances(**values)
+
+
+def precision_notes(dtype: np.dtype, tol: Tolerances) -> list[str]:
+    """A warning (and its note) when the check does not run in float64."""
+    if np.finfo(dtype).eps <= np.finfo(np.float64).eps:
+        return []
+    msg = (f"gradcheck: the check runs in {np.dtype(dtype).name} (the least precise of the "
+           f"checked inputs and outputs); central finite differences are unreliable at "
+           f"float32 precision and below, so {np.dtype(dtype).name} is judged with float32 "
+           f"tolerances (eps={tol.eps:g}, atol={tol.atol:g}, rtol={tol.rtol:g}; vs SymPy "
+           f"atol={tol.sym_atol:g}, rtol={tol.sym_rtol:g}); use float64 Tensors for a "
+           f"tight check")
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return [msg]
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -155,45 +214,8 @@ def sympy_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
     return exact_gradients(fn, inputs, gs)
 
 
-# ----------------------------------------------------------------------------- the rows
+# ----------------------------------------------------------------------------- names
 
 def input_name(t: Tensor, inputs: Sequence[Tensor]) -> str:
     """``t.name``, or ``input i`` after its position in ``inputs``."""
     return t.name or f"input {next(i for i, x in enumerate(inputs) if x is t)}"
-
-
-def compare(name: str, analytic: np.ndarray, numeric: np.ndarray, atol: float,
-            rtol: float) -> InputReport:
-    """The report row of one input: engine vs finite differences, and the worst element
-    (the one furthest beyond ``atol + rtol * |numerical|``)."""
-    err = np.abs(analytic - numeric)
-    bad = err - (atol + rtol * np.abs(numeric))
-    rel = err / np.maximum(np.abs(numeric), np.finfo(np.float64).tiny)
-    worst = np.unravel_index(int(np.argmax(bad)), numeric.shape) if numeric.size else ()
-    return InputReport(
-        name=name, shape=numeric.shape, max_abs_err=float(err.max(initial=0.0)),
-        max_rel_err=float(rel.max(initial=0.0)), worst_index=tuple(map(int, worst)),
-        numerical=float(numeric[worst]) if numeric.size else 0.0,
-        analytical=float(analytic[worst]) if numeric.size else 0.0,
-        ok=bool(np.all(bad <= 0)) and bool(np.all(np.isfinite(analytic))))
-
-
-def compare_symbolic(row: InputReport, analytic: np.ndarray, numeric: np.ndarray,
-                     exact: np.ndarray, sym_atol: float, sym_rtol: float) -> str | None:
-    """Fill ``row``'s SymPy columns (engine vs the exact gradient); return a note when
-    finite differences passed but SymPy did not -- a VJP error hidden in their noise."""
-    ex = np.asarray(exact, dtype=np.float64)
-    sym_err = np.abs(analytic - ex)
-    sym_bad = sym_err - (sym_atol + sym_rtol * np.abs(ex))
-    sworst = np.unravel_index(int(np.argmax(sym_bad)), ex.shape) if ex.size else ()
-    row.symbolic = float(ex[row.worst_index]) if ex.size else 0.0
-    row.sym_max_abs_err = float(sym_err.max(initial=0.0))
-    row.sym_worst_index = tuple(map(int, sworst))
-    row.sym_ok = bool(np.all(sym_bad <= 0))
-    if not row.ok or row.sym_ok:
-        return None
-    return (f"{row.name}: finite differences agree within atol/rtol, but the engine "
-            f"differs from SymPy's exact gradient by {row.sym_max_abs_err:.2e} at "
-            f"{list(row.sym_worst_index)} (finite differences themselves are off by "
-            f"{float(np.max(np.abs(numeric - ex), initial=0.0)):.2e}): a VJP error "
-            f"hidden in the finite-difference noise")
