@@ -62,6 +62,16 @@ def test_check_fails_a_wrong_vjp_with_exit_code_1(variant, capsys):
     assert "FAILED" in out and "FAIL" in out.splitlines()[-1]
 
 
+def test_check_report_dir_writes_a_heat_map_per_input(variant, tmp_path, capsys):
+    out_dir = tmp_path / "maps"
+    code = main(["check", f"{variant}:wrong", "--shape", "q=2x2", "--report-dir",
+                 str(out_dir)])
+    assert code == 1, capsys.readouterr().out
+    maps = sorted(p.name for p in out_dir.iterdir())
+    assert maps and all(name.endswith(".png") for name in maps)
+    assert "gradcheck_q.png" in maps
+
+
 @pytest.mark.parametrize("args,message", [
     (["check", "missing.py:f", "--shape", "q=2"], "no such file: missing.py"),
     (["check", "VARIANT:nothing", "--shape", "q=2"], "has no function 'nothing'"),

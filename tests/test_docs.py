@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,16 @@ def test_a_stale_reference_is_reported():
     assert stale_paths(text) == ["tinygrad_attn/ops.py"]
     assert stale_names(text) == ["tinygrad_attn.engine.ops.NoSuchOp"]
     assert stale_names("`tinygrad_attn.engine.ops.OPS`") == []
+
+
+def test_the_readmes_first_look_prints_what_the_readme_shows(tmp_path):
+    """The README's first example, run as a script, prints its report exactly as shown."""
+    text = (ROOT / "README.md").read_text()
+    found = re.search(r"## A first look\n\n```python\n(.*?)```\n\n```\n(.*?)```", text, re.S)
+    assert found, "the README's 'A first look' section lost its code or its output"
+    script = tmp_path / "first_look.py"
+    script.write_text(found.group(1))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == found.group(2)

@@ -120,7 +120,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     inputs = make_inputs(fn, args.shape, args.seed)
     try:
         report = ta.gradcheck(fn, *inputs, symbolic=args.symbolic, eps=args.eps,
-                              atol=args.atol, rtol=args.rtol)
+                              atol=args.atol, rtol=args.rtol, report_dir=args.report_dir)
     except Exception as exc:
         raise UsageError(f"{fn.__name__} raised {type(exc).__name__}: {exc}") from None
     print(report)
@@ -207,9 +207,16 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--symbolic", action="store_true",
                    help="also compare with SymPy's exact gradient (three-way check)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    p.add_argument("--eps", type=float, default=1e-6)
-    p.add_argument("--atol", type=float, default=1e-8)
-    p.add_argument("--rtol", type=float, default=1e-6)
+    p.add_argument("--eps", type=float, default=None,
+                   help="finite-difference step (default: by dtype, 1e-6 for float64)")
+    p.add_argument("--atol", type=float, default=None,
+                   help="absolute tolerance against finite differences (default: by dtype, "
+                        "1e-8 for float64)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="relative tolerance against finite differences (default: by dtype, "
+                        "1e-6 for float64)")
+    p.add_argument("--report-dir", metavar="DIR", default=None,
+                   help="write an error heat map per input into DIR")
     p.set_defaults(func=cmd_check)
 
 

@@ -1,7 +1,10 @@
 """Verifiers: is the engine's gradient right, and are the closed forms true?
 
 * ``gradcheck.py`` -- ``ta.gradcheck``: the engine's backward against central finite
-  differences and, with ``symbolic=True``, SymPy's exact gradient; ``report.py`` its table.
+  differences and, with ``symbolic=True``, SymPy's exact gradient; ``report.py`` its table,
+  ``judge.py`` the verdicts (failed, undecided), ``floors.py`` what finite differences and
+  float64 can resolve, ``locate.py`` the worst element in attention terms and its tags,
+  ``heatmap.py`` the error heat maps, ``progress.py`` the one progress bar.
 * ``symbolic.py`` -- ``ta.symbolic``: exact gradients of engine functions (``derive``) and
   proofs of the engine's backward at explicit sizes; ``equivalence.py`` decides that two
   arrays of expressions are equal, ``evaluation.py`` evaluates expressions numerically.
@@ -10,6 +13,6 @@
   with it and the sections the derivation documents embed.
 * ``proof.py`` -- ``Proof``, the one result type of both provers.
 
-Only ``gradcheck`` (and ``report``) load with ``import tinygrad_attn``; everything that
+Only ``gradcheck`` and the modules of its report load with ``import tinygrad_attn``; everything that
 needs SymPy loads on first use.  The pytest helper is ``tinygrad_attn.testing``.
 """

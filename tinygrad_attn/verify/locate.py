@@ -31,7 +31,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..engine import Tensor, toposort
+from ..attention import kernels
+from ..engine import Tensor, numeric, toposort
 from .floors import unit_roundoff
 
 __all__ = ["Location", "Probe", "Site", "attention_sites", "kink_signature", "locate", "probe"]
@@ -123,36 +124,28 @@ def softmax_site(node: Tensor, values: Tensor | None) -> Site:
 
 def fused_site(node: Tensor) -> Site:
     """An ``sdpa`` / ``sdpa_weights`` site: scores :math:`QK^\\top`, mask and causal from
-    the op's attributes, weights from the op (or the softmax of the scores)."""
+    the op's attributes (combined as the kernels combine them), weights from the op, or
+    computed by the kernels when the op did not keep them (the blocked kernels)."""
     ctx = node._ctx
     q, k = (np.asarray(p.data, dtype=np.float64) for p in ctx.parents[:2])
     raw = q @ np.swapaxes(k, -1, -2)
     m, n = raw.shape[-2:]
-    allowed = np.ones(raw.shape, dtype=bool)
-    if ctx.attrs.get("mask") is not None:
-        allowed = allowed & np.asarray(ctx.attrs["mask"], dtype=bool)
-    if ctx.attrs.get("causal"):
-        allowed = allowed & np.tril(np.ones((m, n), dtype=bool), n - m)
-    saved = getattr(ctx, "saved_tensors", ())
+    mask = kernels.allowed(ctx.attrs.get("mask"), ctx.attrs.get("causal", False), m, n)
+    shape = raw.shape if mask is None else np.broadcast_shapes(raw.shape, np.shape(mask))
+    raw = np.broadcast_to(raw, shape)
+    allowed = np.ones(shape, dtype=bool) if mask is None else \
+        np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+    kept = getattr(ctx, "weights", None)        # the plain forward's P; None when blocked
     if ctx.name == "sdpa_weights":
         weights = node.data.astype(np.float64)
-    elif saved and saved[0] is not None:
-        weights = np.asarray(saved[0], dtype=np.float64)
+    elif kept is not None:
+        weights = np.asarray(kept, dtype=np.float64)
     else:
-        weights = masked_softmax(raw, allowed)
+        weights = kernels.masked_softmax(numeric, raw.copy(), allowed)
     values = ctx.parents[2].data.copy() if ctx.name == "sdpa" else None
-    return Site(ctx.name, raw, weights, allowed, unit_roundoff(node.dtype),
-                head_axis=made_of_split_heads(ctx.parents[0]), head=scope_head(node),
-                values=values)
-
-
-def masked_softmax(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Row softmax where allowed, 0 elsewhere (fully masked rows give zeros)."""
-    s = np.where(allowed, scores, -np.inf)
-    top = np.max(s, axis=-1, keepdims=True)
-    e = np.exp(s - np.where(np.isfinite(top), top, 0.0))
-    total = np.sum(e, axis=-1, keepdims=True)
-    return e / np.where(total > 0, total, 1.0)
+    return Site(ctx.name, raw, np.broadcast_to(weights, shape), allowed,
+                unit_roundoff(node.dtype), head_axis=made_of_split_heads(ctx.parents[0]),
+                head=scope_head(node), values=values)
 
 
 def made_of_split_heads(t: Tensor | None, depth: int = 5) -> bool:
