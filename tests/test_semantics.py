@@ -41,3 +41,34 @@ def test_zero_base_rpow_has_zero_gradient_for_nonnegative_exponents():
     x = ta.Tensor([0.0, 2.0], requires_grad=True)
     (0.0 ** x).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+# ----------------------------------------------------------------------------- 0-d Tensors
+
+@pytest.mark.parametrize("axis", [None, 0, -1, (0,), (-1,)])
+@pytest.mark.parametrize("method", ["sum", "mean", "max"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_a_0d_tensor_reduces_along_axis_0_or_minus_1_as_numpy_sum_does(method, axis, keepdims):
+    x = ta.Tensor(2.5, requires_grad=True)
+    y = getattr(x, method)(axis=axis, keepdims=keepdims)
+    assert y.shape == () and y.item() == 2.5
+    y.backward()
+    assert x.grad.shape == () and x.grad == 1.0
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+def test_softmax_of_a_0d_tensor_is_1_and_log_softmax_0_with_zero_gradients(axis):
+    x = ta.Tensor(2.5, requires_grad=True)
+    p, lp = x.softmax(axis), x.log_softmax(axis)
+    assert p.shape == lp.shape == () and p.item() == 1.0 and lp.item() == 0.0
+    gp, glp = ta.grad(p, [x])[0], ta.grad(lp, [x])[0]
+    assert gp.item() == 0.0 and glp.item() == 0.0
+
+
+@pytest.mark.parametrize("call", ["sum", "mean", "max", "softmax", "log_softmax"])
+@pytest.mark.parametrize("axis", [1, -2])
+def test_a_0d_tensor_refuses_other_axes_with_one_message(call, axis):
+    x = ta.Tensor(2.5, requires_grad=True)
+    with pytest.raises(ValueError, match=rf"{call}: axis {axis} is out of range for a "
+                                         rf"Tensor of shape \(\) \(0 dimensions\)"):
+        getattr(x, call)(axis)

@@ -358,19 +358,27 @@ class Tensor:
 
     # -- reductions
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Sum.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+        return ops.Sum.apply(self, axis=_norm_axis("sum", axis, self.shape), keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Mean.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+        return ops.Mean.apply(self, axis=_norm_axis("mean", axis, self.shape),
+                              keepdims=keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Max.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+        return ops.Max.apply(self, axis=_norm_axis("max", axis, self.shape), keepdims=keepdims)
 
     def softmax(self, axis: int = -1) -> "Tensor":
-        return ops.Softmax.apply(self, axis=_norm_axis(axis, self.ndim)[0])
+        return self._along("softmax", ops.Softmax, axis)
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
-        return ops.LogSoftmax.apply(self, axis=_norm_axis(axis, self.ndim)[0])
+        return self._along("log_softmax", ops.LogSoftmax, axis)
+
+    def _along(self, name: str, op: type[Function], axis: int) -> "Tensor":
+        """``op`` along one axis; a 0-d Tensor is taken as one element along axis 0."""
+        (ax,) = _norm_axis(name, axis, self.shape) or (0,)
+        if self.ndim == 0:
+            return op.apply(self.reshape(1), axis=0).reshape(())
+        return op.apply(self, axis=ax)
 
     # -- shapes
     def reshape(self, *shape: Any) -> "Tensor":
@@ -387,7 +395,8 @@ class Tensor:
         """Permute axes as ``numpy.transpose``; no arguments reverses them all."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        axes = tuple(range(self.ndim))[::-1] if not axes else _norm_axis(axes, self.ndim)
+        axes = tuple(range(self.ndim))[::-1] if not axes else \
+            _norm_axis("transpose", axes, self.shape)
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                              f"{self.ndim} axes of a Tensor of shape {self.shape}")
@@ -438,16 +447,19 @@ class Tensor:
 
 # ----------------------------------------------------------------------------- helpers
 
-def _norm_axis(axis: Any, ndim: int) -> tuple[int, ...] | None:
+def _norm_axis(op: str, axis: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Axes as non-negative ints (None: all).  NumPy's rule, as ``np.sum`` applies it: a
+    0-d Tensor takes axis 0 or -1, naming its one element (reducing over no axis)."""
     if axis is None:
         return None
-    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    ndim, axes = len(shape), tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
-        if not -ndim <= int(a) < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a Tensor with {ndim} dimensions")
+        if not -max(ndim, 1) <= int(a) < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a Tensor of shape {shape} "
+                             f"({ndim} dimensions)")
         out.append(int(a) % max(ndim, 1))
-    return tuple(out)
+    return tuple(out) if ndim else ()
 
 
 def _norm_index(index: Any) -> Any:
@@ -474,7 +486,9 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("concat: needs at least one Tensor")
     ndim = tensors[0].ndim
-    ax = _norm_axis(axis, ndim)[0]
+    if ndim == 0:
+        raise ValueError("concat: 0-d Tensors have no axis to join along; use stack")
+    (ax,) = _norm_axis("concat", axis, tensors[0].shape)
     for t in tensors:
         if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != \
                 tensors[0].shape[:ax] + tensors[0].shape[ax + 1:]:
@@ -489,7 +503,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not tensors or any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: needs Tensors of one shape, got "
                          f"{[t.shape for t in tensors]}")
-    ax = _norm_axis(axis, tensors[0].ndim + 1)[0]
+    (ax,) = _norm_axis("stack", axis, (1,) + tensors[0].shape)
     return ops.Stack.apply(*tensors, axis=ax)
 
 
