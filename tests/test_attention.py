@@ -166,6 +166,33 @@ def test_gradcheck_self_cross_and_multi_head_with_masks(fused):
         assert report.ok, str(report)
 
 
+@pytest.mark.parametrize("name,how", [(n, "") for n in MECHANISMS + ["additive_concat"]
+                                      if n != "scaled_dot_product"]
+                         + [("scaled_dot_product", "fused"), ("scaled_dot_product", "composed")])
+def test_a_mask_over_the_values_batch_axes_is_accepted_when_q_and_k_have_none(name, how):
+    """q (m, d) and k (n, d) without batch axes, values (5, n, d_v): the weights are
+    (5, m, n), so a mask (5, m, n) is broadcastable to them; every mechanism accepts it,
+    composed and fused alike, and agrees with the NumPy formula batch by batch."""
+    q, k, v = arr(M, D, seed=1), arr(N, D, seed=2), arr(5, N, DV, seed=3)
+    mask = np.random.default_rng(4).random((5, M, N)) > 0.4
+    mask[0, 1] = False                                       # a fully masked row
+    if name == "additive_concat":
+        W, va = arr(2 * D, H, seed=4), arr(H, seed=5)
+        context, weights = A.additive_concat(q, k, v, W, va, mask=mask)
+        scores = np.tanh(np.concatenate([np.broadcast_to(q[:, None], (M, N, D)),
+                                         np.broadcast_to(k[None], (M, N, D))], -1) @ W) @ va
+    else:
+        p = params_for(name)
+        context, weights = call(name, q, k, v, p, mask,
+                                **({"fused": how == "fused"} if name == "scaled_dot_product"
+                                   else {}))
+        scores = NUMPY_SCORES[name](q, k, p)
+    want = np_softmax(np.broadcast_to(scores, (5, M, N)), mask)
+    assert weights.shape == (5, M, N) and context.shape == (5, M, DV)
+    np.testing.assert_allclose(weights.data, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(context.data, want @ v, rtol=1e-12, atol=1e-14)
+
+
 def test_bahdanau_decoder_step_gradcheck_and_numpy_transcription():
     """Bahdanau et al. 2014, A.2.2 with a tanh RNN: c_i from s_{i-1}, s_i from [y; c]."""
     dec = nn.BahdanauDecoderCell(2, 3, 4, d_attn=3, cell="tanh", rng=3)

@@ -180,8 +180,9 @@ def attend(scores: Tensor, values: Tensor, mask: Any = None) -> tuple[Tensor, Te
     _needs_dims("attend", "values", values, 2, "(..., n, d_v)")
     _needs_dims("attend", "scores", scores, 1, "(..., m, n)")
     _check_dim("attend", "scores", scores, -1, "values", values, -2)
-    scores, mask, single = _promote(scores, _mask("attend", mask, scores.shape))
-    _batch("attend", scores=scores, values=values)
+    rows = _as_rows(scores)                 # the weights carry the values' batch axes too
+    shape = _batch("attend", scores=rows, values=values) + scores.shape[-min(2, scores.ndim):]
+    scores, mask, single = _promote(scores, _mask("attend", mask, shape))
     with scope("softmax"):
         if mask is not None:
             scores = where(mask, scores, -math.inf)             # masked: exp(-inf) = 0
