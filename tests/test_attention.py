@@ -193,6 +193,53 @@ def test_a_mask_over_the_values_batch_axes_is_accepted_when_q_and_k_have_none(na
     np.testing.assert_allclose(context.data, want @ v, rtol=1e-12, atol=1e-14)
 
 
+def _no_keys(name: str, how: str, m: int = M) -> tuple[list[ta.Tensor], object]:
+    """A mechanism called with n = 0 keys (and m queries): its inputs and the call."""
+    q, k, v = T(arr(m, D, seed=1)), T(np.zeros((0, D))), T(np.zeros((0, DV)))
+    if name == "additive_concat":
+        ps = [T(arr(2 * D, H, seed=4)), T(arr(H, seed=5))]
+        return [q, k, v, *ps], lambda: A.additive_concat(q, k, v, *ps)
+    p = {key: T(np.asarray(val, float)) for key, val in params_for(name).items()}
+    if name == "location":
+        p["W"] = T(arr(D, 0))
+    kw = {"fused": how != "composed", "impl": how} if how else {}
+    kw = {"fused": False} if how == "composed" else kw
+    return [q, k, v, *p.values()], lambda: call(name, q, k, v, p, **kw)
+
+
+@pytest.mark.parametrize("name,how", [(n, "") for n in MECHANISMS + ["additive_concat"]
+                                      if n != "scaled_dot_product"]
+                         + [("scaled_dot_product", h) for h in ("plain", "blocked", "composed")])
+@pytest.mark.parametrize("m", [M, 0])
+def test_zero_keys_give_empty_weights_a_zero_context_and_zero_gradients(name, how, m):
+    inputs, run = _no_keys(name, how, m)
+    context, weights = run()
+    assert context.shape == (m, DV) and not np.any(context.data)
+    if weights is not None:
+        assert weights.shape == (m, 0)
+    grads = ta.grad(context, inputs, grad_outputs=np.ones(context.shape), allow_unused=True)
+    for x, g in zip(inputs, grads):
+        assert g is None or (g.shape == x.shape and not np.any(g.data))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+def test_multi_head_with_zero_keys_gives_a_zero_output_and_zero_gradients(fused):
+    x, kv = T(arr(B, M, 4, seed=1)), T(np.zeros((B, 0, 4)))
+    Ws = [T(arr(4, 4, seed=s)) for s in (3, 4, 5)] + [T(arr(4, 3, seed=6))]
+    out, weights = A.multi_head(x, kv, *Ws, 2, fused=fused)
+    assert out.shape == (B, M, 3) and weights.shape == (B, 2, M, 0) and not np.any(out.data)
+    grads = ta.grad(out, [x, kv, *Ws], grad_outputs=np.ones(out.shape))
+    for t, g in zip([x, kv, *Ws], grads):
+        assert g.shape == t.shape and not np.any(g.data)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+def test_zero_width_queries_and_keys_are_refused_naming_d_k(fused):
+    with pytest.raises(ValueError, match=r"scaled_dot_product: q \(2, 0\) and k \(3, 0\) have "
+                                         r"width d_k = 0"):
+        A.scaled_dot_product(np.ones((2, 0)), np.ones((3, 0)), np.ones((3, 2)), fused=fused)
+
+
 def test_bahdanau_decoder_step_gradcheck_and_numpy_transcription():
     """Bahdanau et al. 2014, A.2.2 with a tanh RNN: c_i from s_{i-1}, s_i from [y; c]."""
     dec = nn.BahdanauDecoderCell(2, 3, 4, d_attn=3, cell="tanh", rng=3)

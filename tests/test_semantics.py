@@ -72,3 +72,53 @@ def test_a_0d_tensor_refuses_other_axes_with_one_message(call, axis):
     with pytest.raises(ValueError, match=rf"{call}: axis {axis} is out of range for a "
                                          rf"Tensor of shape \(\) \(0 dimensions\)"):
         getattr(x, call)(axis)
+
+
+# ----------------------------------------------------------------------------- empty arrays
+
+@pytest.mark.parametrize("shape,axis", [((2, 0), -1), ((0, 3), -1), ((0, 3), 0), ((2, 0, 3), 1)])
+@pytest.mark.parametrize("method", ["softmax", "log_softmax"])
+def test_softmax_of_an_empty_tensor_is_empty_with_an_empty_gradient(method, shape, axis):
+    x = ta.Tensor(np.zeros(shape), requires_grad=True)
+    y = getattr(x, method)(axis)
+    assert y.shape == shape
+    (gx,) = ta.grad(y, [x], grad_outputs=np.ones(shape))
+    assert gx.shape == shape
+
+
+def test_max_over_a_nonempty_axis_of_an_empty_tensor_is_empty_as_numpy():
+    x = ta.Tensor(np.zeros((0, 3)), requires_grad=True)
+    y = x.max(axis=1)
+    assert y.shape == (0,)
+    assert x.max(axis=-1, keepdims=True).shape == (0, 1)
+    (gx,) = ta.grad(y, [x], grad_outputs=np.ones(0))
+    assert gx.shape == (0, 3)
+
+
+@pytest.mark.parametrize("axis,zero", [(0, 0), (None, 0), ((0, 1), 0)])
+def test_max_over_an_axis_of_size_0_is_refused_naming_the_axis(axis, zero):
+    x = ta.Tensor(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=rf"max: axis {zero} has size 0 in shape \(0, 3\)"):
+        x.max(axis=axis)
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((2, 1, 0), (0, 3)), ((2, 0), (0, 3)),
+                                             ((0,), (0,)), ((2, 0), (0,)), ((3, 0, 2), (2, 4))])
+def test_matmul_with_a_size_0_axis_has_gradients_of_the_operands_shapes(a_shape, b_shape):
+    a = ta.Tensor(np.ones(a_shape), requires_grad=True)
+    b = ta.Tensor(np.ones(b_shape), requires_grad=True)
+    out = a @ b
+    np.testing.assert_array_equal(out.data, np.ones(a_shape) @ np.ones(b_shape))
+    ga, gb = ta.grad(out, [a, b], grad_outputs=np.ones(out.shape))
+    assert ga.shape == a_shape and gb.shape == b_shape
+    assert not np.any(ga.data) and not np.any(gb.data)
+
+
+def test_sum_of_an_empty_tensor_is_0_and_mean_is_nan_as_numpy():
+    x = ta.Tensor(np.zeros((0, 3)), requires_grad=True)
+    assert x.sum().item() == 0.0
+    np.testing.assert_array_equal(x.sum(axis=0).data, np.zeros(3))
+    with pytest.warns(RuntimeWarning):                      # as np.mean of nothing
+        assert np.isnan(x.mean().item())
+    x.sum().backward()
+    assert x.grad.shape == (0, 3)

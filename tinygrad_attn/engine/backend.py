@@ -60,13 +60,14 @@ class NumericBackend:
     @staticmethod
     def argmax_mask(x: np.ndarray, axis: Any) -> np.ndarray:
         """Indicator of the maxima along ``axis``, ties sharing the gradient equally."""
-        hit = (x == np.max(x, axis=axis, keepdims=True)).astype(x.dtype)
+        hit = (x == np.max(x, axis=axis, keepdims=True, initial=-np.inf)).astype(x.dtype)
         return hit / np.sum(hit, axis=axis, keepdims=True)
 
     @staticmethod
     def stability_shift(x: np.ndarray, axis: int) -> np.ndarray:
-        """Row maximum subtracted before ``exp`` (numerics only; -inf rows shift by 0)."""
-        m = np.max(x, axis=axis, keepdims=True)
+        """Row maximum subtracted before ``exp`` (numerics only; -inf rows and empty rows
+        shift by 0)."""
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
         return np.where(np.isfinite(m), m, 0.0).astype(x.dtype, copy=False)
 
     @staticmethod

@@ -208,7 +208,8 @@ class MatMul(Function):
             # a weight shared by a batch, (..., n, k) @ (k, m): B-bar = sum over the batch
             # of A^T G, taken as one 2-D product rather than a batch of them then a sum
             ga = g @ b.mT if ctx.needs_input_grad[0] else None
-            gb = a.reshape(-1, a.shape[-1]).mT @ g.reshape(-1, b.shape[1]) \
+            rows = int(np.prod(a.shape[:-1]))                    # not -1: a may be empty
+            gb = a.reshape(rows, a.shape[-1]).mT @ g.reshape(rows, b.shape[1]) \
                 if ctx.needs_input_grad[1] else None
             return ga, gb
         a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a     # (..., n, k)
@@ -391,8 +392,10 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, a, axis, keepdims):
-        if a.size == 0:
-            raise ValueError("max: the Tensor is empty")
+        for i in range(a.ndim) if axis is None else axis:  # NumPy's rule: no max of nothing
+            if a.shape[i] == 0:
+                raise ValueError(f"max: axis {i} has size 0 in shape {a.shape}: the maximum "
+                                 f"of no elements is undefined")
         return ctx.xp.amax(a, axis=axis, keepdims=keepdims)
 
     @staticmethod
@@ -439,6 +442,8 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, a, axis):
         xp = ctx.xp
+        if a.shape[axis] == 0:  # nothing to normalise (and no log(0) of an empty sum)
+            return a.copy()
         shifted = a - xp.stability_shift(a, axis)
         return shifted - xp.log(np.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
