@@ -122,3 +122,61 @@ def test_sum_of_an_empty_tensor_is_0_and_mean_is_nan_as_numpy():
         assert np.isnan(x.mean().item())
     x.sum().backward()
     assert x.grad.shape == (0, 3)
+
+
+# ----------------------------------------------------------------------------- bad axes and shapes
+
+@pytest.mark.parametrize("axis", [1.5, 1.0, "1", True, (0, 1.5), np.float64(1)])
+@pytest.mark.parametrize("call", ["sum", "mean", "max", "softmax", "log_softmax"])
+def test_a_non_integer_axis_is_refused_not_truncated(call, axis):
+    x = ta.Tensor(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=rf"{call}: axis must be an int"):
+        getattr(x, call)(axis)
+
+
+@pytest.mark.parametrize("call", ["sum", "mean", "max"])
+def test_a_repeated_axis_is_refused_naming_it(call):
+    with pytest.raises(ValueError, match=rf"{call}: axis \(1, -1\) repeats axis 1"):
+        getattr(ta.Tensor(np.ones((2, 3))), call)((1, -1))
+
+
+@pytest.mark.parametrize("call", ["softmax", "log_softmax"])
+def test_softmax_takes_one_axis(call):
+    with pytest.raises(TypeError, match=rf"{call}: axis must be an int, got \(0, 1\)"):
+        getattr(ta.Tensor(np.ones((2, 3))), call)((0, 1))
+
+
+def test_numpy_integer_axes_are_accepted():
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(x.sum(axis=np.int64(1)).data, [3.0, 12.0])
+    np.testing.assert_array_equal(x.max(axis=(np.int32(0),)).data, [3.0, 4.0, 5.0])
+
+
+@pytest.mark.parametrize("target", [(3,), (4, 3), (2, 1), (2, -1), (2, 3.0), ()])
+def test_expand_to_an_impossible_shape_is_refused_naming_both_shapes(target):
+    x = ta.Tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=rf"expand: cannot expand a Tensor of shape \(2, 3\) "
+                                         rf"to shape {re_shape(target)}"):
+        x.expand(target)
+
+
+def re_shape(shape: tuple) -> str:
+    """A shape as the regular expression of its repr."""
+    return repr(tuple(shape)).replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")
+
+
+def test_expand_to_a_valid_shape_still_works():
+    assert ta.Tensor(np.ones((3, 1))).expand(2, 3, 4).shape == (2, 3, 4)
+    assert ta.Tensor(np.ones(())).expand(()).shape == ()
+
+
+@pytest.mark.parametrize("call,arg,match", [
+    ("stack", 3, r"stack: axis 3 is out of range for a Tensor of shape \(2, 3\) and a new axis"),
+    ("unsqueeze", 3, r"unsqueeze: axis 3 is out of range for a Tensor of shape \(2, 3\)"),
+    ("squeeze", 0, r"squeeze: axis 0 of shape \(2, 3\) has size 2, not 1"),
+    ("reshape", 2.5, r"reshape: cannot reshape a Tensor of shape \(2, 3\) into shape \(2\.5,\)"),
+])
+def test_axis_and_shape_mistakes_in_shape_methods_name_the_shape(call, arg, match):
+    x = ta.Tensor(np.ones((2, 3)))
+    with pytest.raises((ValueError, TypeError), match=match):
+        ta.stack([x, x], axis=arg) if call == "stack" else getattr(x, call)(arg)

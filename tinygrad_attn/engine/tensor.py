@@ -375,6 +375,8 @@ class Tensor:
 
     def _along(self, name: str, op: type[Function], axis: int) -> "Tensor":
         """``op`` along one axis; a 0-d Tensor is taken as one element along axis 0."""
+        if isinstance(axis, (tuple, list)):
+            raise TypeError(f"{name}: axis must be an int, got {axis!r}")
         (ax,) = _norm_axis(name, axis, self.shape) or (0,)
         if self.ndim == 0:
             return op.apply(self.reshape(1), axis=0).reshape(())
@@ -382,11 +384,10 @@ class Tensor:
 
     # -- shapes
     def reshape(self, *shape: Any) -> "Tensor":
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
-            else tuple(shape)
+        shape = _shape_arg(shape)
         try:
             np.empty(self.shape, dtype=np.bool_).reshape(shape)
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(f"reshape: cannot reshape a Tensor of shape {self.shape} "
                              f"into shape {shape}") from None
         return ops.Reshape.apply(self, shape=shape)
@@ -420,16 +421,32 @@ class Tensor:
 
     def expand(self, *shape: Any) -> "Tensor":
         """Broadcast to ``shape`` (NumPy rules); the gradient sums back."""
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
-            else tuple(shape)
-        broadcast_shape("expand", self.shape, shape)
+        shape = _shape_arg(shape)
+        ints = all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
+                   for n in shape)
+        tail = shape[len(shape) - self.ndim:]
+        if not ints or len(shape) < self.ndim or \
+                any(n != 1 and n != t for n, t in zip(self.shape, tail)):
+            raise ValueError(f"expand: cannot expand a Tensor of shape {self.shape} to shape "
+                             f"{shape}: the target needs at least {self.ndim} non-negative "
+                             f"int sizes, the last {self.ndim} equal to {self.shape} where "
+                             f"that is not 1")
         return ops.Expand.apply(self, shape=shape)
 
     def unsqueeze(self, axis: int) -> "Tensor":
-        return self.reshape(np.expand_dims(np.empty(self.shape, np.bool_), axis).shape)
+        """A new axis of size 1 at ``axis`` (of the result, as ``np.expand_dims``)."""
+        (ax,) = _norm_axis("unsqueeze", axis, self.shape, new_axis=True)
+        return self.reshape(self.shape[:ax] + (1,) + self.shape[ax:])
 
     def squeeze(self, axis: int | None = None) -> "Tensor":
-        return self.reshape(np.squeeze(np.empty(self.shape, np.bool_), axis).shape)
+        """Without the axes of size 1 (``axis``: only that one, which must have size 1)."""
+        axes = _norm_axis("squeeze", axis, self.shape)
+        for a in axes or ():
+            if self.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} of shape {self.shape} has size "
+                                 f"{self.shape[a]}, not 1")
+        axes = [a for a, n in enumerate(self.shape) if n == 1] if axes is None else axes
+        return self.reshape(tuple(n for a, n in enumerate(self.shape) if a not in axes))
 
     def __getitem__(self, index: Any) -> "Tensor":
         index = _norm_index(index)
@@ -447,19 +464,33 @@ class Tensor:
 
 # ----------------------------------------------------------------------------- helpers
 
-def _norm_axis(op: str, axis: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Axes as non-negative ints (None: all).  NumPy's rule, as ``np.sum`` applies it: a
-    0-d Tensor takes axis 0 or -1, naming its one element (reducing over no axis)."""
+def _norm_axis(op: str, axis: Any, shape: tuple[int, ...], new_axis: bool = False
+               ) -> tuple[int, ...] | None:
+    """Axes as non-negative ints (None: all), each an int, none repeated.  NumPy's rule,
+    as ``np.sum`` applies it: a 0-d Tensor takes axis 0 or -1, naming its one element
+    (reducing over no axis).  ``new_axis``: an axis of the result, one more (stack)."""
     if axis is None:
         return None
-    ndim, axes = len(shape), tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    ndim = len(shape) + new_axis
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
-        if not -max(ndim, 1) <= int(a) < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a Tensor of shape {shape} "
-                             f"({ndim} dimensions)")
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a Tensor of shape {shape}"
+                             f"{' and a new axis' if new_axis else ''} ({ndim} dimensions)")
         out.append(int(a) % max(ndim, 1))
+    if len(set(out)) < len(out):
+        raise ValueError(f"{op}: axis {axis!r} repeats axis "
+                         f"{next(a for a in out if out.count(a) > 1)}")
     return tuple(out) if ndim else ()
+
+
+def _shape_arg(shape: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``f(2, 3)`` and ``f((2, 3))`` alike: the shape as a tuple."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
+        else tuple(shape)
 
 
 def _norm_index(index: Any) -> Any:
@@ -503,7 +534,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not tensors or any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: needs Tensors of one shape, got "
                          f"{[t.shape for t in tensors]}")
-    (ax,) = _norm_axis("stack", axis, (1,) + tensors[0].shape)
+    (ax,) = _norm_axis("stack", axis, tensors[0].shape, new_axis=True)
     return ops.Stack.apply(*tensors, axis=ax)
 
 
