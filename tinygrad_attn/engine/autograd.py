@@ -87,6 +87,15 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
     return grad.reshape(shape) if grad.shape != shape else grad
 
 
+def keep_reduced(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+    """The gradient ``g`` of a reduction over ``axis`` of an input of ``shape``, reshaped
+    with the reduced axes kept (size 1) so it broadcasts back against the input."""
+    if keepdims or axis is None and g.ndim == len(shape):
+        return g
+    axes = range(len(shape)) if axis is None else axis
+    return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+
+
 # ----------------------------------------------------------------------------- the walk
 
 def toposort(roots: Sequence[Any], constants: bool = False) -> list[Any]:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import broadcast_shape, unbroadcast
+from .autograd import broadcast_shape, keep_reduced, unbroadcast
+from .checks import check_matmul, check_reduced_sizes, is_basic_index
 from .tensor import Function, Tensor, where
 
 
@@ -27,10 +28,15 @@ def _const(like: Tensor, array: Any) -> Tensor:
         else array
 
 
-class _Binary(Function):
-    """Shared by the element-wise binary ops: a broadcast check naming the op."""
+class _Op(Function):
+    """An op of the engine: its backward receives and returns Tensors and is written with
+    Tensor ops, so it is differentiable again."""
 
     differentiable_backward = True
+
+
+class _Binary(_Op):
+    """Shared by the element-wise binary ops: a broadcast check naming the op."""
 
     @classmethod
     def apply(cls, a: Any, b: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
@@ -69,12 +75,10 @@ class Sub(_Binary):
         return g, -g
 
 
-class Neg(Function):
+class Neg(_Op):
     r"""$y = -a$;  $\bar a = -g$."""
 
     op = "neg"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -156,12 +160,10 @@ def _zero_at(cond: np.ndarray | None, t: Tensor) -> Tensor:
     return t if cond is None else where(cond, 0.0, t)
 
 
-class PowScalar(Function):
+class PowScalar(_Op):
     r"""$y = a^p$ for a constant exponent $p$;  $\bar a = g\,p\,a^{p-1}$."""
 
     op = "pow"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, exponent):
         return ctx.xp.power(a, ctx.xp.constant(exponent, a))
@@ -177,27 +179,14 @@ class PowScalar(Function):
         return (g * p * a ** (p - 1),)
 
 
-class MatMul(Function):
+class MatMul(_Op):
     r"""$Y = A B$ with NumPy's rules (batch axes broadcast, 1-D operands promoted);
     $\bar A = G B^\top,\ \bar B = A^\top G$."""
 
     op = "matmul"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, b):
-        sa, sb = np.shape(a), np.shape(b)
-        if len(sa) == 0 or len(sb) == 0:
-            raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes "
-                             f"{sa} and {sb}")
-        ka = sa[-1]
-        kb = sb[0] if len(sb) == 1 else sb[-2]
-        if ka != kb:
-            raise ValueError(f"matmul: shapes {sa} and {sb} do not match: the last axis of "
-                             f"the left operand ({ka}) must equal the "
-                             f"{'first' if len(sb) == 1 else 'second-to-last'} axis of the "
-                             f"right operand ({kb})")
-        broadcast_shape("matmul (batch axes)", sa[:-2], sb[:-2])
+        check_matmul(np.shape(a), np.shape(b))
         return ctx.xp.matmul(a, b)
 
     @staticmethod
@@ -229,12 +218,10 @@ class MatMul(Function):
 
 # ----------------------------------------------------------------------------- element-wise
 
-class Exp(Function):
+class Exp(_Op):
     r"""$y = e^a$;  $\bar a = g\,y$."""
 
     op = "exp"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.exp(a)
@@ -244,12 +231,10 @@ class Exp(Function):
         return (g * ctx.output,)
 
 
-class Log(Function):
+class Log(_Op):
     r"""$y = \log a$;  $\bar a = g / a$."""
 
     op = "log"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.log(a)
@@ -259,12 +244,10 @@ class Log(Function):
         return (g / ctx.parents[0],)
 
 
-class Tanh(Function):
+class Tanh(_Op):
     r"""$y = \tanh a$;  $\bar a = g\,(1 - y^2)$."""
 
     op = "tanh"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.tanh(a)
@@ -275,12 +258,10 @@ class Tanh(Function):
         return (g * (1.0 - y * y),)
 
 
-class Sigmoid(Function):
+class Sigmoid(_Op):
     r"""$y = \sigma(a) = 1 / (1 + e^{-a})$;  $\bar a = g\,y\,(1 - y)$."""
 
     op = "sigmoid"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.sigmoid(a)
@@ -291,12 +272,10 @@ class Sigmoid(Function):
         return (g * y * (1.0 - y),)
 
 
-class Relu(Function):
+class Relu(_Op):
     r"""$y = \max(a, 0)$;  $\bar a = g\,H(a)$ with the step $H(0) = 0$."""
 
     op = "relu"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return a * ctx.xp.step(a)
@@ -307,12 +286,10 @@ class Relu(Function):
         return (g * _const(a, ctx.xp.step(a.data)),)
 
 
-class Sqrt(Function):
+class Sqrt(_Op):
     r"""$y = \sqrt a$;  $\bar a = g / (2 y)$."""
 
     op = "sqrt"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.sqrt(a)
@@ -322,12 +299,10 @@ class Sqrt(Function):
         return (g / (2.0 * ctx.output),)
 
 
-class Abs(Function):
+class Abs(_Op):
     r"""$y = |a|$;  $\bar a = g\,\mathrm{sign}(a)$."""
 
     op = "abs"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.abs(a)
@@ -340,21 +315,10 @@ class Abs(Function):
 
 # ----------------------------------------------------------------------------- reductions
 
-def _keep(g: Tensor, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Tensor:
-    """Reshape a reduced gradient so it broadcasts against the input shape."""
-    if keepdims or axis is None and g.ndim == len(shape):
-        return g
-    axes = range(len(shape)) if axis is None else axis
-    kept = [1 if i in axes else n for i, n in enumerate(shape)]
-    return g.reshape(tuple(kept))
-
-
-class Sum(Function):
+class Sum(_Op):
     r"""$y = \sum_{i \in \text{axis}} a_i$;  $\bar a = g$ broadcast back over the axis."""
 
     op = "sum"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         return np.sum(a, axis=axis, keepdims=keepdims)
@@ -362,15 +326,13 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, g):
         a = ctx.parents[0]
-        return (_keep(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]).expand(a.shape),)
+        return (keep_reduced(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]).expand(a.shape),)
 
 
-class Mean(Function):
+class Mean(_Op):
     r"""$y = \frac1N \sum_{i \in \text{axis}} a_i$;  $\bar a = g / N$ broadcast back."""
 
     op = "mean"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
@@ -380,32 +342,27 @@ class Mean(Function):
     def backward(ctx, g):
         a, axis = ctx.parents[0], ctx.attrs["axis"]
         count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
-        return ((_keep(g, a.shape, axis, ctx.attrs["keepdims"]) / count).expand(a.shape),)
+        return ((keep_reduced(g, a.shape, axis, ctx.attrs["keepdims"]) / count).expand(a.shape),)
 
 
-class Max(Function):
+class Max(_Op):
     r"""$y = \max_{i \in \text{axis}} a_i$;  $\bar a = g\,[a = y] / \#\{a = y\}$
     (tied maxima share the gradient equally)."""
 
     op = "max"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axis, keepdims):
-        for i in range(a.ndim) if axis is None else axis:  # NumPy's rule: no max of nothing
-            if a.shape[i] == 0:
-                raise ValueError(f"max: axis {i} has size 0 in shape {a.shape}: the maximum "
-                                 f"of no elements is undefined")
+        check_reduced_sizes("max", a.shape, axis)              # NumPy: no max of nothing
         return ctx.xp.amax(a, axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
         a, axis = ctx.parents[0], ctx.attrs["axis"]
         mask = _const(a, ctx.xp.argmax_mask(a.data, axis))
-        return (_keep(g, a.shape, axis, ctx.attrs["keepdims"]) * mask,)
+        return (keep_reduced(g, a.shape, axis, ctx.attrs["keepdims"]) * mask,)
 
 
-class Softmax(Function):
+class Softmax(_Op):
     r"""$y_i = e^{a_i} / \sum_j e^{a_j}$ along ``axis``;
     $\bar a = y \odot (g - \sum_j g_j y_j)$, i.e. $J = \mathrm{diag}(y) - y y^\top$.
 
@@ -414,8 +371,6 @@ class Softmax(Function):
     """
 
     op = "softmax"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axis):
         xp = ctx.xp
@@ -432,13 +387,11 @@ class Softmax(Function):
         return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
 
 
-class LogSoftmax(Function):
+class LogSoftmax(_Op):
     r"""$y_i = a_i - \log \sum_j e^{a_j}$ along ``axis``;
     $\bar a = g - e^{y} \sum_j g_j$."""
 
     op = "log_softmax"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axis):
         xp = ctx.xp
@@ -455,12 +408,10 @@ class LogSoftmax(Function):
 
 # ----------------------------------------------------------------------------- shapes
 
-class Reshape(Function):
+class Reshape(_Op):
     r"""$y = \mathrm{reshape}(a)$;  $\bar a = \mathrm{reshape}(g, \text{shape of } a)$."""
 
     op = "reshape"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, shape):
         return np.reshape(a, shape)
@@ -470,12 +421,10 @@ class Reshape(Function):
         return (g.reshape(ctx.parents[0].shape),)
 
 
-class Permute(Function):
+class Permute(_Op):
     r"""$y = a$ with axes permuted by $\pi$;  $\bar a = g$ permuted by $\pi^{-1}$."""
 
     op = "transpose"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axes):
         return np.transpose(a, axes)
@@ -485,12 +434,10 @@ class Permute(Function):
         return (g.transpose(tuple(np.argsort(ctx.attrs["axes"]))),)
 
 
-class Expand(Function):
+class Expand(_Op):
     r"""$y = a$ broadcast to ``shape``;  $\bar a = g$ summed over the broadcast axes."""
 
     op = "expand"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, shape):
         return np.broadcast_to(a, shape)
@@ -500,20 +447,11 @@ class Expand(Function):
         return (g,)  # the engine's unbroadcast sums it back to a's shape
 
 
-def _is_basic(index: Any) -> bool:
-    """True when an index has no advanced (integer-array / boolean) parts."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer))
-               for p in parts)
-
-
-class GetItem(Function):
+class GetItem(_Op):
     r"""$y = a[\text{index}]$;  $\bar a = $ zeros with $g$ scattered (added) at the index,
     so repeated indices accumulate."""
 
     op = "getitem"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, index):
         return a[index]
@@ -524,17 +462,15 @@ class GetItem(Function):
         return (ScatterAdd.apply(g, index=ctx.attrs["index"], shape=a.shape),)
 
 
-class ScatterAdd(Function):
+class ScatterAdd(_Op):
     r"""$y = $ zeros of ``shape`` with $a$ added at ``index`` (the VJP of indexing);
     $\bar a = g[\text{index}]$."""
 
     op = "scatter_add"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, index, shape):
         out = ctx.xp.zeros(shape, a)
-        if _is_basic(index):
+        if is_basic_index(index):
             out[index] = a
         else:
             np.add.at(out, index, a)
@@ -545,12 +481,10 @@ class ScatterAdd(Function):
         return (g[ctx.attrs["index"]],)
 
 
-class Concat(Function):
+class Concat(_Op):
     r"""$y = [a_1; a_2; \dots]$ along ``axis``;  $\bar a_k = $ the k-th slice of $g$."""
 
     op = "concat"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         return np.concatenate(arrays, axis=axis)
@@ -566,12 +500,10 @@ class Concat(Function):
         return tuple(out)
 
 
-class Stack(Function):
+class Stack(_Op):
     r"""$y = \mathrm{stack}(a_1, a_2, \dots)$ on a new ``axis``;  $\bar a_k = g[\dots, k]$."""
 
     op = "stack"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         return np.stack(arrays, axis=axis)
@@ -582,14 +514,12 @@ class Stack(Function):
         return tuple(g[(slice(None),) * axis + (k,)] for k in range(len(ctx.parents)))
 
 
-class Where(Function):
+class Where(_Op):
     r"""$y = \mathrm{cond} \mathbin{?} a : b$ (``cond`` constant);
     $\bar a = \mathrm{cond} \mathbin{?} g : 0,\ \bar b = \mathrm{cond} \mathbin{?} 0 : g$:
     exactly zero gradient where an input was not selected."""
 
     op = "where"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, b, cond):
         return ctx.xp.where(cond, a, b)

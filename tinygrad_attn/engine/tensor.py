@@ -20,6 +20,7 @@ from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
 from .backend import SymbolicUnsupported, as_array, backend_of
+from .checks import check_expand, normalize_axes, shape_argument
 
 
 # ----------------------------------------------------------------------------- Function
@@ -358,14 +359,14 @@ class Tensor:
 
     # -- reductions
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Sum.apply(self, axis=_norm_axis("sum", axis, self.shape), keepdims=keepdims)
+        return ops.Sum.apply(self, axis=normalize_axes("sum", axis, self.shape), keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Mean.apply(self, axis=_norm_axis("mean", axis, self.shape),
+        return ops.Mean.apply(self, axis=normalize_axes("mean", axis, self.shape),
                               keepdims=keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Max.apply(self, axis=_norm_axis("max", axis, self.shape), keepdims=keepdims)
+        return ops.Max.apply(self, axis=normalize_axes("max", axis, self.shape), keepdims=keepdims)
 
     def softmax(self, axis: int = -1) -> "Tensor":
         return self._along("softmax", ops.Softmax, axis)
@@ -377,14 +378,14 @@ class Tensor:
         """``op`` along one axis; a 0-d Tensor is taken as one element along axis 0."""
         if isinstance(axis, (tuple, list)):
             raise TypeError(f"{name}: axis must be an int, got {axis!r}")
-        (ax,) = _norm_axis(name, axis, self.shape) or (0,)
+        (ax,) = normalize_axes(name, axis, self.shape) or (0,)
         if self.ndim == 0:
             return op.apply(self.reshape(1), axis=0).reshape(())
         return op.apply(self, axis=ax)
 
     # -- shapes
     def reshape(self, *shape: Any) -> "Tensor":
-        shape = _shape_arg(shape)
+        shape = shape_argument(shape)
         try:
             np.empty(self.shape, dtype=np.bool_).reshape(shape)
         except (ValueError, TypeError):
@@ -397,7 +398,7 @@ class Tensor:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         axes = tuple(range(self.ndim))[::-1] if not axes else \
-            _norm_axis("transpose", axes, self.shape)
+            normalize_axes("transpose", axes, self.shape)
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                              f"{self.ndim} axes of a Tensor of shape {self.shape}")
@@ -421,26 +422,18 @@ class Tensor:
 
     def expand(self, *shape: Any) -> "Tensor":
         """Broadcast to ``shape`` (NumPy rules); the gradient sums back."""
-        shape = _shape_arg(shape)
-        ints = all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
-                   for n in shape)
-        tail = shape[len(shape) - self.ndim:]
-        if not ints or len(shape) < self.ndim or \
-                any(n != 1 and n != t for n, t in zip(self.shape, tail)):
-            raise ValueError(f"expand: cannot expand a Tensor of shape {self.shape} to shape "
-                             f"{shape}: the target needs at least {self.ndim} non-negative "
-                             f"int sizes, the last {self.ndim} equal to {self.shape} where "
-                             f"that is not 1")
+        shape = shape_argument(shape)
+        check_expand(self.shape, shape)
         return ops.Expand.apply(self, shape=shape)
 
     def unsqueeze(self, axis: int) -> "Tensor":
         """A new axis of size 1 at ``axis`` (of the result, as ``np.expand_dims``)."""
-        (ax,) = _norm_axis("unsqueeze", axis, self.shape, new_axis=True)
+        (ax,) = normalize_axes("unsqueeze", axis, self.shape, new_axis=True)
         return self.reshape(self.shape[:ax] + (1,) + self.shape[ax:])
 
     def squeeze(self, axis: int | None = None) -> "Tensor":
         """Without the axes of size 1 (``axis``: only that one, which must have size 1)."""
-        axes = _norm_axis("squeeze", axis, self.shape)
+        axes = normalize_axes("squeeze", axis, self.shape)
         for a in axes or ():
             if self.shape[a] != 1:
                 raise ValueError(f"squeeze: axis {a} of shape {self.shape} has size "
@@ -463,35 +456,6 @@ class Tensor:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _norm_axis(op: str, axis: Any, shape: tuple[int, ...], new_axis: bool = False
-               ) -> tuple[int, ...] | None:
-    """Axes as non-negative ints (None: all), each an int, none repeated.  NumPy's rule,
-    as ``np.sum`` applies it: a 0-d Tensor takes axis 0 or -1, naming its one element
-    (reducing over no axis).  ``new_axis``: an axis of the result, one more (stack)."""
-    if axis is None:
-        return None
-    ndim = len(shape) + new_axis
-    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    out = []
-    for a in axes:
-        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
-        if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a Tensor of shape {shape}"
-                             f"{' and a new axis' if new_axis else ''} ({ndim} dimensions)")
-        out.append(int(a) % max(ndim, 1))
-    if len(set(out)) < len(out):
-        raise ValueError(f"{op}: axis {axis!r} repeats axis "
-                         f"{next(a for a in out if out.count(a) > 1)}")
-    return tuple(out) if ndim else ()
-
-
-def _shape_arg(shape: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``f(2, 3)`` and ``f((2, 3))`` alike: the shape as a tuple."""
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
-        else tuple(shape)
-
 
 def _norm_index(index: Any) -> Any:
     if isinstance(index, tuple):
@@ -519,7 +483,7 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("concat: 0-d Tensors have no axis to join along; use stack")
-    (ax,) = _norm_axis("concat", axis, tensors[0].shape)
+    (ax,) = normalize_axes("concat", axis, tensors[0].shape)
     for t in tensors:
         if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != \
                 tensors[0].shape[:ax] + tensors[0].shape[ax + 1:]:
@@ -534,7 +498,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not tensors or any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: needs Tensors of one shape, got "
                          f"{[t.shape for t in tensors]}")
-    (ax,) = _norm_axis("stack", axis, tensors[0].shape, new_axis=True)
+    (ax,) = normalize_axes("stack", axis, tensors[0].shape, new_axis=True)
     return ops.Stack.apply(*tensors, axis=ax)
 
 
