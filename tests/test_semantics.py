@@ -180,3 +180,88 @@ def test_axis_and_shape_mistakes_in_shape_methods_name_the_shape(call, arg, matc
     x = ta.Tensor(np.ones((2, 3)))
     with pytest.raises((ValueError, TypeError), match=match):
         ta.stack([x, x], axis=arg) if call == "stack" else getattr(x, call)(arg)
+
+
+# ----------------------------------------------------------------------------- changed data
+
+class Cube(ta.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * 3 * x ** 2
+
+
+def _leaf_in_place(x):
+    x.data[...] = 0.0
+
+
+def _leaf_replaced(x):
+    x.data = np.zeros(x.shape)
+
+
+@pytest.mark.parametrize("change", [_leaf_in_place, _leaf_replaced], ids=["in_place", "replaced"])
+def test_changing_a_leaf_after_the_forward_raises_at_backward_naming_the_op(change):
+    x = ta.Tensor([1.0, 2.0], requires_grad=True, name="x")
+    y = (x * x).sum()
+    change(x)
+    with pytest.raises(RuntimeError, match=r"input 0 \(Tensor 'x', shape \(2,\)\) of mul was "
+                                           r"changed after the forward"):
+        y.backward()
+
+
+def test_changing_an_intermediate_in_place_raises_naming_the_op_that_saved_it():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    z = y.sum()
+    y.data *= 2
+    with pytest.raises(RuntimeError, match="the output of exp was changed after the forward"):
+        z.backward()
+
+
+def test_changing_an_index_array_raises_naming_getitem():
+    x = ta.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    index = np.array([0, 2])
+    y = x[index].sum()
+    index[0] = 1
+    with pytest.raises(RuntimeError, match="argument 'index' of getitem was changed"):
+        y.backward()
+
+
+def test_changing_an_array_a_user_function_saved_raises_naming_the_function():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    y = Cube.apply(x).sum()
+    x.data += 1.0
+    with pytest.raises(RuntimeError, match="saved array 0 of cube was changed"):
+        y.backward()
+
+
+def test_changing_a_mask_or_the_weights_of_attention_raises_naming_the_op():
+    rng = np.random.default_rng(0)
+    q, k, v = (ta.Tensor(rng.standard_normal(s), requires_grad=True)
+               for s in ((2, 3), (4, 3), (4, 2)))
+    mask = np.ones((2, 4), dtype=bool)
+    context, weights = ta.attention.dot_product(q, k, v, mask=mask)
+    mask[0, 0] = False
+    with pytest.raises(RuntimeError, match="argument 'cond' of where was changed"):
+        context.sum().backward()
+    context, weights = ta.attention.scaled_dot_product(q, k, v)
+    weights.data *= 2.0
+    with pytest.raises(RuntimeError, match="of sdpa was changed"):
+        context.sum().backward()
+
+
+def test_changes_after_backward_or_undone_before_it_are_fine():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    x.data[0] = 7.0
+    x.data[0] = 1.0                                          # the same values again
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+    x.data -= 0.5 * x.grad                                   # an optimiser step, after backward
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0] + 2 * x.data)

@@ -1,6 +1,7 @@
 """What the engine checks about what it is given, so that a mistake is named where it is
 made, never reported from deep inside NumPy: axes, shapes of the shape methods, matmul
-operands, reductions of empty axes, indices.
+operands, reductions of empty axes, indices; and the data a recorded op saved for its
+backward, which must not change before that backward runs.
 
 Each check names the op, the argument and the value or shapes at fault.  The functions
 work on shapes and arrays only (no Tensor), so the Tensor methods and the op table both
@@ -8,6 +9,7 @@ call them.
 """
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -90,3 +92,107 @@ def is_basic_index(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer))
                for p in parts)
+
+
+# ----------------------------------------------------------------------------- saved data
+
+#: Random odd 64-bit weights of the fingerprint of a large array (fixed, so fingerprints
+#: are comparable across calls): one per 32-bit word of a block, one per block.
+_BLOCK = 1 << 12
+_WEIGHTS = np.random.default_rng(20240917).integers(0, 2**64, size=_BLOCK + (1 << 16),
+                                                     dtype=np.uint64) | np.uint64(1)
+#: Arrays up to this many bytes are fingerprinted with CRC-32 (faster when small).
+SMALL_BYTES = 1 << 15
+
+
+def fingerprint(a: Any) -> tuple[Any, ...] | None:
+    """(shape, dtype, hash of the bytes) of a numeric array; None for what is not checked
+    (symbolic object arrays, non-arrays).
+
+    Equal fingerprints mean unchanged data, except with probability about 2^-32: a small
+    array's hash is its CRC-32; a large one's is a weighted sum modulo 2^64 of its 32-bit
+    words with random odd weights, which no change of one word escapes and which runs
+    at several times CRC-32's speed, so checking the data costs a fraction of the ops.
+    """
+    if not isinstance(a, np.ndarray) or a.dtype == object:
+        return None
+    if a.nbytes <= SMALL_BYTES or a.nbytes % 4:
+        return a.shape, a.dtype, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+    b = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    words = b.view(np.uint32)
+    full = words.size // _BLOCK * _BLOCK
+    blocks = np.einsum("ij,j->i", words[:full].reshape(-1, _BLOCK), _WEIGHTS[:_BLOCK])
+    outer = np.resize(_WEIGHTS[_BLOCK:], blocks.size)
+    tail = words[full:]
+    return a.shape, a.dtype, int(np.einsum("i,i->", blocks, outer)), \
+        int(np.einsum("i,i->", tail, _WEIGHTS[:tail.size]))
+
+
+def saved_data(ctx: Any) -> list[tuple[tuple[Any, ...], Any]]:
+    """What the backward of the node ``ctx`` reads besides its upstream gradient, as
+    (key, array) pairs (:func:`describe` words a key): the parents' data and the
+    output's when the op's ``saves`` names ``"inputs"`` and ``"output"``
+    (``"partners"``: an input only when another input needs a gradient, the product
+    rule), its ``saved_tensors`` for ``"saved"``, and every array among its keyword
+    arguments (indices, masks)."""
+    saves, out = type(ctx).saves, []
+    if saves:
+        needs = ctx.needs_input_grad
+        everyone = "inputs" in saves
+        partners = "partners" in saves and sum(needs)
+        for i, t in enumerate(ctx.parents):
+            if t is not None and (everyone or partners and partners > needs[i]):
+                out.append((("input", i), t.data))
+        if "output" in saves:
+            out.append((("output",), ctx.output.data))
+        if "saved" in saves:
+            out.extend((("saved", i), a) for i, a in enumerate(ctx.saved_tensors))
+    for key, value in ctx.attrs.items():
+        if isinstance(value, np.ndarray):
+            out.append((("argument", key, None), value))
+        elif isinstance(value, (tuple, list)):
+            out.extend((("argument", key, j), a) for j, a in enumerate(value)
+                       if isinstance(a, np.ndarray))
+    return out
+
+
+def describe(ctx: Any, key: tuple[Any, ...]) -> str:
+    """A key of :func:`saved_data` in words: ``input 0 (Tensor 'x', shape (2,))``."""
+    if key[0] == "input":
+        t = ctx.parents[key[1]]
+        return f"input {key[1]} ({f'Tensor {t.name!r}, ' if t.name else ''}shape {t.shape})"
+    if key[0] == "output":
+        return "the output"
+    if key[0] == "saved":
+        return f"saved array {key[1]}"
+    return f"argument {key[1]!r}" + ("" if key[2] is None else f"[{key[2]}]")
+
+
+def record_saved(ctx: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The fingerprints of :func:`saved_data` as the forward left it."""
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    seen: dict[int, tuple[Any, ...] | None] = {}           # an array saved twice: hashed once
+    for key, a in saved_data(ctx):
+        f = seen[id(a)] if id(a) in seen else seen.setdefault(id(a), fingerprint(a))
+        if f is not None:
+            out[key] = f
+    return out
+
+
+def verify_saved(ctx: Any, recorded: dict[tuple[Any, ...], tuple[Any, ...]]) -> None:
+    """Raise if anything the node's backward reads changed since :func:`record_saved`:
+    its gradient would be computed from the new values, silently wrong."""
+    if not recorded:
+        return
+    seen: dict[int, tuple[Any, ...] | None] = {}
+    for key, a in saved_data(ctx):
+        if key not in recorded:
+            continue
+        f = seen[id(a)] if id(a) in seen else seen.setdefault(id(a), fingerprint(a))
+        if f != recorded[key]:
+            what = describe(ctx, key)
+            raise RuntimeError(
+                f"backward: {what} of {ctx.name} was changed after the forward (modified "
+                f"in place or replaced), and {ctx.name}'s gradient needs the values it "
+                f"computed with. Change arrays only after backward, or run the forward "
+                f"again")

@@ -33,6 +33,7 @@ class _Op(Function):
     Tensor ops, so it is differentiable again."""
 
     differentiable_backward = True
+    saves: tuple[str, ...] = ()
 
 
 class _Binary(_Op):
@@ -92,6 +93,7 @@ class Mul(_Binary):
     r"""$y = a b$ (element-wise);  $\bar a = g b,\ \bar b = g a$."""
 
     op = "mul"
+    saves = ("partners",)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -108,6 +110,7 @@ class Div(_Binary):
     r"""$y = a / b$;  $\bar a = g / b,\ \bar b = -g\,a / b^2 = -g\,y / b$."""
 
     op = "div"
+    saves = ("inputs",)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -125,6 +128,7 @@ class Pow(_Binary):
     r"""$y = a^b$ (both Tensors);  $\bar a = g\,b\,a^{b-1},\ \bar b = g\,y \log a$."""
 
     op = "pow"
+    saves = ("inputs", "output")
 
     @staticmethod
     def forward(ctx, a, b):
@@ -164,6 +168,7 @@ class PowScalar(_Op):
     r"""$y = a^p$ for a constant exponent $p$;  $\bar a = g\,p\,a^{p-1}$."""
 
     op = "pow"
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a, exponent):
         return ctx.xp.power(a, ctx.xp.constant(exponent, a))
@@ -184,6 +189,7 @@ class MatMul(_Op):
     $\bar A = G B^\top,\ \bar B = A^\top G$."""
 
     op = "matmul"
+    saves = ("partners",)
     @staticmethod
     def forward(ctx, a, b):
         check_matmul(np.shape(a), np.shape(b))
@@ -222,6 +228,7 @@ class Exp(_Op):
     r"""$y = e^a$;  $\bar a = g\,y$."""
 
     op = "exp"
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.exp(a)
@@ -235,6 +242,7 @@ class Log(_Op):
     r"""$y = \log a$;  $\bar a = g / a$."""
 
     op = "log"
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.log(a)
@@ -248,6 +256,7 @@ class Tanh(_Op):
     r"""$y = \tanh a$;  $\bar a = g\,(1 - y^2)$."""
 
     op = "tanh"
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.tanh(a)
@@ -262,6 +271,7 @@ class Sigmoid(_Op):
     r"""$y = \sigma(a) = 1 / (1 + e^{-a})$;  $\bar a = g\,y\,(1 - y)$."""
 
     op = "sigmoid"
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.sigmoid(a)
@@ -276,6 +286,7 @@ class Relu(_Op):
     r"""$y = \max(a, 0)$;  $\bar a = g\,H(a)$ with the step $H(0) = 0$."""
 
     op = "relu"
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
         return a * ctx.xp.step(a)
@@ -290,6 +301,7 @@ class Sqrt(_Op):
     r"""$y = \sqrt a$;  $\bar a = g / (2 y)$."""
 
     op = "sqrt"
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.sqrt(a)
@@ -303,6 +315,7 @@ class Abs(_Op):
     r"""$y = |a|$;  $\bar a = g\,\mathrm{sign}(a)$."""
 
     op = "abs"
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.abs(a)
@@ -350,6 +363,7 @@ class Max(_Op):
     (tied maxima share the gradient equally)."""
 
     op = "max"
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         check_reduced_sizes("max", a.shape, axis)              # NumPy: no max of nothing
@@ -371,6 +385,7 @@ class Softmax(_Op):
     """
 
     op = "softmax"
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a, axis):
         xp = ctx.xp
@@ -392,6 +407,7 @@ class LogSoftmax(_Op):
     $\bar a = g - e^{y} \sum_j g_j$."""
 
     op = "log_softmax"
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a, axis):
         xp = ctx.xp

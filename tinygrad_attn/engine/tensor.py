@@ -20,7 +20,8 @@ from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
 from .backend import SymbolicUnsupported, as_array, backend_of
-from .checks import check_expand, normalize_axes, shape_argument
+from .checks import (check_expand, normalize_axes, record_saved, shape_argument,
+                     verify_saved)
 
 
 # ----------------------------------------------------------------------------- Function
@@ -49,6 +50,12 @@ class Function:
     differentiable_backward = False
     op: str | None = None  # display name; defaults to the class name in lower case
     transient_kwargs: tuple[str, ...] = ()
+    #: What ``backward`` reads besides its upstream gradient: ``"inputs"`` (the parents'
+    #: data; ``"partners"``: an input when another needs a gradient), ``"output"``,
+    #: ``"saved"`` (``ctx.saved_tensors``).  These and the arrays among
+    #: the keyword arguments are fingerprinted when the node is recorded, and a change
+    #: before the backward raises (:func:`~tinygrad_attn.engine.checks.verify_saved`).
+    saves: tuple[str, ...] = ("saved",)
 
     def __init__(self) -> None:
         self.parents: tuple[Tensor | None, ...] = ()
@@ -58,6 +65,7 @@ class Function:
         self.xp: Any = None
         self.attrs: dict[str, Any] = {}
         self._output: Any = None
+        self._fingerprints: dict[str, Any] = {}
 
     # -- the torch-style ctx interface
     def save_for_backward(self, *values: Any) -> None:
@@ -129,13 +137,16 @@ class Function:
             ctx.scope = current_scope()
             ctx._output = weakref.ref(out)
             out._ctx = ctx
+            ctx._fingerprints = record_saved(ctx)
         return out, ctx
 
     def vjp(self, g: "Tensor") -> tuple["Tensor | None", ...]:
         """The gradients for the parents, as Tensors, one per positional argument, from the
         upstream gradient ``g``: ``backward`` called as the op asks (Tensors for the
         engine's own ops; arrays, wrapped back into Tensors, for a user Function).  The
-        backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) calls it."""
+        backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) calls it, after
+        checking that nothing the backward reads changed since the forward."""
+        verify_saved(self, self._fingerprints)
         if self.differentiable_backward:
             grads = type(self).backward(self, g)
         else:
@@ -162,6 +173,7 @@ class _OnceDifferentiable(Function):
     """Holds the array gradient a user Function returned; differentiating it raises."""
 
     op = "user_backward"
+    saves = ()
 
     @staticmethod
     def wrap(fn_ctx: Function, raw: Any) -> tuple["Tensor | None", ...]:
