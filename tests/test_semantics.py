@@ -265,3 +265,75 @@ def test_changes_after_backward_or_undone_before_it_are_fine():
     x.data -= 0.5 * x.grad                                   # an optimiser step, after backward
     (x * x).sum().backward()
     np.testing.assert_array_equal(x.grad, [2.0, 4.0] + 2 * x.data)
+
+
+# ----------------------------------------------------------------------------- user Functions
+
+def user_function(backward, forward=lambda ctx, x: x * 2.0, name="Twice"):
+    """A Function class called ``name`` with the given forward and backward."""
+    return type(name, (ta.Function,), {"forward": staticmethod(forward),
+                                       "backward": staticmethod(backward)})
+
+
+@pytest.mark.parametrize("backward,shape,got", [
+    (lambda ctx, g: g.T, (2, 3), (3, 2)),
+    (lambda ctx, g: g.reshape(-1), (2, 3), (6,)),
+    (lambda ctx, g: g.sum(axis=1, keepdims=True), (2, 3), (2, 1)),
+    (lambda ctx, g: g.sum(), (2, 3), ()),
+    (lambda ctx, g: g[:, None], (3,), (3, 1)),
+])
+def test_a_user_gradient_of_the_wrong_shape_raises_naming_function_input_and_shapes(
+        backward, shape, got):
+    x = ta.Tensor(np.ones(shape), requires_grad=True)
+    y = user_function(backward).apply(x)
+    with pytest.raises(ValueError, match=rf"Twice.backward returned a gradient of shape "
+                                         rf"{re_shape(got)} for input 0 of shape "
+                                         rf"{re_shape(shape)}"):
+        ta.grad(y, [x], grad_outputs=np.ones(shape))
+
+
+def test_a_user_gradient_the_input_broadcasts_to_is_summed_as_pytorch_does():
+    """forward broadcasts w (3,) against x (2, 3); its gradient may be returned (2, 3)."""
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x * w
+
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g * w, g * x                                     # (2, 3) for w (3,)
+
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    w = ta.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (user_function(backward, forward, "Scale").apply(x, w)).sum().backward()
+    np.testing.assert_array_equal(w.grad, x.data.sum(axis=0))
+    np.testing.assert_array_equal(x.grad, np.broadcast_to(w.data, (2, 3)))
+
+
+@pytest.mark.parametrize("backward,error,match", [
+    (lambda ctx, g: (g, g), RuntimeError, r"Twice.backward returned 2 gradients for 1 input"),
+    (lambda ctx, g: "g", TypeError, r"Twice.backward returned a str for input 0"),
+    (lambda ctx, g: ta.Tensor(g), TypeError, r"Twice.backward returned a Tensor for input 0"),
+    (lambda ctx, g: [g * 2.0], None, None),
+    (lambda ctx, g: None, None, None),
+])
+def test_what_a_user_backward_returns_is_checked(backward, error, match):
+    x = ta.Tensor(np.ones(3), requires_grad=True)
+    y = user_function(backward).apply(x).sum()
+    if error is None:
+        y.backward()
+        assert x.grad is None or np.array_equal(x.grad, [2.0, 2.0, 2.0])
+        return
+    with pytest.raises(error, match=match):
+        y.backward()
+
+
+@pytest.mark.parametrize("forward,match", [
+    (lambda ctx, x: None, r"Twice.forward returned None; a Function's forward returns one"),
+    (lambda ctx, x: (x, x), r"Twice.forward returned a tuple; a Function's forward returns one"),
+    (lambda ctx, x: [1.0, 2.0], r"Twice.forward returned a list"),
+    (lambda ctx, x: ta.Tensor(x), r"Twice.forward returned a Tensor; forward works on arrays"),
+    (lambda ctx, x: np.arange(3), r"Twice.forward returned an array of dtype int64"),
+])
+def test_what_a_user_forward_returns_is_checked(forward, match):
+    with pytest.raises(TypeError, match=match):
+        user_function(lambda ctx, g: g, forward).apply(ta.Tensor(np.ones(3), requires_grad=True))

@@ -1,7 +1,8 @@
 """What the engine checks about what it is given, so that a mistake is named where it is
 made, never reported from deep inside NumPy: axes, shapes of the shape methods, matmul
-operands, reductions of empty axes, indices; and the data a recorded op saved for its
-backward, which must not change before that backward runs.
+operands, reductions of empty axes, indices; what a Function's forward and backward
+return; and the data a recorded op saved for its backward, which must not change before
+that backward runs.
 
 Each check names the op, the argument and the value or shapes at fault.  The functions
 work on shapes and arrays only (no Tensor), so the Tensor methods and the op table both
@@ -92,6 +93,43 @@ def is_basic_index(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer))
                for p in parts)
+
+
+# ----------------------------------------------------------------------------- Functions
+
+def forward_output(fn: str, data: Any) -> np.ndarray:
+    """What ``fn.forward`` returned, as the array of its output, or a TypeError saying
+    what is wrong with it (a Function has one output: a float or symbolic array)."""
+    if data is None or isinstance(data, (tuple, list, dict, str)):
+        what = "None" if data is None else f"a {type(data).__name__}"
+        raise TypeError(f"{fn}.forward returned {what}; a Function's forward returns one "
+                        f"array (its one output)")
+    data = np.asarray(data)
+    if data.dtype.kind != "f" and data.dtype != object:
+        raise TypeError(f"{fn}.forward returned an array of dtype {data.dtype}; an op must "
+                        f"return a float (or symbolic) array")
+    return data
+
+
+def user_gradient(fn: str, i: int, g: Any, dtype: Any) -> np.ndarray:
+    """The gradient a user's ``fn.backward`` returned for input ``i``, as an array of
+    ``dtype`` (the input's; None keeps it, for symbolic inputs)."""
+    try:
+        return np.asarray(g, dtype=dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}.backward returned a {type(g).__name__} for input {i}; a "
+                        f"gradient is an array of the input's shape (or None)") from None
+
+
+def check_gradient(fn: str, i: int, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+    """A gradient of shape ``got`` for input ``i`` of shape ``want``: the same shape, or one
+    the input broadcasts to (summed back, as PyTorch allows); else a ValueError."""
+    tail = got[len(got) - len(want):]
+    if got != want and (len(got) < len(want) or
+                        any(n != 1 and n != t for n, t in zip(want, tail))):
+        raise ValueError(f"{fn}.backward returned a gradient of shape {got} for input {i} of "
+                         f"shape {want}; a gradient has its input's shape, or a shape the "
+                         f"input broadcasts to (which is summed back, as in PyTorch)")
 
 
 # ----------------------------------------------------------------------------- saved data

@@ -20,8 +20,8 @@ from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
 from .backend import SymbolicUnsupported, as_array, backend_of
-from .checks import (check_expand, normalize_axes, record_saved, shape_argument,
-                     verify_saved)
+from .checks import (check_expand, check_gradient, forward_output, normalize_axes,
+                     record_saved, shape_argument, user_gradient, verify_saved)
 
 
 # ----------------------------------------------------------------------------- Function
@@ -124,10 +124,10 @@ class Function:
                     f"so the Function runs both numerically and symbolically. "
                     f"Original error: {type(exc).__name__}: {exc}") from None
             raise
-        data = np.asarray(data)
-        if data.dtype.kind != "f" and data.dtype != object:
-            raise TypeError(f"{cls.__name__}.forward returned an array of dtype {data.dtype}; "
-                            f"an op must return a float (or symbolic) array")
+        if isinstance(data, Tensor):
+            raise TypeError(f"{cls.__name__}.forward returned a Tensor; forward works on "
+                            f"arrays: return an array (its .data)")
+        data = forward_output(cls.__name__, data)
         requires_grad = is_grad_enabled() and any(t is not None and t.requires_grad
                                               for t in tensors)
         out = Tensor(data, requires_grad=requires_grad, _validated=True)
@@ -161,11 +161,15 @@ class Function:
                         f"gradients; use ctx.xp instead of NumPy element math. Original "
                         f"error: {type(exc).__name__}: {exc}") from None
             grads = _OnceDifferentiable.wrap(self, raw)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
+        grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+        name = type(self).__name__
         if len(grads) != len(self.parents):
-            raise RuntimeError(f"{type(self).__name__}.backward returned {len(grads)} "
-                               f"gradients for {len(self.parents)} inputs")
+            raise RuntimeError(f"{name}.backward returned {len(grads)} gradients for "
+                               f"{len(self.parents)} inputs; return one per argument of "
+                               f"forward (None where there is no gradient)")
+        for i, (pg, parent) in enumerate(zip(grads, self.parents)):
+            if pg is not None and parent is not None:
+                check_gradient(name, i, pg.shape, parent.shape)
         return grads
 
 
@@ -177,15 +181,20 @@ class _OnceDifferentiable(Function):
 
     @staticmethod
     def wrap(fn_ctx: Function, raw: Any) -> tuple["Tensor | None", ...]:
-        raw = raw if isinstance(raw, tuple) else (raw,)
+        raw = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
         out: list[Tensor | None] = []
+        name = type(fn_ctx).__name__
         for i, g in enumerate(raw):
             if g is None:
                 out.append(None)
                 continue
+            if isinstance(g, Tensor):
+                raise TypeError(f"{name}.backward returned a Tensor for input {i}; a "
+                                f"backward written with arrays returns arrays (write it "
+                                f"with Tensor ops and set differentiable_backward = True)")
             parent = fn_ctx.parents[i] if i < len(fn_ctx.parents) else None
-            t = Tensor(np.asarray(g) if parent is None or parent.data.dtype == object
-                       else np.asarray(g, dtype=parent.dtype), _validated=True)
+            dtype = None if parent is None or parent.data.dtype == object else parent.dtype
+            t = Tensor(user_gradient(name, i, g, dtype), _validated=True)
             if is_grad_enabled():  # create_graph: mark it so a second derivative fails loudly
                 t.requires_grad = True
                 ctx = _OnceDifferentiable()
