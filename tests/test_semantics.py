@@ -4,6 +4,9 @@ the forward and the backward, user Functions returning wrong gradients, the grad
 across threads, dtypes of gradients, and a second backward through a freed graph."""
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import numpy as np
 import pytest
 
@@ -337,3 +340,65 @@ def test_what_a_user_backward_returns_is_checked(backward, error, match):
 def test_what_a_user_forward_returns_is_checked(forward, match):
     with pytest.raises(TypeError, match=match):
         user_function(lambda ctx, g: g, forward).apply(ta.Tensor(np.ones(3), requires_grad=True))
+
+
+# ----------------------------------------------------------------------------- threads
+
+def test_no_grad_in_one_thread_leaves_another_threads_graph_alone():
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold():
+        with ta.no_grad(), ta.scope("other thread"):
+            entered.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    assert entered.wait(10)
+    x = ta.Tensor([1.0], requires_grad=True)
+    y = x * 2.0
+    leave.set()
+    worker.join()
+    assert ta.is_grad_enabled() and y.requires_grad and y._ctx is not None
+    assert y._ctx.scope == ()
+
+
+def test_interleaved_no_grad_in_many_threads_never_leaves_the_mode_disabled():
+    barrier = threading.Barrier(8)
+
+    def toggle():
+        for _ in range(200):
+            with ta.no_grad():
+                assert not ta.is_grad_enabled()
+            assert ta.is_grad_enabled()
+        barrier.wait(10)
+
+    workers = [threading.Thread(target=toggle) for _ in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert ta.is_grad_enabled()
+    fresh = []
+    t = threading.Thread(target=lambda: fresh.append(ta.is_grad_enabled()))
+    t.start()
+    t.join()
+    assert fresh == [True]
+
+
+def test_each_asyncio_task_has_its_own_grad_mode():
+    async def inside(started, stop):
+        with ta.no_grad():
+            started.set()
+            await stop.wait()
+            return ta.is_grad_enabled()
+
+    async def main():
+        started, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(inside(started, stop))
+        await started.wait()
+        mode = ta.is_grad_enabled()
+        stop.set()
+        return mode, await task
+
+    assert asyncio.run(main()) == (True, False)

@@ -9,55 +9,58 @@ keyed by node, and sums each gradient back to its node's shape in one place
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 # ----------------------------------------------------------------------------- modes
+# Context variables, so each thread (it starts with the defaults) and each asyncio task (it
+# starts with a copy of its creator's) has its own grad mode and scope, as PyTorch's is per
+# thread: one thread's no_grad never stops another thread recording its graph.
 
-_grad_enabled = True
-_scope_stack: list[str] = []
+_grad_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tinygrad_attn_grad_enabled", default=True)
+_scopes: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "tinygrad_attn_scopes", default=())
 
 
 def is_grad_enabled() -> bool:
-    """Whether new ops record a graph (False inside :func:`no_grad`)."""
-    return _grad_enabled
+    """Whether new ops record a graph in this thread (False inside :func:`no_grad`)."""
+    return _grad_enabled.get()
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Ops computed inside record no graph, as ``torch.no_grad``."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    token = _grad_enabled.set(enabled)
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _grad_enabled.reset(token)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Ops computed inside record no graph, as ``torch.no_grad`` (in this thread only)."""
+    return _grad_mode(False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Ops computed inside record a graph (used by ``create_graph=True``)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+    return _grad_mode(True)
 
 
 @contextlib.contextmanager
 def scope(name: str) -> Iterator[None]:
     """Group the ops made inside into a named scope (a cluster in :func:`draw`)."""
-    _scope_stack.append(str(name))
+    token = _scopes.set(_scopes.get() + (str(name),))
     try:
         yield
     finally:
-        _scope_stack.pop()
+        _scopes.reset(token)
 
 
 def current_scope() -> tuple[str, ...]:
-    return tuple(_scope_stack)
+    return _scopes.get()
 
 
 # ----------------------------------------------------------------------------- shapes
