@@ -402,3 +402,30 @@ def test_each_asyncio_task_has_its_own_grad_mode():
         return mode, await task
 
     assert asyncio.run(main()) == (True, False)
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+def test_a_float32_leaf_gets_a_float32_gradient_when_a_float64_array_enters_the_graph():
+    x = ta.Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    w = ta.Tensor(np.arange(3.0), requires_grad=True)              # float64
+    y = x * np.arange(3.0) + w                                      # float64, as NumPy
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and w.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 2.0])
+    gx, = ta.grad((x * np.arange(3.0)).sum(), [x], create_graph=True)
+    assert gx.dtype == np.float32
+    h, = ta.grad((gx * gx * x).sum(), [x])
+    assert h.dtype == np.float32
+
+
+def test_astype_casts_forward_and_its_gradient_back():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    y = x.astype(np.float32)
+    assert y.dtype == np.float32 and y._ctx is not None
+    (gx,) = ta.grad((y * y).sum(), [x])
+    assert gx.dtype == np.float64
+    np.testing.assert_array_equal(gx.data, [2.0, 4.0])
+    with pytest.raises(TypeError, match="astype: dtype must be float32 or float64, got int64"):
+        x.astype(np.int64)

@@ -159,5 +159,7 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
                 if parent is None or pg is None or not parent.requires_grad:
                     continue
                 pg = unbroadcast(pg, parent.shape)
+                if pg.dtype != parent.dtype and object not in (pg.dtype, parent.dtype):
+                    pg = pg.astype(parent.dtype)  # a gradient has its Tensor's dtype
                 acc[id(parent)] = acc[id(parent)] + pg if id(parent) in acc else pg
     return [result.get(id(t)) for t in inputs]

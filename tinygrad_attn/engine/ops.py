@@ -530,6 +530,22 @@ class Stack(_Op):
         return tuple(g[(slice(None),) * axis + (k,)] for k in range(len(ctx.parents)))
 
 
+class Cast(_Op):
+    r"""$y = a$ in another float dtype;  $\bar a = g$ in $a$'s dtype.  Symbolic arrays
+    have no float dtype: they pass unchanged."""
+
+    op = "astype"
+
+    @staticmethod
+    def forward(ctx, a, dtype):
+        return a if a.dtype == object else a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        dtype = ctx.parents[0].dtype
+        return (g if object in (g.dtype, dtype) else g.astype(dtype),)
+
+
 class Where(_Op):
     r"""$y = \mathrm{cond} \mathbin{?} a : b$ (``cond`` constant);
     $\bar a = \mathrm{cond} \mathbin{?} g : 0,\ \bar b = \mathrm{cond} \mathbin{?} 0 : g$:
@@ -553,7 +569,7 @@ OPS: list[type[Function]] = [
     Add, Sub, Neg, Mul, Div, Pow, PowScalar, MatMul,
     Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Abs,
     Sum, Mean, Max, Softmax, LogSoftmax,
-    Reshape, Permute, Expand, GetItem, ScatterAdd, Concat, Stack, Where,
+    Reshape, Permute, Expand, GetItem, ScatterAdd, Concat, Stack, Where, Cast,
 ]
 
 

@@ -471,6 +471,13 @@ class Tensor:
                              f"{self.shape}: {exc}") from None
         return ops.GetItem.apply(self, index=index)
 
+    def astype(self, dtype: Any) -> "Tensor":
+        """The values in ``dtype`` (float32 or float64); the gradient comes back in this
+        Tensor's dtype."""
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"astype: dtype must be float32 or float64, got {np.dtype(dtype)}")
+        return ops.Cast.apply(self, dtype=np.dtype(dtype))
+
     def masked_fill(self, mask: Any, value: float) -> "Tensor":
         """Where ``mask`` is True put ``value``, elsewhere keep self (as torch)."""
         return where(mask, self._const(value), self)
