@@ -429,3 +429,27 @@ def test_astype_casts_forward_and_its_gradient_back():
     np.testing.assert_array_equal(gx.data, [2.0, 4.0])
     with pytest.raises(TypeError, match="astype: dtype must be float32 or float64, got int64"):
         x.astype(np.int64)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ta.Tensor(np.ones(2, dtype=np.float16)),
+    lambda: ta.Tensor([1.0, 2.0], dtype=np.float16),
+    lambda: ta.Tensor(np.ones(2), dtype="float16"),
+    lambda: ta.Tensor(np.float16(1.0)),
+    lambda: ta.Tensor(np.ones(2, dtype=np.longdouble)),
+    lambda: ta.Tensor(np.ones(2), requires_grad=True).astype(np.float16),
+], ids=["array", "dtype_list", "dtype_array", "scalar", "longdouble", "astype"])
+def test_one_dtype_rule_float32_and_float64_only_float16_is_refused_however_asked(make):
+    with pytest.raises(TypeError, match=r"float32 or float64, got (float16|float128|longdouble)"):
+        make()
+
+
+def test_a_user_forward_returning_float16_is_refused_naming_the_function():
+    half = user_function(lambda ctx, g: g, lambda ctx, x: x.astype(np.float16), "Half")
+    with pytest.raises(TypeError, match=r"Half.forward returned an array of dtype float16"):
+        half.apply(ta.Tensor(np.ones(2), requires_grad=True))
+
+
+def test_int_data_with_an_explicit_float_dtype_is_converted():
+    assert ta.Tensor(np.arange(3), dtype=np.float32).dtype == np.float32
+    assert ta.Tensor(np.ones(2, dtype=np.float32)).dtype == np.float32

@@ -105,9 +105,9 @@ def forward_output(fn: str, data: Any) -> np.ndarray:
         raise TypeError(f"{fn}.forward returned {what}; a Function's forward returns one "
                         f"array (its one output)")
     data = np.asarray(data)
-    if data.dtype.kind != "f" and data.dtype != object:
+    if data.dtype not in (np.float32, np.float64) and data.dtype != object:
         raise TypeError(f"{fn}.forward returned an array of dtype {data.dtype}; an op must "
-                        f"return a float (or symbolic) array")
+                        f"return a float32 or float64 (or symbolic) array")
     return data
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
-from .backend import SymbolicUnsupported, as_array, backend_of
+from .backend import SymbolicUnsupported, as_array, backend_of, check_float_dtype
 from .checks import (check_expand, check_gradient, forward_output, normalize_axes,
                      record_saved, shape_argument, user_gradient, verify_saved)
 
@@ -474,9 +474,11 @@ class Tensor:
     def astype(self, dtype: Any) -> "Tensor":
         """The values in ``dtype`` (float32 or float64); the gradient comes back in this
         Tensor's dtype."""
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise TypeError(f"astype: dtype must be float32 or float64, got {np.dtype(dtype)}")
-        return ops.Cast.apply(self, dtype=np.dtype(dtype))
+        dtype = np.dtype(dtype)
+        if dtype == object:
+            raise TypeError("astype: dtype must be float32 or float64, got object")
+        check_float_dtype("astype", dtype)
+        return ops.Cast.apply(self, dtype=dtype)
 
     def masked_fill(self, mask: Any, value: float) -> "Tensor":
         """Where ``mask`` is True put ``value``, elsewhere keep self (as torch)."""
