@@ -453,3 +453,57 @@ def test_a_user_forward_returning_float16_is_refused_naming_the_function():
 def test_int_data_with_an_explicit_float_dtype_is_converted():
     assert ta.Tensor(np.arange(3), dtype=np.float32).dtype == np.float32
     assert ta.Tensor(np.ones(2, dtype=np.float32)).dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- freed graphs
+
+FREED = r"backward: the graph through sum was freed by an earlier backward; pass " \
+        r"retain_graph=True"
+
+
+def test_a_second_backward_through_a_freed_graph_raises_and_accumulates_nothing():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match=FREED):
+        y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+    with pytest.raises(RuntimeError, match=FREED):
+        ta.grad(y, [x])
+
+
+def test_retain_graph_keeps_the_graph_for_another_backward():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+    z = (x * x).sum()
+    (g1,) = ta.grad(z, [x], retain_graph=True)
+    (g2,) = ta.grad(z, [x])
+    np.testing.assert_array_equal(g1.data, g2.data)
+    with pytest.raises(RuntimeError, match=FREED):
+        ta.grad(z, [x])
+
+
+def test_create_graph_retains_the_graph_as_pytorch():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x * x).sum()
+    (g,) = ta.grad(y, [x], create_graph=True)
+    (again,) = ta.grad(y, [x])
+    np.testing.assert_array_equal(g.data, again.data)
+
+
+def test_two_outputs_sharing_a_graph_need_retain_graph_on_the_first():
+    x = ta.Tensor([1.0, 2.0], requires_grad=True)
+    shared = x.exp()
+    a, b = shared.sum(), (shared * 2.0).sum()
+    a.backward()
+    with pytest.raises(RuntimeError, match="the graph through exp was freed"):
+        b.backward()
+    x.zero_grad()
+    shared = x.exp()
+    a, b = shared.sum(), (shared * 2.0).sum()
+    a.backward(retain_graph=True)
+    b.backward()
+    np.testing.assert_allclose(x.grad, 3.0 * np.exp(x.data))

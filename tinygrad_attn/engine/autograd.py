@@ -4,7 +4,7 @@
 without recursion (:func:`toposort`), *accumulating* every contribution into a dict
 keyed by node, and sums each gradient back to its node's shape in one place
 (:func:`unbroadcast`).  It reads only what every node has (``_ctx``, ``parents``,
-``requires_grad``, ``vjp``), so this module imports no Tensor.
+``requires_grad``, ``vjp``, ``release``), so this module imports no Tensor.
 """
 from __future__ import annotations
 
@@ -130,13 +130,15 @@ def toposort(roots: Sequence[Any], constants: bool = False) -> list[Any]:
 
 
 def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any],
-             create_graph: bool) -> list[Any]:
+             create_graph: bool, retain_graph: bool = True) -> list[Any]:
     """The one backward pass: accumulate VJPs from ``outputs`` (seeded with the upstream
     gradients ``seeds``, Tensors of the outputs' shapes) down to ``inputs``.
 
     Nodes are visited once each in reverse topological order; every contribution to a
     node is *added* into a dict keyed by the node, then summed back to its shape
     (:func:`unbroadcast`).  With ``create_graph`` the VJPs record a graph of their own.
+    Without ``retain_graph`` each node is released once its VJP ran, so a second walk
+    through it raises instead of silently adding the same gradients again.
     Returns one gradient (a Tensor, or None if unreached) per input.
     """
     wanted = {id(t) for t in inputs}
@@ -155,7 +157,10 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
             if node._ctx is None:
                 continue
             ctx = node._ctx
-            for parent, pg in zip(ctx.parents, ctx.vjp(g)):
+            grads = ctx.vjp(g)
+            if not retain_graph:
+                ctx.release()
+            for parent, pg in zip(ctx.parents, grads):
                 if parent is None or pg is None or not parent.requires_grad:
                     continue
                 pg = unbroadcast(pg, parent.shape)

@@ -65,11 +65,17 @@ class Function:
         self.xp: Any = None
         self.attrs: dict[str, Any] = {}
         self._output: Any = None
-        self._fingerprints: dict[str, Any] = {}
+        self._fingerprints: dict[Any, Any] = {}
+        self.freed = False
 
     # -- the torch-style ctx interface
     def save_for_backward(self, *values: Any) -> None:
         self.saved_tensors = values
+
+    def release(self) -> None:
+        """Free what the backward needed (a backward without ``retain_graph`` calls it):
+        a later backward through this node raises."""
+        self.freed, self.saved_tensors, self._fingerprints = True, (), {}
 
     @property
     def output(self) -> "Tensor":
@@ -146,6 +152,10 @@ class Function:
         engine's own ops; arrays, wrapped back into Tensors, for a user Function).  The
         backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) calls it, after
         checking that nothing the backward reads changed since the forward."""
+        if self.freed:
+            raise RuntimeError(f"backward: the graph through {self.name} was freed by an "
+                               f"earlier backward; pass retain_graph=True to the first "
+                               f"backward (or ta.grad) to go through the graph again")
         verify_saved(self, self._fingerprints)
         if self.differentiable_backward:
             grads = type(self).backward(self, g)
@@ -291,13 +301,17 @@ class Tensor:
         self.requires_grad = flag
         return self
 
-    def backward(self, grad: Any = None, create_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, create_graph: bool = False,
+                 retain_graph: bool | None = None) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` (a NumPy array) for every leaf.
 
-        ``grad`` is the upstream gradient; it may be omitted only for a scalar.
+        ``grad`` is the upstream gradient; it may be omitted only for a scalar.  As in
+        PyTorch the graph is freed afterwards, so a second backward through it raises,
+        unless ``retain_graph`` (by default ``create_graph``) keeps it.
         """
         leaves = _leaves(self)
-        grads = run_backward([self], [grad], leaves, create_graph)
+        keep = create_graph if retain_graph is None else retain_graph
+        grads = run_backward([self], [grad], leaves, create_graph, retain_graph=keep)
         for leaf, g in zip(leaves, grads):
             if g is None:
                 continue
@@ -556,25 +570,33 @@ def _seed(output: Tensor, grad: Any) -> Tensor:
 
 
 def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Any],
-                 inputs: Sequence[Tensor], create_graph: bool) -> list[Tensor | None]:
+                 inputs: Sequence[Tensor], create_graph: bool,
+                 retain_graph: bool = True) -> list[Tensor | None]:
     """Seed each output with its upstream gradient (None: ones, for a scalar) and run the
-    one backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) to ``inputs``."""
+    one backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) to ``inputs``.
+
+    The graph is kept by default here, for tools that look at gradients without
+    consuming the graph (``draw(show_grads=True)``); :meth:`Tensor.backward` and
+    :func:`grad` free it unless asked to retain it."""
     for out in outputs:
         if not out.requires_grad:
             raise RuntimeError("backward: the output does not require grad (no input "
                                "it depends on has requires_grad=True)")
     seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
-    return autograd.backprop(outputs, seeds, inputs, create_graph)
+    return autograd.backprop(outputs, seeds, inputs, create_graph, retain_graph)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Any = None, create_graph: bool = False,
-         allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+         allow_unused: bool = False, retain_graph: bool | None = None
+         ) -> tuple[Tensor | None, ...]:
     """Gradients of ``outputs`` with respect to ``inputs``, as new Tensors.
 
     As ``torch.autograd.grad``: ``.grad`` is never touched.  With ``create_graph=True``
     the returned Tensors carry their own graph and can be differentiated again
-    (second derivatives, Hessian-vector products).
+    (second derivatives, Hessian-vector products).  The graph is freed afterwards (a
+    second call through it raises) unless ``retain_graph`` (by default
+    ``create_graph``) keeps it.
     """
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -583,7 +605,8 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     for i, t in enumerate(ins):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise ValueError(f"grad: input {i} does not require grad")
-    res = run_backward(outs, gos, ins, create_graph)
+    res = run_backward(outs, gos, ins, create_graph,
+                       create_graph if retain_graph is None else retain_graph)
     for i, g in enumerate(res):
         if g is None and not allow_unused:
             raise RuntimeError(f"grad: input {i} ({ins[i].name or 'unnamed'}, shape "
