@@ -31,6 +31,16 @@ def test_pow_scalar_zero_exponent_at_zero_has_zero_gradient(exponent):
     np.testing.assert_array_equal(x.grad, [0.0, 0.0])
 
 
+def test_pow_with_a_zero_exponent_keeps_its_second_derivative_in_the_exponent():
+    """d/db (b a^(b-1)) = a^(b-1) (1 + b log a) is 1/a at b = 0: the exponent's zero must
+    not cut the gradient for a off the graph (found by the property suite)."""
+    a = ta.Tensor([1.5, 2.0], requires_grad=True)
+    b = ta.Tensor([0.0, 0.0], requires_grad=True)
+    (ga,) = ta.grad((a ** b).sum(), [a], create_graph=True)
+    (gab,) = ta.grad(ga.sum(), [b])
+    np.testing.assert_allclose(gab.data, 1 / a.data)
+
+
 def test_pow_at_zero_second_derivative_is_finite():
     a = ta.Tensor([0.0, 1.5], requires_grad=True)
     b = ta.Tensor([0.0, 3.0], requires_grad=True)

@@ -138,8 +138,9 @@ class Pow(_Binary):
     def backward(ctx, g):
         a, b = ctx.parents
         ga = gb = None
-        if ctx.needs_input_grad[0]:  # 0 where b = 0: a^0 is constant (PyTorch's rule)
+        if ctx.needs_input_grad[0]:  # 0 where a = b = 0 (0 * 0^-1): a^0 is constant there
             flat = _where_any(ctx.xp.is_zero(b.data))
+            flat = flat if flat is None else _where_any(flat & ctx.xp.is_zero(a.data))
             ga = _zero_at(flat, g * b * _one_at(flat, a) ** (b - 1.0))
         if ctx.needs_input_grad[1]:  # 0 where a = 0 and b >= 0: 0^b is constant near b
             flat = _where_any(ctx.xp.is_zero(a.data))
