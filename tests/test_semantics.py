@@ -517,3 +517,14 @@ def test_two_outputs_sharing_a_graph_need_retain_graph_on_the_first():
     a.backward(retain_graph=True)
     b.backward()
     np.testing.assert_allclose(x.grad, 3.0 * np.exp(x.data))
+
+
+def test_pow_with_an_empty_exponent_at_a_zero_base_has_finite_second_derivatives():
+    """0-d base 0 and an empty exponent: the output is empty, every derivative is 0; the
+    base's log must not enter the graph as -inf (0 / 0 in the second derivative; found by
+    the property suite)."""
+    a = ta.Tensor(0.0, requires_grad=True)
+    b = ta.Tensor(np.zeros(0), requires_grad=True)
+    ga, gb = ta.grad((a ** (b * 0.0 + 1.0)).sum(), [a, b], create_graph=True)
+    h = ta.grad(ga + gb.sum(), [a, b], allow_unused=True)
+    assert h[0].item() == 0.0 and h[1].shape == (0,)

@@ -143,9 +143,9 @@ class Pow(_Binary):
             flat = flat if flat is None else _where_any(flat & ctx.xp.is_zero(a.data))
             ga = _zero_at(flat, g * b * _one_at(flat, a) ** (b - 1.0))
         if ctx.needs_input_grad[1]:  # 0 where a = 0 and b >= 0: 0^b is constant near b
-            flat = _where_any(ctx.xp.is_zero(a.data))
-            flat = flat if flat is None else _where_any(flat & ctx.xp.is_nonnegative(b.data))
-            gb = _zero_at(flat, g * ctx.output * _one_at(flat, a).log())
+            zero = _where_any(ctx.xp.is_zero(a.data))         # log(0) never enters the graph
+            flat = zero if zero is None else _where_any(zero & ctx.xp.is_nonnegative(b.data))
+            gb = _zero_at(flat, g * ctx.output * _one_at(zero, a).log())
         return ga, gb
 
 
