@@ -46,6 +46,7 @@ class Program:
     ops: list[str] = field(default_factory=list)
     logits: float = 0.0                    # the largest logit scale, for the tolerance
     tolerance_dtype: Any = None            # float32 once a cast lowered the precision
+    edges: bool = False                    # values near the float range's ends were met
 
     def draw(self, strategy: Any) -> Any:
         return self.data.draw(strategy)
@@ -80,10 +81,11 @@ class Program:
                       positive=True)
 
 
-def broadcastable(p: Program) -> tuple[int, ...]:
-    """A shape that broadcasts with the current one (either may grow)."""
-    return p.draw(hnp.broadcastable_shapes(p.shape, min_dims=0, max_dims=len(p.shape) + 1,
-                                           min_side=0 if 0 in p.shape else 1, max_side=3))
+def broadcastable(p: Program, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """A shape that broadcasts with ``shape`` (the current one; either may grow)."""
+    shape = p.shape if shape is None else shape
+    return p.draw(hnp.broadcastable_shapes(shape, min_dims=0, max_dims=len(shape) + 1,
+                                           min_side=0 if 0 in shape else 1, max_side=3))
 
 
 def broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -109,10 +111,13 @@ def tolerance(p: Program) -> float:
 
 
 def reference(p: Program, fn: Callable[[], Any]) -> tuple[Any, list[str]]:
-    """``fn()`` evaluated by the reference at the program's precision, and the kinks met."""
+    """``fn()`` evaluated by the reference at the program's precision, and the kinks met
+    (the values near the float range's ends are in ``p.edges``)."""
     R.KINKS.clear()
+    R.EDGES.clear()
     with R.precision(p.tolerance_dtype or p.dtype):
         value = fn()
+    p.edges = p.edges or bool(R.EDGES)
     return value, list(R.KINKS)
 
 
@@ -160,7 +165,7 @@ def run(p: Program, second: bool) -> None:
     u = [rng.standard_normal(x.shape) for x in p.inputs]
     exact, kinks_fd = reference(p, lambda: R.directional(fn, mp_xs, w, u))
     if kinks or kinks_fd:
-        event("kink: forward only")
+        event(f"forward only: {(kinks + kinks_fd)[0]}")
         return
     grads = ta.grad(list(outs), xs, grad_outputs=[g.astype(y.dtype) for g, y in zip(w, outs)],
                     allow_unused=True, create_graph=second)
@@ -180,6 +185,9 @@ def _dot(grads: Any, directions: list[np.ndarray]) -> tuple[float, float]:
 def _agree(p: Program, what: str, grads: Any, u: list[np.ndarray], exact: Any,
            w: list[np.ndarray], rtol: float) -> None:
     got, size = _dot(grads, u)
+    if p.edges and not math.isfinite(got):
+        event(f"{what} not finite: near the float range's end")   # powers left the range
+        return
     assert all(g is None or g.dtype == x.dtype for g, x in zip(grads, p.inputs)), p.ops
     floor = sum(float(np.sum(np.abs(g))) for g in w) * max(
         [1.0] + [float(np.max(np.abs(d), initial=0)) for d in u])
@@ -202,7 +210,7 @@ def _second(p: Program, xs: list[ta.Tensor], grads: Any, mp_xs: list[Any],
         hv = ta.grad(s, xs, allow_unused=True)
     exact, kinks = reference(p, lambda: R.second_directional(fn, mp_xs, w, u, v))
     if kinks:
-        event("kink: no second derivative")
+        event(f"no second derivative: {kinks[0]}")
         return
     # curvature grows with the square of the logits' scale, and so do the terms that
     # cancel in float arithmetic: one more factor of it

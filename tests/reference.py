@@ -11,9 +11,10 @@ weights, and the cosine similarity clamps a norm below ``eps`` to ``eps``.
 Float range: after every op the values are rounded into the range of the dtype under
 test (beyond its largest finite value: +-inf; below its smallest normal: 0), so the
 reference overflows and underflows where the engine does.  Points where the function is
-not differentiable (relu and abs at 0, tied maxima) are *recorded* in :data:`KINKS` while
-evaluating; a caller skips derivative checks there (the engine's subgradient is a
-convention there, not a derivative).
+not differentiable (relu and abs at 0, tied maxima) and values that are not finite (a
+NaN or an infinity inside, even when the output is finite) are *recorded* in
+:data:`KINKS` while evaluating; a caller skips derivative checks there (the engine's
+subgradient is a convention there, and IEEE arithmetic is not calculus).
 """
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ import mpmath
 import numpy as np
 
 DIGITS = 50
-_mp = mpmath.mp
 KINKS: list[str] = []
+#: Values within the fourth root of the float range's ends met while evaluating: powers of
+#: them in a VJP (b * b * b * b in a second derivative of a / b) may leave the range.
+EDGES: list[str] = []
 _RANGE = {"max": mpmath.mpf(np.finfo(np.float64).max), "tiny": mpmath.mpf(0.0),
-          "kink": mpmath.mpf(0.0)}
+          "kink": mpmath.mpf(0.0), "low": mpmath.mpf(0.0), "high": mpmath.mpf("inf")}
 
 
 @contextlib.contextmanager
@@ -37,7 +40,9 @@ def precision(dtype: Any) -> Iterator[None]:
     info = np.finfo(dtype)
     saved = dict(_RANGE)
     _RANGE.update(max=mpmath.mpf(float(info.max)), tiny=mpmath.mpf(float(info.tiny)),
-                  kink=mpmath.mpf(float(info.eps)) * 256)
+                  kink=mpmath.mpf(float(info.eps)) * 256,
+                  low=mpmath.mpf(float(info.tiny)) ** 0.25,
+                  high=mpmath.mpf(float(info.max)) ** 0.25)
     with mpmath.workdps(DIGITS):
         try:
             yield
@@ -46,13 +51,21 @@ def precision(dtype: Any) -> Iterator[None]:
 
 
 def _fix(x: Any) -> Any:
-    """One number rounded into the float range (nan stays nan)."""
-    if not isinstance(x, mpmath.mpf) or mpmath.isnan(x):
+    """One number rounded into the float range (nan stays nan); a value that is not
+    finite is recorded in :data:`KINKS`: derivatives through it are IEEE arithmetic
+    (0 * nan is nan), not calculus."""
+    if not isinstance(x, mpmath.mpf):
+        return x
+    if mpmath.isnan(x):
+        KINKS.append("a NaN inside")
         return x
     if abs(x) > _RANGE["max"]:
+        KINKS.append("an infinity inside")
         return mpmath.inf if x > 0 else -mpmath.inf
     if abs(x) < _RANGE["tiny"]:
         return mpmath.mpf(0)
+    if x and not _RANGE["low"] <= abs(x) <= _RANGE["high"]:
+        EDGES.append("near the float range's end")
     return x
 
 
@@ -95,6 +108,8 @@ def _log(x: Any) -> Any:
 
 
 def _relu(x: Any) -> Any:
+    if mpmath.isnan(x):
+        return x
     _kink("relu at 0", x)
     return x if x > 0 else mpmath.mpf(0)
 
@@ -115,6 +130,10 @@ absolute = _map(_abs)
 
 
 def _pow(a: Any, b: Any) -> Any:
+    if b == 0 or a == 1:                                      # IEEE: nan ** 0 = 1 ** nan = 1
+        return mpmath.mpf(1)
+    if mpmath.isnan(a) or mpmath.isnan(b):
+        return mpmath.nan
     if a == 0:
         return mpmath.mpf(1) if b == 0 else mpmath.mpf(0) if b > 0 else mpmath.inf
     return _fix(_real(mpmath.power(a, b)))
@@ -161,6 +180,9 @@ def maximum(a: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarr
     flat = moved.reshape(moved.shape[:keep] + (int(np.prod(moved.shape[keep:])),))
     out = np.empty(flat.shape[:-1], dtype=object)
     for idx in np.ndindex(out.shape):
+        if any(mpmath.isnan(x) for x in flat[idx]):       # NaN wins, as np.max
+            out[idx] = mpmath.nan
+            continue
         row = sorted(flat[idx], reverse=True)
         if len(row) > 1:
             _kink("tied maxima", row[0] - row[1])
@@ -230,3 +252,10 @@ def second_directional(fn: Callable[..., Any], xs: Sequence[np.ndarray],
     value = [objective(fn, _moved(xs, [(a * h, u), (b * h, v)]), w)
              for a, b in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
     return (value[0] - value[1] - value[2] + value[3]) / (4 * h * h)
+
+
+def clamp_kink(sq: np.ndarray, floor: float) -> None:
+    """Record a kink where a squared norm sits at the clamp ``floor`` of a cosine."""
+    for x in np.asarray(sq, dtype=object).reshape(-1):
+        if abs(x - floor) <= floor * mpmath.mpf("1e-6"):
+            KINKS.append("a norm at the cosine's clamp")

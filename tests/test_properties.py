@@ -240,7 +240,7 @@ def step_stack(p: Program) -> None:
 def step_where(p: Program) -> None:
     cond = p.draw(hnp.arrays(np.bool_, broadcastable(p)))
     if p.draw(st.booleans()):
-        shape = broadcastable(p)
+        shape = broadcastable(p, broadcast(p.shape, cond.shape))
         j = p.fresh(shape)
         out = broadcast(broadcast(p.shape, shape), cond.shape)
         p.then("where", out, lambda t, xs: ta.where(cond, t, xs[j]),

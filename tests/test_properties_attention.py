@@ -47,6 +47,7 @@ def ref_attend(scores: Any, values: Any, mask: Any, single: bool = False
 def ref_cosine(a: Any, b: Any, eps: float = 1e-8) -> np.ndarray:
     def unit(x: Any) -> np.ndarray:
         sq = R.total(_mul(x, x), (x.ndim - 1,), True)
+        R.clamp_kink(sq, mpmath.mpf(eps * eps))
         sq = np.where(sq > eps * eps, sq, mpmath.mpf(eps * eps))
         return R.binary(lambda p, q: p / q, x, R.sqrt(sq))
     return R.matmul(unit(np.asarray(a, dtype=object)), _t(unit(np.asarray(b, dtype=object))))
@@ -105,10 +106,10 @@ def classic(p: Program, name: str) -> None:
     ps = [p.fresh(shape) for shape in extra]
     if name == "content" and min(np.min(np.linalg.norm(p.inputs[i], axis=-1), initial=1.0)
                                  for i in (q, k)) < 1e-4:
-        p.logits = max(p.logits, 1e8)  # a clamped norm: derivatives scale with 1/eps
+        p.logits = max(p.logits, scale / 1e-8)  # a clamped norm: derivatives scale 1/eps
 
-    def engine(xs: list[Any]) -> tuple[Any, Any]:
-        qs, ws = xs[q] * scale, [xs[i] for i in ps]
+    def engine(xs: list[Any]) -> tuple[Any, Any]:               # content: beta scales
+        qs, ws = (xs[q] if name == "content" else xs[q] * scale), [xs[i] for i in ps]
         if name == "location":
             return A.location(qs, xs[v], *ws, mask=mask)
         if name == "content":
@@ -116,7 +117,8 @@ def classic(p: Program, name: str) -> None:
         return getattr(A, name)(qs, xs[k], xs[v], *ws, mask=mask)
 
     def ref(xs: list[Any]) -> tuple[Any, Any]:
-        qs, kk, ws = _mul(xs[q], scale), xs[k], [xs[i] for i in ps]
+        qs, kk, ws = (xs[q] if name == "content" else _mul(xs[q], scale)), xs[k], \
+            [xs[i] for i in ps]
         qr = qs[..., None, :] if s["single"] else qs
         if name == "additive":
             hidden = R.tanh(R.binary(lambda a, b: a + b, R.matmul(qr, ws[0])[..., :, None, :],

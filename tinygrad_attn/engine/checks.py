@@ -56,9 +56,8 @@ def check_expand(shape: tuple[int, ...], target: tuple[Any, ...]) -> None:
     if not ints or len(target) < len(shape) or \
             any(n != 1 and n != t for n, t in zip(shape, tail)):
         raise ValueError(f"expand: cannot expand a Tensor of shape {shape} to shape "
-                         f"{target}: the target needs at least {len(shape)} non-negative "
-                         f"int sizes, the last {len(shape)} equal to {shape} where that "
-                         f"is not 1")
+                         f"{target}: the target's sizes are non-negative ints, and its last "
+                         f"{len(shape)} equal {shape} wherever that is not 1")
 
 
 def check_matmul(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
