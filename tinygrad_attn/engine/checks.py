@@ -120,6 +120,33 @@ def user_gradient(fn: str, i: int, g: Any, dtype: Any) -> np.ndarray:
                         f"gradient is an array of the input's shape (or None)") from None
 
 
+def checked_gradients(fn: str, grads: Any, parents: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What ``fn.backward`` returned as a tuple of one gradient per input, each of a shape
+    :func:`check_gradient` allows; else an error naming ``fn``."""
+    grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+    if len(grads) != len(parents):
+        raise RuntimeError(f"{fn}.backward returned {len(grads)} gradients for "
+                           f"{len(parents)} inputs; return one per argument of forward "
+                           f"(None where there is no gradient)")
+    for i, (g, parent) in enumerate(zip(grads, parents)):
+        if g is not None and parent is not None:
+            check_gradient(fn, i, g.shape, parent.shape)
+    return grads
+
+
+def symbolic_misuse(fn: str, step: str, exc: Exception) -> TypeError:
+    """The error of a user Function whose ``step`` (forward or backward) failed on symbolic
+    (SymPy) arrays: it calls NumPy element math where ``ctx.xp`` would serve both."""
+    if step == "forward":
+        return TypeError(
+            f"{fn}.forward failed on symbolic (SymPy) inputs; it probably calls NumPy "
+            f"element math (np.exp, np.maximum, float(...)) directly. Use the array "
+            f"namespace ctx.xp instead (ctx.xp.exp, ctx.xp.where, ...) so the Function runs "
+            f"both numerically and symbolically. Original error: {type(exc).__name__}: {exc}")
+    return TypeError(f"{fn}.backward failed on symbolic (SymPy) gradients; use ctx.xp instead "
+                     f"of NumPy element math. Original error: {type(exc).__name__}: {exc}")
+
+
 def check_gradient(fn: str, i: int, got: tuple[int, ...], want: tuple[int, ...]) -> None:
     """A gradient of shape ``got`` for input ``i`` of shape ``want``: the same shape, or one
     the input broadcasts to (summed back, as PyTorch allows); else a ValueError."""

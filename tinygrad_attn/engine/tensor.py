@@ -20,8 +20,9 @@ from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
 from .backend import SymbolicUnsupported, as_array, backend_of, check_float_dtype
-from .checks import (check_expand, check_gradient, forward_output, normalize_axes,
-                     record_saved, shape_argument, user_gradient, verify_saved)
+from .checks import (check_expand, checked_gradients, forward_output, normalize_axes,
+                     record_saved, shape_argument, symbolic_misuse, user_gradient,
+                     verify_saved)
 
 
 # ----------------------------------------------------------------------------- Function
@@ -123,12 +124,7 @@ class Function:
             raise SymbolicUnsupported(f"{cls.__name__}.forward: {exc}") from None
         except (TypeError, AttributeError) as exc:
             if ctx.xp.symbolic and not cls.__module__.startswith(__package__ + "."):
-                raise TypeError(
-                    f"{cls.__name__}.forward failed on symbolic (SymPy) inputs; it probably "
-                    f"calls NumPy element math (np.exp, np.maximum, float(...)) directly. "
-                    f"Use the array namespace ctx.xp instead (ctx.xp.exp, ctx.xp.where, ...) "
-                    f"so the Function runs both numerically and symbolically. "
-                    f"Original error: {type(exc).__name__}: {exc}") from None
+                raise symbolic_misuse(cls.__name__, "forward", exc) from None
             raise
         if isinstance(data, Tensor):
             raise TypeError(f"{cls.__name__}.forward returned a Tensor; forward works on "
@@ -166,21 +162,9 @@ class Function:
                 except (TypeError, AttributeError) as exc:
                     if not self.xp.symbolic:
                         raise
-                    raise TypeError(
-                        f"{type(self).__name__}.backward failed on symbolic (SymPy) "
-                        f"gradients; use ctx.xp instead of NumPy element math. Original "
-                        f"error: {type(exc).__name__}: {exc}") from None
+                    raise symbolic_misuse(type(self).__name__, "backward", exc) from None
             grads = _OnceDifferentiable.wrap(self, raw)
-        grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
-        name = type(self).__name__
-        if len(grads) != len(self.parents):
-            raise RuntimeError(f"{name}.backward returned {len(grads)} gradients for "
-                               f"{len(self.parents)} inputs; return one per argument of "
-                               f"forward (None where there is no gradient)")
-        for i, (pg, parent) in enumerate(zip(grads, self.parents)):
-            if pg is not None and parent is not None:
-                check_gradient(name, i, pg.shape, parent.shape)
-        return grads
+        return checked_gradients(type(self).__name__, grads, self.parents)
 
 
 class _OnceDifferentiable(Function):
