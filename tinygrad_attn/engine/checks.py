@@ -186,7 +186,8 @@ def fingerprint(a: Any) -> tuple[Any, ...] | None:
     words = b.view(np.uint32)
     full = words.size // _BLOCK * _BLOCK
     blocks = np.einsum("ij,j->i", words[:full].reshape(-1, _BLOCK), _WEIGHTS[:_BLOCK])
-    outer = np.resize(_WEIGHTS[_BLOCK:], blocks.size)
+    outer = _WEIGHTS[_BLOCK:_BLOCK + blocks.size] if blocks.size <= _WEIGHTS.size - _BLOCK \
+        else np.resize(_WEIGHTS[_BLOCK:], blocks.size)                # arrays over 1 GiB
     tail = words[full:]
     return a.shape, a.dtype, int(np.einsum("i,i->", blocks, outer)), \
         int(np.einsum("i,i->", tail, _WEIGHTS[:tail.size]))
