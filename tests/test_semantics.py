@@ -528,3 +528,24 @@ def test_pow_with_an_empty_exponent_at_a_zero_base_has_finite_second_derivatives
     ga, gb = ta.grad((a ** (b * 0.0 + 1.0)).sum(), [a, b], create_graph=True)
     h = ta.grad(ga + gb.sum(), [a, b], allow_unused=True)
     assert h[0].item() == 0.0 and h[1].shape == (0,)
+
+
+@pytest.mark.parametrize("change", ["one_ulp", "swap", "two_signs", "replace_equal"])
+def test_a_change_of_a_large_saved_array_is_seen_by_its_fingerprint(change):
+    """Large arrays are fingerprinted by a weighted sum of their words, not CRC-32: a
+    one-ulp change, a swap of two elements and two sign flips are all seen; a new array
+    with equal values is no change."""
+    x = ta.Tensor(np.random.default_rng(0).standard_normal((4, 64, 64)), requires_grad=True)
+    y = (x * x).sum()
+    if change == "one_ulp":
+        x.data[1, 2, 3] = np.nextafter(x.data[1, 2, 3], np.inf)
+    elif change == "swap":
+        x.data[0, 0, [0, 1]] = x.data[0, 0, [1, 0]]
+    elif change == "two_signs":
+        x.data[0, 0, :2] *= -1
+    else:
+        x.data = x.data.copy()
+        y.backward()
+        return
+    with pytest.raises(RuntimeError, match="input 0 .* of mul was changed"):
+        y.backward()
