@@ -166,6 +166,80 @@ def test_gradcheck_self_cross_and_multi_head_with_masks(fused):
         assert report.ok, str(report)
 
 
+@pytest.mark.parametrize("name,how", [(n, "") for n in MECHANISMS + ["additive_concat"]
+                                      if n != "scaled_dot_product"]
+                         + [("scaled_dot_product", "fused"), ("scaled_dot_product", "composed")])
+def test_a_mask_over_the_values_batch_axes_is_accepted_when_q_and_k_have_none(name, how):
+    """q (m, d) and k (n, d) without batch axes, values (5, n, d_v): the weights are
+    (5, m, n), so a mask (5, m, n) is broadcastable to them; every mechanism accepts it,
+    composed and fused alike, and agrees with the NumPy formula batch by batch."""
+    q, k, v = arr(M, D, seed=1), arr(N, D, seed=2), arr(5, N, DV, seed=3)
+    mask = np.random.default_rng(4).random((5, M, N)) > 0.4
+    mask[0, 1] = False                                       # a fully masked row
+    if name == "additive_concat":
+        W, va = arr(2 * D, H, seed=4), arr(H, seed=5)
+        context, weights = A.additive_concat(q, k, v, W, va, mask=mask)
+        scores = np.tanh(np.concatenate([np.broadcast_to(q[:, None], (M, N, D)),
+                                         np.broadcast_to(k[None], (M, N, D))], -1) @ W) @ va
+    else:
+        p = params_for(name)
+        context, weights = call(name, q, k, v, p, mask,
+                                **({"fused": how == "fused"} if name == "scaled_dot_product"
+                                   else {}))
+        scores = NUMPY_SCORES[name](q, k, p)
+    want = np_softmax(np.broadcast_to(scores, (5, M, N)), mask)
+    assert weights.shape == (5, M, N) and context.shape == (5, M, DV)
+    np.testing.assert_allclose(weights.data, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(context.data, want @ v, rtol=1e-12, atol=1e-14)
+
+
+def _no_keys(name: str, how: str, m: int = M) -> tuple[list[ta.Tensor], object]:
+    """A mechanism called with n = 0 keys (and m queries): its inputs and the call."""
+    q, k, v = T(arr(m, D, seed=1)), T(np.zeros((0, D))), T(np.zeros((0, DV)))
+    if name == "additive_concat":
+        ps = [T(arr(2 * D, H, seed=4)), T(arr(H, seed=5))]
+        return [q, k, v, *ps], lambda: A.additive_concat(q, k, v, *ps)
+    p = {key: T(np.asarray(val, float)) for key, val in params_for(name).items()}
+    if name == "location":
+        p["W"] = T(arr(D, 0))
+    kw = {"fused": how != "composed", "impl": how} if how else {}
+    kw = {"fused": False} if how == "composed" else kw
+    return [q, k, v, *p.values()], lambda: call(name, q, k, v, p, **kw)
+
+
+@pytest.mark.parametrize("name,how", [(n, "") for n in MECHANISMS + ["additive_concat"]
+                                      if n != "scaled_dot_product"]
+                         + [("scaled_dot_product", h) for h in ("plain", "blocked", "composed")])
+@pytest.mark.parametrize("m", [M, 0])
+def test_zero_keys_give_empty_weights_a_zero_context_and_zero_gradients(name, how, m):
+    inputs, run = _no_keys(name, how, m)
+    context, weights = run()
+    assert context.shape == (m, DV) and not np.any(context.data)
+    if weights is not None:
+        assert weights.shape == (m, 0)
+    grads = ta.grad(context, inputs, grad_outputs=np.ones(context.shape), allow_unused=True)
+    for x, g in zip(inputs, grads):
+        assert g is None or (g.shape == x.shape and not np.any(g.data))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+def test_multi_head_with_zero_keys_gives_a_zero_output_and_zero_gradients(fused):
+    x, kv = T(arr(B, M, 4, seed=1)), T(np.zeros((B, 0, 4)))
+    Ws = [T(arr(4, 4, seed=s)) for s in (3, 4, 5)] + [T(arr(4, 3, seed=6))]
+    out, weights = A.multi_head(x, kv, *Ws, 2, fused=fused)
+    assert out.shape == (B, M, 3) and weights.shape == (B, 2, M, 0) and not np.any(out.data)
+    grads = ta.grad(out, [x, kv, *Ws], grad_outputs=np.ones(out.shape))
+    for t, g in zip([x, kv, *Ws], grads):
+        assert g.shape == t.shape and not np.any(g.data)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+def test_zero_width_queries_and_keys_are_refused_naming_d_k(fused):
+    with pytest.raises(ValueError, match=r"scaled_dot_product: q \(2, 0\) and k \(3, 0\) have "
+                                         r"width d_k = 0"):
+        A.scaled_dot_product(np.ones((2, 0)), np.ones((3, 0)), np.ones((3, 2)), fused=fused)
+
+
 def test_bahdanau_decoder_step_gradcheck_and_numpy_transcription():
     """Bahdanau et al. 2014, A.2.2 with a tanh RNN: c_i from s_{i-1}, s_i from [y; c]."""
     dec = nn.BahdanauDecoderCell(2, 3, 4, d_attn=3, cell="tanh", rng=3)

@@ -83,6 +83,7 @@ class ScaledDotProductAttention(Function):
 
     op = "sdpa"
     differentiable_backward = True
+    saves = ("inputs", "output", "saved")
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, causal=False, scale=None, blocked=False):
@@ -134,6 +135,7 @@ class SDPAWeights(Function):
 
     op = "sdpa_weights"
     differentiable_backward = True
+    saves = ("inputs", "output")
     transient_kwargs = ("precomputed",)
 
     @staticmethod

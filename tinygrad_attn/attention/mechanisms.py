@@ -180,8 +180,9 @@ def attend(scores: Tensor, values: Tensor, mask: Any = None) -> tuple[Tensor, Te
     _needs_dims("attend", "values", values, 2, "(..., n, d_v)")
     _needs_dims("attend", "scores", scores, 1, "(..., m, n)")
     _check_dim("attend", "scores", scores, -1, "values", values, -2)
-    scores, mask, single = _promote(scores, _mask("attend", mask, scores.shape))
-    _batch("attend", scores=scores, values=values)
+    rows = _as_rows(scores)                 # the weights carry the values' batch axes too
+    shape = _batch("attend", scores=rows, values=values) + scores.shape[-min(2, scores.ndim):]
+    scores, mask, single = _promote(scores, _mask("attend", mask, shape))
     with scope("softmax"):
         if mask is not None:
             scores = where(mask, scores, -math.inf)             # masked: exp(-inf) = 0
@@ -353,6 +354,9 @@ def scaled_dot_product(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = 
     q, k, v, mask, single = _prepare("scaled_dot_product", q, k, v, mask, q_name="q")
     _check_dim("scaled_dot_product", "q", q, -1, "k", k, -1)
     m, n, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    if d_k == 0:
+        raise ValueError(f"scaled_dot_product: q {q.shape} and k {k.shape} have width d_k = 0, "
+                         f"so the scale 1/sqrt(d_k) is undefined")
     how = choose_impl(impl, m, n, fused=fused, need_weights=need_weights,
                       symbolic=object in (q.dtype, k.dtype, v.dtype))
     if how != "composed":

@@ -4,60 +4,63 @@
 without recursion (:func:`toposort`), *accumulating* every contribution into a dict
 keyed by node, and sums each gradient back to its node's shape in one place
 (:func:`unbroadcast`).  It reads only what every node has (``_ctx``, ``parents``,
-``requires_grad``, ``vjp``), so this module imports no Tensor.
+``requires_grad``, ``vjp``, ``release``), so this module imports no Tensor.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 # ----------------------------------------------------------------------------- modes
+# Context variables, so each thread (it starts with the defaults) and each asyncio task (it
+# starts with a copy of its creator's) has its own grad mode and scope, as PyTorch's is per
+# thread: one thread's no_grad never stops another thread recording its graph.
 
-_grad_enabled = True
-_scope_stack: list[str] = []
+_grad_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tinygrad_attn_grad_enabled", default=True)
+_scopes: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "tinygrad_attn_scopes", default=())
 
 
 def is_grad_enabled() -> bool:
-    """Whether new ops record a graph (False inside :func:`no_grad`)."""
-    return _grad_enabled
+    """Whether new ops record a graph in this thread (False inside :func:`no_grad`)."""
+    return _grad_enabled.get()
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Ops computed inside record no graph, as ``torch.no_grad``."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    token = _grad_enabled.set(enabled)
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _grad_enabled.reset(token)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Ops computed inside record no graph, as ``torch.no_grad`` (in this thread only)."""
+    return _grad_mode(False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Ops computed inside record a graph (used by ``create_graph=True``)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+    return _grad_mode(True)
 
 
 @contextlib.contextmanager
 def scope(name: str) -> Iterator[None]:
     """Group the ops made inside into a named scope (a cluster in :func:`draw`)."""
-    _scope_stack.append(str(name))
+    token = _scopes.set(_scopes.get() + (str(name),))
     try:
         yield
     finally:
-        _scope_stack.pop()
+        _scopes.reset(token)
 
 
 def current_scope() -> tuple[str, ...]:
-    return tuple(_scope_stack)
+    return _scopes.get()
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -85,6 +88,15 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad.reshape(shape) if grad.shape != shape else grad
+
+
+def keep_reduced(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+    """The gradient ``g`` of a reduction over ``axis`` of an input of ``shape``, reshaped
+    with the reduced axes kept (size 1) so it broadcasts back against the input."""
+    if keepdims or axis is None and g.ndim == len(shape):
+        return g
+    axes = range(len(shape)) if axis is None else axis
+    return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
 
 
 # ----------------------------------------------------------------------------- the walk
@@ -118,13 +130,15 @@ def toposort(roots: Sequence[Any], constants: bool = False) -> list[Any]:
 
 
 def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any],
-             create_graph: bool) -> list[Any]:
+             create_graph: bool, retain_graph: bool = True) -> list[Any]:
     """The one backward pass: accumulate VJPs from ``outputs`` (seeded with the upstream
     gradients ``seeds``, Tensors of the outputs' shapes) down to ``inputs``.
 
     Nodes are visited once each in reverse topological order; every contribution to a
     node is *added* into a dict keyed by the node, then summed back to its shape
     (:func:`unbroadcast`).  With ``create_graph`` the VJPs record a graph of their own.
+    Without ``retain_graph`` each node is released once its VJP ran, so a second walk
+    through it raises instead of silently adding the same gradients again.
     Returns one gradient (a Tensor, or None if unreached) per input.
     """
     wanted = {id(t) for t in inputs}
@@ -143,9 +157,14 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
             if node._ctx is None:
                 continue
             ctx = node._ctx
-            for parent, pg in zip(ctx.parents, ctx.vjp(g)):
+            grads = ctx.vjp(g)
+            if not retain_graph:
+                ctx.release()
+            for parent, pg in zip(ctx.parents, grads):
                 if parent is None or pg is None or not parent.requires_grad:
                     continue
                 pg = unbroadcast(pg, parent.shape)
+                if pg.dtype != parent.dtype and object not in (pg.dtype, parent.dtype):
+                    pg = pg.astype(parent.dtype)  # a gradient has its Tensor's dtype
                 acc[id(parent)] = acc[id(parent)] + pg if id(parent) in acc else pg
     return [result.get(id(t)) for t in inputs]

@@ -60,13 +60,14 @@ class NumericBackend:
     @staticmethod
     def argmax_mask(x: np.ndarray, axis: Any) -> np.ndarray:
         """Indicator of the maxima along ``axis``, ties sharing the gradient equally."""
-        hit = (x == np.max(x, axis=axis, keepdims=True)).astype(x.dtype)
+        hit = (x == np.max(x, axis=axis, keepdims=True, initial=-np.inf)).astype(x.dtype)
         return hit / np.sum(hit, axis=axis, keepdims=True)
 
     @staticmethod
     def stability_shift(x: np.ndarray, axis: int) -> np.ndarray:
-        """Row maximum subtracted before ``exp`` (numerics only; -inf rows shift by 0)."""
-        m = np.max(x, axis=axis, keepdims=True)
+        """Row maximum subtracted before ``exp`` (numerics only; -inf rows and empty rows
+        shift by 0)."""
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
         return np.where(np.isfinite(m), m, 0.0).astype(x.dtype, copy=False)
 
     @staticmethod
@@ -81,6 +82,10 @@ class NumericBackend:
     @staticmethod
     def is_zero(x: np.ndarray) -> np.ndarray:
         return x == 0
+
+    @staticmethod
+    def is_nonnegative(x: np.ndarray) -> np.ndarray:
+        return x >= 0
 
 
 class SymbolicUnsupported(NotImplementedError):
@@ -283,11 +288,18 @@ class SymbolicBackend:
         return np.vectorize(lambda e: e == 0, otypes=[bool])(x) if np.size(x) else \
             np.zeros(np.shape(x), dtype=bool)
 
+    @staticmethod
+    def is_nonnegative(x: np.ndarray) -> np.ndarray:
+        """Element-wise "is known to be >= 0" (a symbol of unknown sign is not)."""
+        return np.vectorize(lambda e: bool(e.is_nonnegative), otypes=[bool])(x) \
+            if np.size(x) else np.zeros(np.shape(x), dtype=bool)
+
 
 #: What the symbolic backend provides (said in its error for anything else).
 SYMBOLIC_OPERATIONS: tuple[str, ...] = (
     "exp", "log", "tanh", "sqrt", "abs", "sign", "step", "sigmoid", "power", "where",
-    "matmul", "amax", "argmax_mask", "stability_shift", "zeros", "constant", "is_zero")
+    "matmul", "amax", "argmax_mask", "stability_shift", "zeros", "constant", "is_zero",
+    "is_nonnegative")
 
 
 numeric = NumericBackend()
@@ -304,23 +316,37 @@ def backend_of(*arrays: Any) -> NumericBackend | SymbolicBackend:
 
 # ----------------------------------------------------------------------------- data
 
+#: The dtypes a numeric Tensor holds: the engine computes in these two only.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_float_dtype(who: str, dtype: np.dtype) -> None:
+    """The one dtype rule: float32 or float64 (or object, symbolic), else a TypeError."""
+    if dtype not in FLOAT_DTYPES and dtype != object:
+        raise TypeError(f"{who}: dtype must be float32 or float64, got {dtype}; the engine "
+                        f"computes in these two (convert explicitly, e.g. "
+                        f"x.astype(np.float32))")
+
+
 def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Validate and convert ``data`` into an array one of the backends computes with, the
     data of a Tensor.
 
-    Python numbers and lists become float64; NumPy float arrays keep their dtype;
-    integer, boolean and complex arrays are refused unless ``dtype`` is given, and
-    object arrays must hold SymPy expressions (the symbolic backend).
+    Python numbers and lists become float64; NumPy float32 and float64 arrays keep their
+    dtype; ``dtype``, if given, must be one of those two.  One rule for every way of
+    asking: other floats (float16, longdouble) are refused, as are integer, boolean and
+    complex arrays unless ``dtype`` is given; object arrays must hold SymPy expressions
+    (the symbolic backend).
     """
     if dtype is not None:
         dtype = np.dtype(dtype)
-        if dtype.kind != "f" and dtype != object:
-            raise TypeError(f"Tensor: dtype must be a float type, got {dtype}")
+        check_float_dtype("Tensor", dtype)
         return np.asarray(data, dtype=dtype)
     if isinstance(data, np.ndarray) or isinstance(data, np.generic):
         arr = np.asarray(data)
         if arr.dtype.kind == "f":
-            return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+            check_float_dtype("Tensor", arr.dtype)
+            return arr
         if arr.dtype == object:
             _check_symbolic(arr)
             return arr

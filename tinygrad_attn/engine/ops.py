@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import broadcast_shape, unbroadcast
+from .autograd import broadcast_shape, keep_reduced, unbroadcast
+from .checks import check_matmul, check_reduced_sizes, is_basic_index
 from .tensor import Function, Tensor, where
 
 
@@ -27,10 +28,16 @@ def _const(like: Tensor, array: Any) -> Tensor:
         else array
 
 
-class _Binary(Function):
-    """Shared by the element-wise binary ops: a broadcast check naming the op."""
+class _Op(Function):
+    """An op of the engine: its backward receives and returns Tensors and is written with
+    Tensor ops, so it is differentiable again."""
 
     differentiable_backward = True
+    saves: tuple[str, ...] = ()
+
+
+class _Binary(_Op):
+    """Shared by the element-wise binary ops: a broadcast check naming the op."""
 
     @classmethod
     def apply(cls, a: Any, b: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
@@ -69,12 +76,10 @@ class Sub(_Binary):
         return g, -g
 
 
-class Neg(Function):
+class Neg(_Op):
     r"""$y = -a$;  $\bar a = -g$."""
 
     op = "neg"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -88,6 +93,7 @@ class Mul(_Binary):
     r"""$y = a b$ (element-wise);  $\bar a = g b,\ \bar b = g a$."""
 
     op = "mul"
+    saves = ("partners",)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -104,6 +110,7 @@ class Div(_Binary):
     r"""$y = a / b$;  $\bar a = g / b,\ \bar b = -g\,a / b^2 = -g\,y / b$."""
 
     op = "div"
+    saves = ("inputs",)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -121,6 +128,7 @@ class Pow(_Binary):
     r"""$y = a^b$ (both Tensors);  $\bar a = g\,b\,a^{b-1},\ \bar b = g\,y \log a$."""
 
     op = "pow"
+    saves = ("inputs", "output")
 
     @staticmethod
     def forward(ctx, a, b):
@@ -129,17 +137,39 @@ class Pow(_Binary):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.parents
-        ga = g * b * a ** (b - 1.0) if ctx.needs_input_grad[0] else None
-        gb = g * ctx.output * a.log() if ctx.needs_input_grad[1] else None
+        ga = gb = None
+        if ctx.needs_input_grad[0]:  # 0 where a = b = 0 (0 * 0^-1): a^0 is constant there
+            flat = _where_any(ctx.xp.is_zero(b.data))
+            flat = flat if flat is None else _where_any(flat & ctx.xp.is_zero(a.data))
+            ga = _zero_at(flat, g * b * _one_at(flat, a) ** (b - 1.0))
+        if ctx.needs_input_grad[1]:  # 0 where a = 0 and b >= 0: 0^b is constant near b
+            zero = _where_any(ctx.xp.is_zero(a.data))         # log(0) never enters the graph
+            flat = zero if zero is None else _where_any(zero & ctx.xp.is_nonnegative(b.data))
+            gb = _zero_at(flat, g * ctx.output * _one_at(zero, a).log())
         return ga, gb
 
 
-class PowScalar(Function):
+def _where_any(cond: np.ndarray) -> np.ndarray | None:
+    """``cond``, or None when it holds nowhere (the common case: no select recorded)."""
+    return cond if np.any(cond) else None
+
+
+def _one_at(cond: np.ndarray | None, a: Tensor) -> Tensor:
+    """``a`` with 1 where ``cond``: a base whose power and log stay finite there, so the
+    selected-away branch gives no NaN to a second derivative either."""
+    return a if cond is None else where(cond, 1.0, a)
+
+
+def _zero_at(cond: np.ndarray | None, t: Tensor) -> Tensor:
+    """``t`` with exactly 0 where ``cond``."""
+    return t if cond is None else where(cond, 0.0, t)
+
+
+class PowScalar(_Op):
     r"""$y = a^p$ for a constant exponent $p$;  $\bar a = g\,p\,a^{p-1}$."""
 
     op = "pow"
-    differentiable_backward = True
-
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a, exponent):
         return ctx.xp.power(a, ctx.xp.constant(exponent, a))
@@ -150,30 +180,20 @@ class PowScalar(Function):
         p = ctx.attrs["exponent"]
         if p == 1:
             return (g,)
+        if p == 0:  # a^0 = 1: a zero gradient, also at a = 0 (where p a^(p-1) is 0 * inf)
+            return (_const(a, ctx.xp.zeros(a.shape, a.data)),)
         return (g * p * a ** (p - 1),)
 
 
-class MatMul(Function):
+class MatMul(_Op):
     r"""$Y = A B$ with NumPy's rules (batch axes broadcast, 1-D operands promoted);
     $\bar A = G B^\top,\ \bar B = A^\top G$."""
 
     op = "matmul"
-    differentiable_backward = True
-
+    saves = ("partners",)
     @staticmethod
     def forward(ctx, a, b):
-        sa, sb = np.shape(a), np.shape(b)
-        if len(sa) == 0 or len(sb) == 0:
-            raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes "
-                             f"{sa} and {sb}")
-        ka = sa[-1]
-        kb = sb[0] if len(sb) == 1 else sb[-2]
-        if ka != kb:
-            raise ValueError(f"matmul: shapes {sa} and {sb} do not match: the last axis of "
-                             f"the left operand ({ka}) must equal the "
-                             f"{'first' if len(sb) == 1 else 'second-to-last'} axis of the "
-                             f"right operand ({kb})")
-        broadcast_shape("matmul (batch axes)", sa[:-2], sb[:-2])
+        check_matmul(np.shape(a), np.shape(b))
         return ctx.xp.matmul(a, b)
 
     @staticmethod
@@ -184,7 +204,8 @@ class MatMul(Function):
             # a weight shared by a batch, (..., n, k) @ (k, m): B-bar = sum over the batch
             # of A^T G, taken as one 2-D product rather than a batch of them then a sum
             ga = g @ b.mT if ctx.needs_input_grad[0] else None
-            gb = a.reshape(-1, a.shape[-1]).mT @ g.reshape(-1, b.shape[1]) \
+            rows = int(np.prod(a.shape[:-1]))                    # not -1: a may be empty
+            gb = a.reshape(rows, a.shape[-1]).mT @ g.reshape(rows, b.shape[1]) \
                 if ctx.needs_input_grad[1] else None
             return ga, gb
         a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a     # (..., n, k)
@@ -204,12 +225,11 @@ class MatMul(Function):
 
 # ----------------------------------------------------------------------------- element-wise
 
-class Exp(Function):
+class Exp(_Op):
     r"""$y = e^a$;  $\bar a = g\,y$."""
 
     op = "exp"
-    differentiable_backward = True
-
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.exp(a)
@@ -219,12 +239,11 @@ class Exp(Function):
         return (g * ctx.output,)
 
 
-class Log(Function):
+class Log(_Op):
     r"""$y = \log a$;  $\bar a = g / a$."""
 
     op = "log"
-    differentiable_backward = True
-
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.log(a)
@@ -234,12 +253,11 @@ class Log(Function):
         return (g / ctx.parents[0],)
 
 
-class Tanh(Function):
+class Tanh(_Op):
     r"""$y = \tanh a$;  $\bar a = g\,(1 - y^2)$."""
 
     op = "tanh"
-    differentiable_backward = True
-
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.tanh(a)
@@ -250,12 +268,11 @@ class Tanh(Function):
         return (g * (1.0 - y * y),)
 
 
-class Sigmoid(Function):
+class Sigmoid(_Op):
     r"""$y = \sigma(a) = 1 / (1 + e^{-a})$;  $\bar a = g\,y\,(1 - y)$."""
 
     op = "sigmoid"
-    differentiable_backward = True
-
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.sigmoid(a)
@@ -266,12 +283,11 @@ class Sigmoid(Function):
         return (g * y * (1.0 - y),)
 
 
-class Relu(Function):
+class Relu(_Op):
     r"""$y = \max(a, 0)$;  $\bar a = g\,H(a)$ with the step $H(0) = 0$."""
 
     op = "relu"
-    differentiable_backward = True
-
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
         return a * ctx.xp.step(a)
@@ -282,12 +298,11 @@ class Relu(Function):
         return (g * _const(a, ctx.xp.step(a.data)),)
 
 
-class Sqrt(Function):
+class Sqrt(_Op):
     r"""$y = \sqrt a$;  $\bar a = g / (2 y)$."""
 
     op = "sqrt"
-    differentiable_backward = True
-
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.sqrt(a)
@@ -297,12 +312,11 @@ class Sqrt(Function):
         return (g / (2.0 * ctx.output),)
 
 
-class Abs(Function):
+class Abs(_Op):
     r"""$y = |a|$;  $\bar a = g\,\mathrm{sign}(a)$."""
 
     op = "abs"
-    differentiable_backward = True
-
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
         return ctx.xp.abs(a)
@@ -315,21 +329,10 @@ class Abs(Function):
 
 # ----------------------------------------------------------------------------- reductions
 
-def _keep(g: Tensor, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Tensor:
-    """Reshape a reduced gradient so it broadcasts against the input shape."""
-    if keepdims or axis is None and g.ndim == len(shape):
-        return g
-    axes = range(len(shape)) if axis is None else axis
-    kept = [1 if i in axes else n for i, n in enumerate(shape)]
-    return g.reshape(tuple(kept))
-
-
-class Sum(Function):
+class Sum(_Op):
     r"""$y = \sum_{i \in \text{axis}} a_i$;  $\bar a = g$ broadcast back over the axis."""
 
     op = "sum"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         return np.sum(a, axis=axis, keepdims=keepdims)
@@ -337,15 +340,13 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, g):
         a = ctx.parents[0]
-        return (_keep(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]).expand(a.shape),)
+        return (keep_reduced(g, a.shape, ctx.attrs["axis"], ctx.attrs["keepdims"]).expand(a.shape),)
 
 
-class Mean(Function):
+class Mean(_Op):
     r"""$y = \frac1N \sum_{i \in \text{axis}} a_i$;  $\bar a = g / N$ broadcast back."""
 
     op = "mean"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
@@ -355,30 +356,28 @@ class Mean(Function):
     def backward(ctx, g):
         a, axis = ctx.parents[0], ctx.attrs["axis"]
         count = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
-        return ((_keep(g, a.shape, axis, ctx.attrs["keepdims"]) / count).expand(a.shape),)
+        return ((keep_reduced(g, a.shape, axis, ctx.attrs["keepdims"]) / count).expand(a.shape),)
 
 
-class Max(Function):
+class Max(_Op):
     r"""$y = \max_{i \in \text{axis}} a_i$;  $\bar a = g\,[a = y] / \#\{a = y\}$
     (tied maxima share the gradient equally)."""
 
     op = "max"
-    differentiable_backward = True
-
+    saves = ("inputs",)
     @staticmethod
     def forward(ctx, a, axis, keepdims):
-        if a.size == 0:
-            raise ValueError("max: the Tensor is empty")
+        check_reduced_sizes("max", a.shape, axis)              # NumPy: no max of nothing
         return ctx.xp.amax(a, axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
         a, axis = ctx.parents[0], ctx.attrs["axis"]
         mask = _const(a, ctx.xp.argmax_mask(a.data, axis))
-        return (_keep(g, a.shape, axis, ctx.attrs["keepdims"]) * mask,)
+        return (keep_reduced(g, a.shape, axis, ctx.attrs["keepdims"]) * mask,)
 
 
-class Softmax(Function):
+class Softmax(_Op):
     r"""$y_i = e^{a_i} / \sum_j e^{a_j}$ along ``axis``;
     $\bar a = y \odot (g - \sum_j g_j y_j)$, i.e. $J = \mathrm{diag}(y) - y y^\top$.
 
@@ -387,8 +386,7 @@ class Softmax(Function):
     """
 
     op = "softmax"
-    differentiable_backward = True
-
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a, axis):
         xp = ctx.xp
@@ -405,16 +403,17 @@ class Softmax(Function):
         return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
 
 
-class LogSoftmax(Function):
+class LogSoftmax(_Op):
     r"""$y_i = a_i - \log \sum_j e^{a_j}$ along ``axis``;
     $\bar a = g - e^{y} \sum_j g_j$."""
 
     op = "log_softmax"
-    differentiable_backward = True
-
+    saves = ("output",)
     @staticmethod
     def forward(ctx, a, axis):
         xp = ctx.xp
+        if a.shape[axis] == 0:  # nothing to normalise (and no log(0) of an empty sum)
+            return a.copy()
         shifted = a - xp.stability_shift(a, axis)
         return shifted - xp.log(np.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
@@ -426,12 +425,10 @@ class LogSoftmax(Function):
 
 # ----------------------------------------------------------------------------- shapes
 
-class Reshape(Function):
+class Reshape(_Op):
     r"""$y = \mathrm{reshape}(a)$;  $\bar a = \mathrm{reshape}(g, \text{shape of } a)$."""
 
     op = "reshape"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, shape):
         return np.reshape(a, shape)
@@ -441,12 +438,10 @@ class Reshape(Function):
         return (g.reshape(ctx.parents[0].shape),)
 
 
-class Permute(Function):
+class Permute(_Op):
     r"""$y = a$ with axes permuted by $\pi$;  $\bar a = g$ permuted by $\pi^{-1}$."""
 
     op = "transpose"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, axes):
         return np.transpose(a, axes)
@@ -456,12 +451,10 @@ class Permute(Function):
         return (g.transpose(tuple(np.argsort(ctx.attrs["axes"]))),)
 
 
-class Expand(Function):
+class Expand(_Op):
     r"""$y = a$ broadcast to ``shape``;  $\bar a = g$ summed over the broadcast axes."""
 
     op = "expand"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, shape):
         return np.broadcast_to(a, shape)
@@ -471,20 +464,11 @@ class Expand(Function):
         return (g,)  # the engine's unbroadcast sums it back to a's shape
 
 
-def _is_basic(index: Any) -> bool:
-    """True when an index has no advanced (integer-array / boolean) parts."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer))
-               for p in parts)
-
-
-class GetItem(Function):
+class GetItem(_Op):
     r"""$y = a[\text{index}]$;  $\bar a = $ zeros with $g$ scattered (added) at the index,
     so repeated indices accumulate."""
 
     op = "getitem"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, index):
         return a[index]
@@ -495,17 +479,15 @@ class GetItem(Function):
         return (ScatterAdd.apply(g, index=ctx.attrs["index"], shape=a.shape),)
 
 
-class ScatterAdd(Function):
+class ScatterAdd(_Op):
     r"""$y = $ zeros of ``shape`` with $a$ added at ``index`` (the VJP of indexing);
     $\bar a = g[\text{index}]$."""
 
     op = "scatter_add"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, index, shape):
         out = ctx.xp.zeros(shape, a)
-        if _is_basic(index):
+        if is_basic_index(index):
             out[index] = a
         else:
             np.add.at(out, index, a)
@@ -516,12 +498,10 @@ class ScatterAdd(Function):
         return (g[ctx.attrs["index"]],)
 
 
-class Concat(Function):
+class Concat(_Op):
     r"""$y = [a_1; a_2; \dots]$ along ``axis``;  $\bar a_k = $ the k-th slice of $g$."""
 
     op = "concat"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         return np.concatenate(arrays, axis=axis)
@@ -537,12 +517,10 @@ class Concat(Function):
         return tuple(out)
 
 
-class Stack(Function):
+class Stack(_Op):
     r"""$y = \mathrm{stack}(a_1, a_2, \dots)$ on a new ``axis``;  $\bar a_k = g[\dots, k]$."""
 
     op = "stack"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         return np.stack(arrays, axis=axis)
@@ -553,14 +531,28 @@ class Stack(Function):
         return tuple(g[(slice(None),) * axis + (k,)] for k in range(len(ctx.parents)))
 
 
-class Where(Function):
+class Cast(_Op):
+    r"""$y = a$ in another float dtype;  $\bar a = g$ in $a$'s dtype.  Symbolic arrays
+    have no float dtype: they pass unchanged."""
+
+    op = "astype"
+
+    @staticmethod
+    def forward(ctx, a, dtype):
+        return a if a.dtype == object else a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        dtype = ctx.parents[0].dtype
+        return (g if object in (g.dtype, dtype) else g.astype(dtype),)
+
+
+class Where(_Op):
     r"""$y = \mathrm{cond} \mathbin{?} a : b$ (``cond`` constant);
     $\bar a = \mathrm{cond} \mathbin{?} g : 0,\ \bar b = \mathrm{cond} \mathbin{?} 0 : g$:
     exactly zero gradient where an input was not selected."""
 
     op = "where"
-    differentiable_backward = True
-
     @staticmethod
     def forward(ctx, a, b, cond):
         return ctx.xp.where(cond, a, b)
@@ -578,7 +570,7 @@ OPS: list[type[Function]] = [
     Add, Sub, Neg, Mul, Div, Pow, PowScalar, MatMul,
     Exp, Log, Tanh, Sigmoid, Relu, Sqrt, Abs,
     Sum, Mean, Max, Softmax, LogSoftmax,
-    Reshape, Permute, Expand, GetItem, ScatterAdd, Concat, Stack, Where,
+    Reshape, Permute, Expand, GetItem, ScatterAdd, Concat, Stack, Where, Cast,
 ]
 
 

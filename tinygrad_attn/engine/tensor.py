@@ -19,7 +19,10 @@ import numpy as np
 from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
-from .backend import SymbolicUnsupported, as_array, backend_of
+from .backend import SymbolicUnsupported, as_array, backend_of, check_float_dtype
+from .checks import (check_expand, checked_gradients, forward_output, normalize_axes,
+                     record_saved, shape_argument, symbolic_misuse, user_gradient,
+                     verify_saved)
 
 
 # ----------------------------------------------------------------------------- Function
@@ -48,6 +51,12 @@ class Function:
     differentiable_backward = False
     op: str | None = None  # display name; defaults to the class name in lower case
     transient_kwargs: tuple[str, ...] = ()
+    #: What ``backward`` reads besides its upstream gradient: ``"inputs"`` (the parents'
+    #: data; ``"partners"``: an input when another needs a gradient), ``"output"``,
+    #: ``"saved"`` (``ctx.saved_tensors``).  These and the arrays among
+    #: the keyword arguments are fingerprinted when the node is recorded, and a change
+    #: before the backward raises (:func:`~tinygrad_attn.engine.checks.verify_saved`).
+    saves: tuple[str, ...] = ("saved",)
 
     def __init__(self) -> None:
         self.parents: tuple[Tensor | None, ...] = ()
@@ -57,10 +66,17 @@ class Function:
         self.xp: Any = None
         self.attrs: dict[str, Any] = {}
         self._output: Any = None
+        self._fingerprints: dict[Any, Any] = {}
+        self.freed = False
 
     # -- the torch-style ctx interface
     def save_for_backward(self, *values: Any) -> None:
         self.saved_tensors = values
+
+    def release(self) -> None:
+        """Free what the backward needed (a backward without ``retain_graph`` calls it):
+        a later backward through this node raises."""
+        self.freed, self.saved_tensors, self._fingerprints = True, (), {}
 
     @property
     def output(self) -> "Tensor":
@@ -108,17 +124,12 @@ class Function:
             raise SymbolicUnsupported(f"{cls.__name__}.forward: {exc}") from None
         except (TypeError, AttributeError) as exc:
             if ctx.xp.symbolic and not cls.__module__.startswith(__package__ + "."):
-                raise TypeError(
-                    f"{cls.__name__}.forward failed on symbolic (SymPy) inputs; it probably "
-                    f"calls NumPy element math (np.exp, np.maximum, float(...)) directly. "
-                    f"Use the array namespace ctx.xp instead (ctx.xp.exp, ctx.xp.where, ...) "
-                    f"so the Function runs both numerically and symbolically. "
-                    f"Original error: {type(exc).__name__}: {exc}") from None
+                raise symbolic_misuse(cls.__name__, "forward", exc) from None
             raise
-        data = np.asarray(data)
-        if data.dtype.kind != "f" and data.dtype != object:
-            raise TypeError(f"{cls.__name__}.forward returned an array of dtype {data.dtype}; "
-                            f"an op must return a float (or symbolic) array")
+        if isinstance(data, Tensor):
+            raise TypeError(f"{cls.__name__}.forward returned a Tensor; forward works on "
+                            f"arrays: return an array (its .data)")
+        data = forward_output(cls.__name__, data)
         requires_grad = is_grad_enabled() and any(t is not None and t.requires_grad
                                               for t in tensors)
         out = Tensor(data, requires_grad=requires_grad, _validated=True)
@@ -128,13 +139,20 @@ class Function:
             ctx.scope = current_scope()
             ctx._output = weakref.ref(out)
             out._ctx = ctx
+            ctx._fingerprints = record_saved(ctx)
         return out, ctx
 
     def vjp(self, g: "Tensor") -> tuple["Tensor | None", ...]:
         """The gradients for the parents, as Tensors, one per positional argument, from the
         upstream gradient ``g``: ``backward`` called as the op asks (Tensors for the
         engine's own ops; arrays, wrapped back into Tensors, for a user Function).  The
-        backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) calls it."""
+        backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) calls it, after
+        checking that nothing the backward reads changed since the forward."""
+        if self.freed:
+            raise RuntimeError(f"backward: the graph through {self.name} was freed by an "
+                               f"earlier backward; pass retain_graph=True to the first "
+                               f"backward (or ta.grad) to go through the graph again")
+        verify_saved(self, self._fingerprints)
         if self.differentiable_backward:
             grads = type(self).backward(self, g)
         else:
@@ -144,35 +162,33 @@ class Function:
                 except (TypeError, AttributeError) as exc:
                     if not self.xp.symbolic:
                         raise
-                    raise TypeError(
-                        f"{type(self).__name__}.backward failed on symbolic (SymPy) "
-                        f"gradients; use ctx.xp instead of NumPy element math. Original "
-                        f"error: {type(exc).__name__}: {exc}") from None
+                    raise symbolic_misuse(type(self).__name__, "backward", exc) from None
             grads = _OnceDifferentiable.wrap(self, raw)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-        if len(grads) != len(self.parents):
-            raise RuntimeError(f"{type(self).__name__}.backward returned {len(grads)} "
-                               f"gradients for {len(self.parents)} inputs")
-        return grads
+        return checked_gradients(type(self).__name__, grads, self.parents)
 
 
 class _OnceDifferentiable(Function):
     """Holds the array gradient a user Function returned; differentiating it raises."""
 
     op = "user_backward"
+    saves = ()
 
     @staticmethod
     def wrap(fn_ctx: Function, raw: Any) -> tuple["Tensor | None", ...]:
-        raw = raw if isinstance(raw, tuple) else (raw,)
+        raw = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
         out: list[Tensor | None] = []
+        name = type(fn_ctx).__name__
         for i, g in enumerate(raw):
             if g is None:
                 out.append(None)
                 continue
+            if isinstance(g, Tensor):
+                raise TypeError(f"{name}.backward returned a Tensor for input {i}; a "
+                                f"backward written with arrays returns arrays (write it "
+                                f"with Tensor ops and set differentiable_backward = True)")
             parent = fn_ctx.parents[i] if i < len(fn_ctx.parents) else None
-            t = Tensor(np.asarray(g) if parent is None or parent.data.dtype == object
-                       else np.asarray(g, dtype=parent.dtype), _validated=True)
+            dtype = None if parent is None or parent.data.dtype == object else parent.dtype
+            t = Tensor(user_gradient(name, i, g, dtype), _validated=True)
             if is_grad_enabled():  # create_graph: mark it so a second derivative fails loudly
                 t.requires_grad = True
                 ctx = _OnceDifferentiable()
@@ -269,13 +285,17 @@ class Tensor:
         self.requires_grad = flag
         return self
 
-    def backward(self, grad: Any = None, create_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, create_graph: bool = False,
+                 retain_graph: bool | None = None) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` (a NumPy array) for every leaf.
 
-        ``grad`` is the upstream gradient; it may be omitted only for a scalar.
+        ``grad`` is the upstream gradient; it may be omitted only for a scalar.  As in
+        PyTorch the graph is freed afterwards, so a second backward through it raises,
+        unless ``retain_graph`` (by default ``create_graph``) keeps it.
         """
         leaves = _leaves(self)
-        grads = run_backward([self], [grad], leaves, create_graph)
+        keep = create_graph if retain_graph is None else retain_graph
+        grads = run_backward([self], [grad], leaves, create_graph, retain_graph=keep)
         for leaf, g in zip(leaves, grads):
             if g is None:
                 continue
@@ -358,27 +378,36 @@ class Tensor:
 
     # -- reductions
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Sum.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+        return ops.Sum.apply(self, axis=normalize_axes("sum", axis, self.shape), keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Mean.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+        return ops.Mean.apply(self, axis=normalize_axes("mean", axis, self.shape),
+                              keepdims=keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> "Tensor":
-        return ops.Max.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+        return ops.Max.apply(self, axis=normalize_axes("max", axis, self.shape), keepdims=keepdims)
 
     def softmax(self, axis: int = -1) -> "Tensor":
-        return ops.Softmax.apply(self, axis=_norm_axis(axis, self.ndim)[0])
+        return self._along("softmax", ops.Softmax, axis)
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
-        return ops.LogSoftmax.apply(self, axis=_norm_axis(axis, self.ndim)[0])
+        return self._along("log_softmax", ops.LogSoftmax, axis)
+
+    def _along(self, name: str, op: type[Function], axis: int) -> "Tensor":
+        """``op`` along one axis; a 0-d Tensor is taken as one element along axis 0."""
+        if isinstance(axis, (tuple, list)):
+            raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+        (ax,) = normalize_axes(name, axis, self.shape) or (0,)
+        if self.ndim == 0:
+            return op.apply(self.reshape(1), axis=0).reshape(())
+        return op.apply(self, axis=ax)
 
     # -- shapes
     def reshape(self, *shape: Any) -> "Tensor":
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
-            else tuple(shape)
+        shape = shape_argument(shape)
         try:
             np.empty(self.shape, dtype=np.bool_).reshape(shape)
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(f"reshape: cannot reshape a Tensor of shape {self.shape} "
                              f"into shape {shape}") from None
         return ops.Reshape.apply(self, shape=shape)
@@ -387,7 +416,8 @@ class Tensor:
         """Permute axes as ``numpy.transpose``; no arguments reverses them all."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        axes = tuple(range(self.ndim))[::-1] if not axes else _norm_axis(axes, self.ndim)
+        axes = tuple(range(self.ndim))[::-1] if not axes else \
+            normalize_axes("transpose", axes, self.shape)
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                              f"{self.ndim} axes of a Tensor of shape {self.shape}")
@@ -411,16 +441,24 @@ class Tensor:
 
     def expand(self, *shape: Any) -> "Tensor":
         """Broadcast to ``shape`` (NumPy rules); the gradient sums back."""
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
-            else tuple(shape)
-        broadcast_shape("expand", self.shape, shape)
+        shape = shape_argument(shape)
+        check_expand(self.shape, shape)
         return ops.Expand.apply(self, shape=shape)
 
     def unsqueeze(self, axis: int) -> "Tensor":
-        return self.reshape(np.expand_dims(np.empty(self.shape, np.bool_), axis).shape)
+        """A new axis of size 1 at ``axis`` (of the result, as ``np.expand_dims``)."""
+        (ax,) = normalize_axes("unsqueeze", axis, self.shape, new_axis=True)
+        return self.reshape(self.shape[:ax] + (1,) + self.shape[ax:])
 
     def squeeze(self, axis: int | None = None) -> "Tensor":
-        return self.reshape(np.squeeze(np.empty(self.shape, np.bool_), axis).shape)
+        """Without the axes of size 1 (``axis``: only that one, which must have size 1)."""
+        axes = normalize_axes("squeeze", axis, self.shape)
+        for a in axes or ():
+            if self.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} of shape {self.shape} has size "
+                                 f"{self.shape[a]}, not 1")
+        axes = [a for a, n in enumerate(self.shape) if n == 1] if axes is None else axes
+        return self.reshape(tuple(n for a, n in enumerate(self.shape) if a not in axes))
 
     def __getitem__(self, index: Any) -> "Tensor":
         index = _norm_index(index)
@@ -431,24 +469,21 @@ class Tensor:
                              f"{self.shape}: {exc}") from None
         return ops.GetItem.apply(self, index=index)
 
+    def astype(self, dtype: Any) -> "Tensor":
+        """The values in ``dtype`` (float32 or float64); the gradient comes back in this
+        Tensor's dtype."""
+        dtype = np.dtype(dtype)
+        if dtype == object:
+            raise TypeError("astype: dtype must be float32 or float64, got object")
+        check_float_dtype("astype", dtype)
+        return ops.Cast.apply(self, dtype=dtype)
+
     def masked_fill(self, mask: Any, value: float) -> "Tensor":
         """Where ``mask`` is True put ``value``, elsewhere keep self (as torch)."""
         return where(mask, self._const(value), self)
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _norm_axis(axis: Any, ndim: int) -> tuple[int, ...] | None:
-    if axis is None:
-        return None
-    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    out = []
-    for a in axes:
-        if not -ndim <= int(a) < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a Tensor with {ndim} dimensions")
-        out.append(int(a) % max(ndim, 1))
-    return tuple(out)
-
 
 def _norm_index(index: Any) -> Any:
     if isinstance(index, tuple):
@@ -474,7 +509,9 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("concat: needs at least one Tensor")
     ndim = tensors[0].ndim
-    ax = _norm_axis(axis, ndim)[0]
+    if ndim == 0:
+        raise ValueError("concat: 0-d Tensors have no axis to join along; use stack")
+    (ax,) = normalize_axes("concat", axis, tensors[0].shape)
     for t in tensors:
         if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != \
                 tensors[0].shape[:ax] + tensors[0].shape[ax + 1:]:
@@ -489,7 +526,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not tensors or any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: needs Tensors of one shape, got "
                          f"{[t.shape for t in tensors]}")
-    ax = _norm_axis(axis, tensors[0].ndim + 1)[0]
+    (ax,) = normalize_axes("stack", axis, tensors[0].shape, new_axis=True)
     return ops.Stack.apply(*tensors, axis=ax)
 
 
@@ -517,25 +554,33 @@ def _seed(output: Tensor, grad: Any) -> Tensor:
 
 
 def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Any],
-                 inputs: Sequence[Tensor], create_graph: bool) -> list[Tensor | None]:
+                 inputs: Sequence[Tensor], create_graph: bool,
+                 retain_graph: bool = True) -> list[Tensor | None]:
     """Seed each output with its upstream gradient (None: ones, for a scalar) and run the
-    one backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) to ``inputs``."""
+    one backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) to ``inputs``.
+
+    The graph is kept by default here, for tools that look at gradients without
+    consuming the graph (``draw(show_grads=True)``); :meth:`Tensor.backward` and
+    :func:`grad` free it unless asked to retain it."""
     for out in outputs:
         if not out.requires_grad:
             raise RuntimeError("backward: the output does not require grad (no input "
                                "it depends on has requires_grad=True)")
     seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
-    return autograd.backprop(outputs, seeds, inputs, create_graph)
+    return autograd.backprop(outputs, seeds, inputs, create_graph, retain_graph)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Any = None, create_graph: bool = False,
-         allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+         allow_unused: bool = False, retain_graph: bool | None = None
+         ) -> tuple[Tensor | None, ...]:
     """Gradients of ``outputs`` with respect to ``inputs``, as new Tensors.
 
     As ``torch.autograd.grad``: ``.grad`` is never touched.  With ``create_graph=True``
     the returned Tensors carry their own graph and can be differentiated again
-    (second derivatives, Hessian-vector products).
+    (second derivatives, Hessian-vector products).  The graph is freed afterwards (a
+    second call through it raises) unless ``retain_graph`` (by default
+    ``create_graph``) keeps it.
     """
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -544,7 +589,8 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     for i, t in enumerate(ins):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise ValueError(f"grad: input {i} does not require grad")
-    res = run_backward(outs, gos, ins, create_graph)
+    res = run_backward(outs, gos, ins, create_graph,
+                       create_graph if retain_graph is None else retain_graph)
     for i, g in enumerate(res):
         if g is None and not allow_unused:
             raise RuntimeError(f"grad: input {i} ({ins[i].name or 'unnamed'}, shape "
