@@ -62,6 +62,17 @@ def test_check_fails_a_wrong_vjp_with_exit_code_1(variant, capsys):
     assert "FAILED" in out and "FAIL" in out.splitlines()[-1]
 
 
+def test_check_of_a_function_that_never_returns_stops_at_the_time_limit(tmp_path, capsys):
+    path = tmp_path / "spin.py"
+    path.write_text("def spins(q):\n    while True:\n        pass\n")
+    code = main(["check", f"{path}:spins", "--shape", "q=2", "--time-limit", "0.5"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "spins did not finish within 0.5 s (--time-limit 0.5)" in err
+    assert main(["check", f"{path}:spins", "--shape", "q=2", "--time-limit", "-1"]) == 2
+    assert "bad --time-limit -1" in capsys.readouterr().err
+
+
 def test_check_report_dir_writes_a_heat_map_per_input(variant, tmp_path, capsys):
     out_dir = tmp_path / "maps"
     code = main(["check", f"{variant}:wrong", "--shape", "q=2x2", "--report-dir",

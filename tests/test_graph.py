@@ -232,7 +232,7 @@ def test_show_values_prints_tiny_tensors_and_the_norm_of_larger_ones():
 def test_show_grads_shows_the_engines_gradients_without_touching_grad():
     X, Ws, c, _ = self_attention()
     loss = c.sum()
-    (gX,) = ta.grad(loss, [X])
+    (gX,) = ta.grad(loss, [X], retain_graph=True)     # draw walks the graph again
     text = labels(draw(loss, backward=True, show_grads=True))
     assert f"X\u0304 | 4×3 | ‖·‖ = {np.linalg.norm(gX.data):.4g}" in text
     assert X.grad is None

@@ -115,12 +115,21 @@ def make_inputs(fn: Callable[..., Any], shapes: list[str], seed: int) -> list[An
 
 def cmd_check(args: argparse.Namespace) -> int:
     import tinygrad_attn as ta
+    from .engine.timelimit import TimeLimitExceeded, call_with_time_limit
 
     fn = load_function(args.function)
     inputs = make_inputs(fn, args.shape, args.seed)
+    if args.time_limit < 0:
+        raise UsageError(f"bad --time-limit {args.time_limit:g}: give seconds > 0, or 0 for "
+                         f"no limit")
     try:
-        report = ta.gradcheck(fn, *inputs, symbolic=args.symbolic, eps=args.eps,
-                              atol=args.atol, rtol=args.rtol, report_dir=args.report_dir)
+        report = call_with_time_limit(
+            ta.gradcheck, args.time_limit or None, fn, *inputs, symbolic=args.symbolic,
+            eps=args.eps, atol=args.atol, rtol=args.rtol, report_dir=args.report_dir)
+    except TimeLimitExceeded:
+        raise UsageError(f"{fn.__name__} did not finish within {args.time_limit:g} s "
+                         f"(--time-limit {args.time_limit:g}); look for a loop that never "
+                         f"ends, or raise the limit") from None
     except Exception as exc:
         raise UsageError(f"{fn.__name__} raised {type(exc).__name__}: {exc}") from None
     print(report)
@@ -215,6 +224,9 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--rtol", type=float, default=None,
                    help="relative tolerance against finite differences (default: by dtype, "
                         "1e-6 for float64)")
+    p.add_argument("--time-limit", type=float, default=600.0, metavar="SECONDS",
+                   help="stop with an error if the check takes longer (0: no limit; "
+                        "default 600)")
     p.add_argument("--report-dir", metavar="DIR", default=None,
                    help="write an error heat map per input into DIR")
     p.set_defaults(func=cmd_check)

@@ -166,7 +166,8 @@ def engine_gradients(outs: Sequence[Tensor], checked: Sequence[Tensor],
     checked input (zeros where no output depends on it)."""
     pairs = [(o, g) for o, g in zip(outs, gs) if o.requires_grad]
     if pairs:
-        engine = grad([o for o, _ in pairs], list(checked),
+        # the graph is kept: the report's rounding estimate walks it again
+        engine = grad([o for o, _ in pairs], list(checked), retain_graph=True,
                       grad_outputs=[g.astype(o.dtype) for o, g in pairs], allow_unused=True)
     else:
         engine = (None,) * len(checked)
