@@ -47,7 +47,7 @@ import sympy as sp
 
 from .dag import DagEvaluator, Unsupported, topological
 
-__all__ = ["AtomTable", "Lifted", "LiftedSympy", "Monomial", "monomials"]
+__all__ = ["AtomTable", "Lifted", "LiftedSympy", "Monomial", "SIZE_CAP", "TreeSize", "monomials"]
 
 #: A monomial of an exponent: its factors and their rational powers.
 Monomial = frozenset
@@ -146,11 +146,13 @@ class AtomTable:
         self.cache: dict = {}
         self.exp_base: dict[Monomial, sp.Rational] = {}
         self.root_order: dict[sp.Basic, int] = {}
+        self.powers: dict[sp.Basic, list] = {}  # exp_powers, per exponent
         self.scan(roots)
 
     def scan(self, roots: Iterable[sp.Basic]) -> list[sp.Basic]:
         """Record the exp monomials and radicands of every node; returns the nodes."""
         order = topological(roots)
+        self.powers.clear()
         for e in order:
             u = _exponent(e)
             if u is not None:
@@ -166,6 +168,8 @@ class AtomTable:
     def exp_powers(self, u: sp.Basic) -> list[tuple[Hashable, Any]]:
         """:math:`e^u` as ``[(atom key, integer power), ...]``; a term :math:`c \\log w`
         gives ``(("power", w), c)``: :math:`e^{c \\log w} = w^c`."""
+        if u in self.powers:
+            return self.powers[u]
         out: list[tuple[Hashable, Any]] = []
         for m, c in monomials(u, self.cache).items():
             if len(m) == 1:
@@ -179,6 +183,7 @@ class AtomTable:
                 out.append((("exp", m, c), 1))  # an atom of its own: sound, less canonical
             else:
                 out.append((("exp", m, q), int(k)))
+        self.powers[u] = out
         return out
 
 
@@ -339,3 +344,39 @@ class LiftedSympy(Lifted):
 
     def radical(self, primes: tuple[int, ...]) -> Any:
         return sp.Mul(*[sp.sqrt(p) for p in primes])
+
+
+class TreeSize(Lifted):
+    """The size of a lifted value written out as a tree (no sharing): what exact
+    cancellation has to expand, computed without building it.  Sizes are capped at
+    :data:`SIZE_CAP` so the numbers stay small."""
+
+    one = 1
+    zero = 1
+
+    def const(self, r: sp.Rational) -> int:
+        return 1
+
+    def var(self, key: Hashable) -> int:
+        return 1
+
+    def add(self, vals: Sequence[int]) -> int:
+        return min(SIZE_CAP, 1 + sum(vals))
+
+    mul = add
+
+    def neg(self, v: int) -> int:
+        return v
+
+    def inv(self, key: Hashable, v: int) -> int:
+        return min(SIZE_CAP, 1 + v)
+
+    def pow_int(self, key: Hashable, v: int, k: int) -> int:
+        return min(SIZE_CAP, 1 + v)
+
+    def radical(self, primes: tuple[int, ...]) -> int:
+        return 1 + len(primes)
+
+
+#: The largest size :class:`TreeSize` reports.
+SIZE_CAP = 10**9

@@ -38,15 +38,19 @@ __all__ = ["Bound", "BoundAlgebra"]
 
 class Bound:
     """``deg``, ``h`` (log2 of the weighted coefficient norm), ``den`` (factor ->
-    multiplicity) of one value; ``var`` is the variable's key when the value is a
-    single variable.  ``deg == -1`` is the exact zero."""
+    multiplicity) of one value, and ``dd``, ``dh``: the degree and height of the
+    denominator written out; ``var`` is the variable's key when the value is a single
+    variable.  ``deg == -1`` is the exact zero."""
 
-    __slots__ = ("deg", "h", "den", "var")
+    __slots__ = ("deg", "h", "den", "dd", "dh", "var")
 
-    def __init__(self, deg: int, h: float, den: dict, var: Hashable = None) -> None:
+    def __init__(self, deg: int, h: float, den: dict, dd: int = 0, dh: float = 0.0,
+                 var: Hashable = None) -> None:
         self.deg = deg
         self.h = h
         self.den = den
+        self.dd = dd
+        self.dh = dh
         self.var = var
 
     @property
@@ -113,7 +117,7 @@ class BoundAlgebra(Lifted):
         for q, k in sp.factorint(int(r.q)).items():
             den[("prime", q)] = k
             self.factors[("prime", q)] = (0, math.log2(q))
-        return Bound(0, math.log2(abs(int(r.p))), den)
+        return Bound(0, math.log2(abs(int(r.p))), den, 0, math.log2(int(r.q)) + 1e-9)
 
     def radical(self, primes: tuple[int, ...]) -> Bound:
         self.radicals.update(primes)
@@ -131,13 +135,10 @@ class BoundAlgebra(Lifted):
             for f, m in v.den.items():
                 if m > den.get(f, 0):
                     den[f] = m
-        degs, hs = [], []
-        for v in vals:
-            missing = {f: m - v.den.get(f, 0) for f, m in den.items() if m > v.den.get(f, 0)}
-            xd, xh = self._den_size(missing)
-            degs.append(v.deg + xd)
-            hs.append(v.h + xh)
-        return Bound(max(degs), _log2_sum(hs), den)
+        dd, dh = self._den_size(den)
+        # D / D_i has the degree and height of D minus those of D_i (D_i divides D)
+        deg = max(v.deg + dd - v.dd for v in vals)
+        return Bound(deg, _log2_sum([v.h + dh - v.dh for v in vals]), den, dd, dh)
 
     def mul(self, vals: Sequence[Bound]) -> Bound:
         if any(v.is_zero for v in vals):
@@ -149,7 +150,8 @@ class BoundAlgebra(Lifted):
         for v in vals:
             for f, m in v.den.items():
                 den[f] = den.get(f, 0) + m
-        return Bound(sum(v.deg for v in vals), sum(v.h for v in vals), den)
+        return Bound(sum(v.deg for v in vals), sum(v.h for v in vals), den,
+                     sum(v.dd for v in vals), sum(v.dh for v in vals))
 
     def neg(self, v: Bound) -> Bound:
         return v
@@ -160,11 +162,11 @@ class BoundAlgebra(Lifted):
         if v.is_zero:
             raise ZeroDivisionError(f"the inverse of an exact zero (at {key})")
         if v.var is not None:
-            return Bound(0, 0.0, {v.var: 1})
+            return Bound(0, 0.0, {v.var: 1}, 1, 0.0)
         conj = 2 ** len(self.radicals)
-        name = self._register(("inverse", key), conj * v.deg, conj * v.h + 1e-9)
-        dd, dh = self._den_size(v.den)
-        return Bound(dd + (conj - 1) * v.deg, dh + (conj - 1) * v.h, {name: 1})
+        fd, fh = conj * v.deg, conj * v.h + 1e-9
+        name = self._register(("inverse", key), fd, fh)
+        return Bound(v.dd + (conj - 1) * v.deg, v.dh + (conj - 1) * v.h, {name: 1}, fd, fh)
 
     def pow_int(self, key: Hashable, v: Bound, k: int) -> Bound:
         if k == 0:
@@ -175,7 +177,8 @@ class BoundAlgebra(Lifted):
             return v
         if v.is_zero:
             return ZERO
-        return Bound(v.deg * k, v.h * k, {f: m * k for f, m in v.den.items()})
+        return Bound(v.deg * k, v.h * k, {f: m * k for f, m in v.den.items()}, v.dd * k,
+                     v.dh * k)
 
     def difference(self, a: Bound, b: Bound) -> Bound:
         """The bound of ``a - b``."""

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..engine import Tensor, grad
+from .estimate import MAX_SYMBOLS
 from .report import GradcheckError, GradcheckReport, InputReport
 
 __all__ = ["GradcheckError", "GradcheckReport", "InputReport", "checked_inputs", "compare",
@@ -32,7 +33,8 @@ __all__ = ["GradcheckError", "GradcheckReport", "InputReport", "checked_inputs",
 def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float = 1e-6,
               atol: float = 1e-8, rtol: float = 1e-6, symbolic: bool = False,
               sym_atol: float = 1e-12, sym_rtol: float = 1e-10, seed: int = 0,
-              raise_exception: bool = False) -> GradcheckReport:
+              raise_exception: bool = False, max_symbols: int | None = MAX_SYMBOLS,
+              sample: int | None = None) -> GradcheckReport:
     """Check the engine's gradient of ``fn`` at ``inputs``, for every input that requires
     grad and every output.
 
@@ -40,6 +42,9 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float = 1e-6,
     ``symbolic=True`` the engine is also compared with SymPy's exact gradient, far more
     tightly (``sym_atol``, ``sym_rtol``): both are float64 values of the same quantity,
     so an error too small for finite differences to see is still caught.
+    ``max_symbols`` and ``sample`` go to :func:`~tinygrad_attn.verify.symbolic.
+    exact_gradients` (the symbolic run's size limit; ``K`` random elements of the
+    engine's backward also proven exactly).
     """
     checked = checked_inputs(inputs)
     notes = []
@@ -54,7 +59,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float = 1e-6,
     engine = engine_gradients(outs, checked, gs)
     exact = None
     if symbolic:
-        exact = sympy_gradients(fn, inputs, gs)
+        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
         notes.append("sympy: sympy.diff of the symbolic run, evaluated at the exact float64 "
                      "inputs with 50 significant digits, then rounded to float64; engine "
                      f"vs sympy passes when |engine - sympy| <= {sym_atol:g} + "
@@ -147,12 +152,13 @@ def finite_differences(fn: Callable[..., Any], inputs: Sequence[Tensor],
 
 
 def sympy_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
-                    gs: Sequence[np.ndarray]) -> list[np.ndarray]:
+                    gs: Sequence[np.ndarray], max_symbols: int | None = MAX_SYMBOLS,
+                    sample: int | None = None) -> list[np.ndarray]:
     """SymPy's exact gradient of :func:`projection`, rounded to float64, per checked input
     (:func:`tinygrad_attn.verify.symbolic.exact_gradients`; SymPy loads here)."""
     from .symbolic import exact_gradients
 
-    return exact_gradients(fn, inputs, gs)
+    return exact_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
 
 
 # ----------------------------------------------------------------------------- the rows

@@ -32,7 +32,7 @@ from ..engine import Tensor, enable_grad, grad
 from ..engine.backend import symbolic as sym_xp
 from .dag import DagEvaluator, SympyAlgebra
 from .equivalence import as_expr_array, decide, equivalent
-from .estimate import Estimate, estimate
+from .estimate import MAX_SYMBOLS, Estimate, estimate
 from .evaluation import DEFAULT_DOMAIN, POSITIVE_DOMAIN, MpmathAlgebra, compile_expressions
 from .identity import Expressions, Gradients, Joined
 from .proof import Proof
@@ -41,12 +41,6 @@ __all__ = ["DEFAULT_DOMAIN", "MAX_SYMBOLS", "POSITIVE_DOMAIN", "Derivation", "Es
            "ExactGradients", "Proof", "derive", "equivalent", "estimate", "exact_gradients",
            "symbols"]
 
-#: Most input symbols a symbolic run accepts unless ``max_symbols`` says otherwise.  The
-#: cost grows about linearly with the size of the graph (scaled dot-product attention
-#: with m = n = d = 16, 768 symbols, is derived and proven in well under a minute:
-#: ``benchmarks/bench_symbolic.py``), so the limit guards against a shape typed by
-#: mistake; the refusal says how long the run would take (:func:`estimate`).
-MAX_SYMBOLS = 4096
 
 Shape = tuple[int, ...]
 
