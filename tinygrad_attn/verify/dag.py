@@ -17,7 +17,7 @@ engine's backward is checked against.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Iterable, Protocol, Sequence
+from typing import Any, Hashable, Iterable, Protocol, Sequence
 
 import sympy as sp
 
@@ -208,15 +208,13 @@ def _extremum_partials(ev: DagEvaluator, e: sp.Basic, active: Sequence[bool]) ->
 
 
 def reverse_gradients(ev: DagEvaluator, seeds: Sequence[tuple[sp.Basic, sp.Basic]],
-                      wrt: Sequence[sp.Symbol],
-                      progress: Callable[[int, int], None] | None = None) -> list[Any]:
+                      wrt: Sequence[sp.Symbol]) -> list[Any]:
     """:math:`\\partial L / \\partial x` for every ``x`` in ``wrt``, where
     :math:`L = \\sum_k c_k\\, o_k` over the ``seeds`` ``(o_k, c_k)`` (an output element
     and its upstream gradient, both expressions), in the evaluator's algebra.
 
     Reverse mode over the DAG: each node's adjoint is the sum of its parents' adjoints
-    times the local partials, accumulated as lists and summed once.  ``progress(done,
-    total)`` is called now and then.
+    times the local partials, accumulated as lists and summed once.
     """
     alg = ev.alg
     order = topological([o for o, _ in seeds])
@@ -229,10 +227,7 @@ def reverse_gradients(ev: DagEvaluator, seeds: Sequence[tuple[sp.Basic, sp.Basic
         if active.get(out) and c != 0:
             adjoints.setdefault(out, []).append(ev.value(c))
     grads: dict[sp.Basic, Any] = {}
-    total = len(order)
-    for done, node in enumerate(reversed(order)):
-        if progress is not None and done % 2048 == 0:
-            progress(done, total)
+    for node in reversed(order):
         parts = adjoints.pop(node, None)
         if not parts:
             continue

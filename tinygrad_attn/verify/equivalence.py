@@ -7,8 +7,10 @@ the :class:`~tinygrad_attn.verify.proof.Proof` names the weakest one an element 
 1. **exact cancellation** (``"exact"``): both sides lifted to rational functions
    (transcendental atoms normalised and made independent variables,
    :mod:`tinygrad_attn.verify.atoms`) and ``sympy.cancel(lhs - rhs) == 0``.  Exact; tried
-   by ``method="auto"`` only when the DAG has at most :data:`EXACT_NODES` nodes, since
-   cancellation grows far faster than the DAG (``benchmarks/bench_symbolic.py``);
+   by ``method="auto"`` only when the differences, written out as trees, have at most
+   :data:`EXACT_TREE` nodes together: cancellation grows with the tree, not the DAG, and
+   past that size costs seconds to minutes where identity testing costs milliseconds
+   (``benchmarks/bench_symbolic.py --routes``);
 2. **identity testing** (``"identity testing"``): the lifted difference evaluated exactly
    in a random prime field at random points, with an error bound from the DAG's degree
    and coefficient sizes (:mod:`tinygrad_attn.verify.identity`): proven with probability
@@ -32,19 +34,21 @@ import sympy as sp
 
 from ..engine import Tensor
 from ..engine.backend import symbolic as sym_xp
-from .atoms import AtomTable, LiftedSympy
+from .atoms import AtomTable, LiftedSympy, TreeSize
 from .dag import DagEvaluator, Unsupported, topological
 from .evaluation import MpmathAlgebra, random_points, to_mpf
 from .identity import Expressions, Side, identity_test
 from .proof import Proof
 
-__all__ = ["EXACT_NODES", "METHOD_CHOICES", "as_expr_array", "decide", "equivalent"]
+__all__ = ["EXACT_TREE", "METHOD_CHOICES", "as_expr_array", "decide", "equivalent",
+           "tree_size"]
 
 Label = tuple[str, tuple[int, ...]]
 
-#: Largest DAG (distinct nodes of both sides) ``method="auto"`` tries exact cancellation
-#: on; above it, identity testing is faster (``benchmarks/bench_symbolic.py --routes``).
-EXACT_NODES = 400
+#: Largest total tree size of the lifted differences ``method="auto"`` cancels exactly:
+#: up to it ``sympy.cancel`` takes well under a second, beyond it seconds to minutes
+#: (``benchmarks/bench_symbolic.py --routes``).
+EXACT_TREE = 10_000
 #: The ``method`` values: which deciders are tried ("simplification" is the old name of
 #: "exact").
 METHOD_CHOICES = ("auto", "exact", "identity", "evaluation", "simplification")
@@ -90,7 +94,8 @@ def decide(labels: Sequence[Label], lhs: Side, rhs: Side, *, subject: str,
     nodes = topological(roots)
     todo = list(range(len(labels)))
     info: dict[str, Any] = {"exact": 0, "tested": 0, "numeric": 0}
-    if method in ("exact", "simplification") or (method == "auto" and len(nodes) <= EXACT_NODES):
+    if method in ("exact", "simplification") or (
+            method == "auto" and tree_size(lhs, rhs) <= EXACT_TREE):
         todo = _exact_route(lhs, rhs, todo)
         info["exact"] = len(labels) - len(todo)
     if todo and method in ("auto", "identity"):
@@ -134,6 +139,16 @@ def _sampled(labels: list[Label], lhs: Side, rhs: Side, sample: int | None, seed
     index = sorted(np.random.default_rng(seed).choice(len(labels), sample, replace=False))
     index = [int(i) for i in index]
     return [labels[i] for i in index], lhs.select(index), rhs.select(index)
+
+
+def tree_size(lhs: Side, rhs: Side) -> int:
+    """The total size of the lifted differences written out as trees (what exact
+    cancellation expands), from one pass over the DAG; huge when lifting is impossible."""
+    try:
+        ev = DagEvaluator(TreeSize(AtomTable(lhs.roots() + rhs.roots())))
+        return sum(lhs.values(ev)) + sum(rhs.values(ev))
+    except (Unsupported, ZeroDivisionError):
+        return 2 ** 62
 
 
 def _exact_route(lhs: Side, rhs: Side, todo: list[int]) -> list[int]:
