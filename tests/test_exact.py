@@ -20,7 +20,7 @@ from tinygrad_attn.verify.bounds import BoundAlgebra
 from tinygrad_attn.verify.dag import DagEvaluator, SympyAlgebra, reverse_gradients
 from tinygrad_attn.verify.equivalence import equivalent
 from tinygrad_attn.verify.field import is_prime, random_prime
-from tinygrad_attn.verify.identity import LOG2_PRIMES, Expressions, Gradients, identity_test
+from tinygrad_attn.verify.identity import LOG2_PRIMES, Expressions, identity_test
 from tinygrad_attn.verify.proof import VERDICTS
 from tinygrad_attn.verify.symbolic import derive, estimate, symbols
 

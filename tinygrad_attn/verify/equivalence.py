@@ -26,6 +26,7 @@ are proofs; the third is labelled as what it is.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Mapping, Sequence
 
@@ -94,12 +95,15 @@ def decide(labels: Sequence[Label], lhs: Side, rhs: Side, *, subject: str,
     nodes = topological(roots)
     todo = list(range(len(labels)))
     info: dict[str, Any] = {"exact": 0, "tested": 0, "numeric": 0}
+    tried = []
     if method in ("exact", "simplification") or (
             method == "auto" and tree_size(lhs, rhs) <= EXACT_TREE):
         todo = _exact_route(lhs, rhs, todo)
         info["exact"] = len(labels) - len(todo)
+        tried.append("exact cancellation")
     if todo and method in ("auto", "identity"):
         todo, info = _identity_route(lhs, rhs, todo, trials, seed, info)
+        tried.append("identity testing")
     failures, max_res = [], 0.0
     if todo:
         info["numeric"] = len(todo)
@@ -112,8 +116,9 @@ def decide(labels: Sequence[Label], lhs: Side, rhs: Side, *, subject: str,
                  assumptions=(KINK_ASSUMPTION,) if kinks else (),
                  seconds=time.perf_counter() - start, k=info.get("k"),
                  trials=info.get("trials", 0), degree=info.get("degree", 0),
+                 height=info.get("height", 0),
                  exact=info["exact"], tested=info["tested"], numeric=info["numeric"],
-                 population=total)
+                 population=total, reason=" and ".join(tried) if todo else "")
 
 
 #: What a proof involving relu, abs, sign, max or min assumes.
@@ -176,7 +181,8 @@ def _identity_route(lhs: Side, rhs: Side, todo: list[int], trials: int, seed: in
     except Unsupported:
         return todo, info
     left = [todo[i] for i in res.nonzero]
-    info = dict(info, tested=len(todo) - len(left), trials=res.trials, degree=res.degree)
+    info = dict(info, tested=len(todo) - len(left), trials=res.trials, degree=res.degree,
+                height=math.ceil(res.height))
     if res.k is None:  # every difference was an exact zero already in the bounds
         info["exact"] += info["tested"]
         info["tested"] = 0

@@ -2,7 +2,7 @@
 
 When identity testing cannot decide (:mod:`tinygrad_attn.verify.equivalence`), a
 difference is evaluated at random rational points with mpmath (:class:`MpmathAlgebra`,
-:class:`Evaluator`, :func:`random_points`): a numerical check, not a proof.
+:func:`random_points`): a numerical check, not a proof.
 ``Derivation.evaluate`` turns exact gradients into float64 code
 (:func:`compile_expressions`) or evaluates them with mpmath.  Heaviside, DiracDelta, Max
 and Min -- the kinks of relu, abs and max -- get numeric rules here: the points avoid 0
@@ -15,10 +15,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from .dag import DagEvaluator
-
-__all__ = ["DEFAULT_DOMAIN", "POSITIVE_DOMAIN", "Evaluator", "MpmathAlgebra",
-           "compile_expressions", "random_points", "to_mpf"]
+__all__ = ["DEFAULT_DOMAIN", "POSITIVE_DOMAIN", "MpmathAlgebra", "compile_expressions",
+           "random_points", "to_mpf"]
 
 #: Interval random evaluation points are drawn from, unless an input says otherwise.
 DEFAULT_DOMAIN = (-1.5, 1.5)
@@ -61,7 +59,8 @@ def compile_expressions(syms: Sequence[sp.Symbol], exprs: Sequence[sp.Expr],
 class MpmathAlgebra:
     """True values with mpmath at the working precision (:class:`~tinygrad_attn.verify.
     dag.Algebra`): ``exp`` is :math:`e^x`, not an atom.  ``env`` gives every symbol's
-    value."""
+    value.  Walked by :class:`~tinygrad_attn.verify.dag.DagEvaluator`, each distinct
+    subexpression is evaluated once."""
 
     def __init__(self, env: Mapping[sp.Symbol, Any]) -> None:
         import mpmath
@@ -132,21 +131,6 @@ class MpmathAlgebra:
         if e is sp.S.Exp1:
             return mp.e
         return mp.mpf(e.evalf(mp.mp.dps))
-
-
-class Evaluator:
-    """Evaluate many expressions at one point with mpmath, each distinct subexpression
-    once: SymPy expressions are hash-consed trees, so a dict keyed by subexpression is
-    common-subexpression elimination for free (and, for a few points, much faster than
-    ``cse`` + ``lambdify``, whose cost is in building the code:
-    ``benchmarks/bench_symbolic.py`` times both).  ``ev.dag`` is the underlying
-    :class:`~tinygrad_attn.verify.dag.DagEvaluator` (for reverse mode)."""
-
-    def __init__(self, env: Mapping[sp.Symbol, Any]) -> None:
-        self.dag = DagEvaluator(MpmathAlgebra(env))
-
-    def __call__(self, expr: sp.Basic) -> Any:
-        return self.dag.value(expr)
 
 
 def random_points(syms: Sequence[sp.Symbol], domains: Mapping[sp.Symbol, tuple],

@@ -35,7 +35,7 @@ class Proof:
     * ``"identity testing"``: the remaining differences vanished at random points of
       random prime fields; a false identity passes with probability at most
       :math:`2^{-k}` (``k``; ``trials`` primes, numerators of degree at most
-      ``degree``);
+      ``degree`` with integer coefficients below :math:`2^{height}`);
     * ``"evaluation"``: some element was only evaluated numerically -- below
       :math:`10^{-(digits-10)}` relative at ``points`` random points with ``digits``
       significant digits (``ok``: agrees numerically, not a proof) or not (``failures``);
@@ -45,8 +45,9 @@ class Proof:
     Explicit sizes fill ``checked`` (elements compared, over the arrays ``names``; out of
     ``population`` when a sample was drawn), ``exact``, ``tested`` and ``numeric`` (how
     many elements each decider settled), ``failures`` (``(name, index, residual)``) and
-    ``max_residual``.  The normal form fills ``reason``, ``lhs_terms``, ``rhs_terms``
-    and ``residual`` (terms of ``lhs - rhs`` that did not cancel).  ``assumptions`` says
+    ``max_residual``, and ``reason`` (the deciders that left the evaluated elements
+    undecided).  The normal form fills ``reason`` (its outcome), ``lhs_terms``,
+    ``rhs_terms`` and ``residual`` (terms of ``lhs - rhs`` that did not cancel).  ``assumptions`` says
     under which conditions the result holds; ``seconds`` is the wall time taken.
     """
 
@@ -68,6 +69,7 @@ class Proof:
     k: int | None = None
     trials: int = 0
     degree: int = 0
+    height: int = 0
     exact: int = 0
     tested: int = 0
     numeric: int = 0
@@ -111,11 +113,13 @@ class Proof:
             parts.append(f"{self.exact} by exact cancellation")
         if self.tested:
             parts.append(f"{self.tested} by identity testing ({self.trials} random primes "
-                         f"and points, numerators of degree <= {self.degree})")
+                         f"and points; numerators of degree <= {self.degree} with "
+                         f"coefficients < 2^{self.height})")
         if self.numeric:
+            after = f" after {self.reason} left them nonzero" if self.reason else ""
             parts.append(f"{self.numeric} by evaluation at {self.points} random points with "
                          f"{self.digits} significant digits (largest relative difference "
-                         f"{self.max_residual:.1e})")
+                         f"{self.max_residual:.1e}){after}")
         return "; ".join(parts)
 
     def __str__(self) -> str:
