@@ -155,8 +155,8 @@ def by_size(sizes: list[int], cap: float, old_sizes: int) -> None:
 
 # ----------------------------------------------------------------------------- the choices
 
-def routes() -> None:
-    """Tree size against exact cancellation and identity testing: where EXACT_TREE is."""
+def route_cases() -> list[tuple[str, Callable[..., Any], dict, Any]]:
+    """The problems the route choice is measured on: op cases and small attention."""
     from op_cases import all_cases
 
     cases = [(c.name, c.fn, {"abcdefgh"[i]: s for i, s in enumerate(c.shapes)}, c.positive)
@@ -166,25 +166,38 @@ def routes() -> None:
         cases += [(f"sdpa {n}", sdpa, {"Q": (n, n), "K": (n + 1, n), "V": (n + 1, 1)}, ()),
                   (f"additive {n}", additive, {"Q": (n, n), "K": (n, n), "V": (n, 1),
                                                "W_q": (n, n), "W_k": (n, n), "v": (n,)}, ())]
+    return cases
+
+
+def sides(case: tuple) -> tuple[Expressions, Any]:
+    """The engine's backward and the reference of one case."""
+    _, fn, shapes, positive = case
+    der = derive(fn, shapes, positive=positive)
+    eng = der.engine_gradients()
+    return Expressions([e for k in der.inputs for e in eng[k].reshape(-1)]), der.reference()
+
+
+def cancel_case(index: int, queue: Any) -> None:
+    """Child process: exact cancellation of every element of one case."""
+    lhs, rhs = sides(route_cases()[index])
+
+    def cancel() -> None:
+        ev = DagEvaluator(LiftedSympy(AtomTable(lhs.roots() + rhs.roots())))
+        for a, b in zip(lhs.values(ev), rhs.values(ev)):
+            sp.cancel(a - b)
+    queue.put(f"{clock(cancel)[1]:8.3f} s")
+
+
+def routes(cap: float) -> None:
+    """Tree size against exact cancellation and identity testing: where EXACT_TREE is."""
     print(f"  (auto cancels exactly up to a total tree size of {EXACT_TREE})")
-    for name, fn, shapes, positive in cases:
-        der = derive(fn, shapes, positive=positive)
-        names = list(der.inputs)
-        eng = der.engine_gradients()
-        lhs = Expressions([e for k in names for e in eng[k].reshape(-1)])
-        rhs = der.reference()
+    for index, case in enumerate(route_cases()):
+        lhs, rhs = sides(case)
         size = tree_size(lhs, rhs)
         _, t_pit = clock(lambda: identity_test(lhs, rhs))
-        t_cancel = "skipped (> 10^5)"
-        if size < 10 ** 5:
-            def cancel() -> None:
-                alg = LiftedSympy(AtomTable(lhs.roots() + rhs.roots()))
-                ev = DagEvaluator(alg)
-                for a, b in zip(lhs.values(ev), rhs.values(ev)):
-                    sp.cancel(a - b)
-            t_cancel = f"{clock(cancel)[1]:8.3f} s"
-        print(f"  {name:20s} tree {size:8d}   identity testing {t_pit:6.3f} s   "
-              f"exact cancellation {t_cancel}")
+        t_cancel = capped(cancel_case, (index,), cap)
+        print(f"  {case[0]:20s} tree {size:8d}   identity testing {t_pit:6.3f} s   "
+              f"exact cancellation {t_cancel}", flush=True)
 
 
 def estimates(sizes: list[int]) -> None:
@@ -223,7 +236,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cap", type=float, default=120.0)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 6, 8, 12, 16])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[2, 4, 6, 8, 12, 16],
+                        help="sizes of the table (none: skip it)")
     parser.add_argument("--old-sizes", type=int, default=8,
                         help="run the old ways up to this size (each capped)")
     parser.add_argument("--routes", action="store_true")
@@ -231,12 +245,13 @@ def main() -> None:
     parser.add_argument("--derivations", action="store_true")
     args = parser.parse_args()
     print(f"sympy {sp.__version__}, numpy {np.__version__}, tinygrad_attn {ta.__version__}")
-    print("\nthe engine's backward verified, by size (m = n = d_k = d_v = n; additive: every "
-          "width n):")
-    by_size(args.sizes, args.cap, args.old_sizes)
+    if args.sizes:
+        print("\nthe engine's backward verified, by size (m = n = d_k = d_v = n; additive: "
+              "every width n):")
+        by_size(args.sizes, args.cap, args.old_sizes)
     if args.routes:
         print("\nchoosing the route: tree size, identity testing, exact cancellation")
-        routes()
+        routes(args.cap)
     if args.estimate:
         print("\nthe estimate before a run against the run")
         estimates([4, 8, 16])

@@ -136,6 +136,7 @@ class Derivation:
     ``output_tensors`` (what ``fn`` returned, its graph recorded), ``outputs`` (their
     object arrays), ``output_names``, ``cotangents`` (the upstream gradients, one per
     output), ``objective`` (the scalar :math:`L = \\sum_k \\langle \\bar O_k, O_k\\rangle`),
+    ``seeds`` (its terms: pairs of an output element and its nonzero upstream gradient),
     ``gradients`` (name -> object array of :math:`\\partial L / \\partial x`, built on
     first use), ``domains`` (symbol -> interval for random evaluation points).
     """
