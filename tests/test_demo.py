@@ -19,7 +19,8 @@ def test_demo_writes_index_graphs_and_derivations_and_passes(tmp_path, capsys):
                          derivations=["softmax"], pictures=["claims_cross.png"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "2 passed, 0 failed" in out and "derivations: 1 of 1 proven" in out
+    assert "2 passed, 0 failed" in out
+    assert "derivations: 1 of 1 hold: 1 proven exactly, 0 by identity testing" in out
     index = (tmp_path / "index.html").read_text()
     assert index.count("<svg") == 4                          # forward + backward, inlined
     assert 'href="derivations/softmax.md"' in index
@@ -53,13 +54,14 @@ def test_demo_fails_with_exit_code_1_when_a_gradient_is_wrong(tmp_path, capsys):
 def test_index_html_escapes_what_it_shows(tmp_path):
     ex = demo.Example("x<y", "A <b> title", "Smith & Jones", {"q": (2,)}, print)
     page = demo.index_html([demo.Outcome(ex, errors=["boom <script>"])],
-                           {"softmax": (True, "softmax.md"), "bad": (False, "error: <x>")},
+                           {"softmax": (True, "softmax.md", "proven (exact)"),
+                            "bad": (False, "error: <x>", "FAILED")},
                            ["claims_cross.png"], tmp_path, symbolic=False)
     for raw in ("<b> title", "<script>", "Smith & Jones", "error: <x>"):
         assert raw not in page
     for shown in ("A &lt;b&gt; title", "boom &lt;script&gt;", "Smith &amp; Jones",
                   'href="derivations/softmax.md"', 'src="claims/claims_cross.png"',
-                  "0 of 1 mechanisms pass", 'id="x&lt;y"'):
+                  "0 of 1 mechanisms pass", 'id="x&lt;y"', "softmax</a>: proven (exact)"):
         assert shown in page, shown
     assert "SymPy’s exact gradient" not in page and "$" not in page
 

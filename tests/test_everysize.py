@@ -137,3 +137,17 @@ def test_every_size_section_for_a_mechanism_not_yet_covered_says_so():
 def test_timing_table_lists_every_proof():
     table = es.timing_table(es.prove_all("dot_product"))
     assert table.count("| proven |") == len(es.claims_for("dot_product"))
+
+
+def test_identities_that_need_softmax_rows_to_sum_to_one_are_claimed_with_controls():
+    """Z times 1/Z: the rows of P, of the softmax Jacobian and of bar S (issue 16), each
+    with a negative control that sums a column instead or drops a term."""
+    names = {cl.name for cl in es.claims_for("scaled_dot_product")}
+    for want in ("softmax rows sum to one", "softmax Jacobian rows sum to zero",
+                 "rows of bar S sum to zero", "masked softmax rows sum to one",
+                 "masked rows of bar S sum to zero"):
+        assert want in names
+    bad = {cl.name for cl in es.claims_for("scaled_dot_product", negative=True)}
+    for want in ("softmax columns sum to one", "softmax Jacobian columns sum to zero",
+                 "rows of bar S sum to rows of bar P", "masked softmax columns sum to one"):
+        assert want in bad

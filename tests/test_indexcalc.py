@@ -184,7 +184,8 @@ def test_proof_reports_status_reason_and_residual():
     assert isinstance(pr, Proof) and not pr and pr.claim == "A = B"
     assert pr.method == "normal form" and pr.lhs_terms == pr.rhs_terms == 1
     assert "do not cancel" in pr.reason and len(pr.residual) == 2
-    assert str(pr).startswith("A = B: NOT PROVEN for every size")
+    assert str(pr).startswith("A = B: FAILED: not proven for every size")
+    assert pr.verdict == "FAILED"
     assert any("sizes are integers" in s for s in pr.assumptions)
 
 
@@ -224,8 +225,45 @@ def test_both_provers_return_the_one_proof_type():
     explicit = equivalent({"a": u * 2}, {"a": u + u}, subject="2u = u + u")
     every = prove_equal(S(A[i, 0], (i, n)), S(A[j, 0], (j, n)), {}, claim="rename")
     assert SymbolicProof is Proof and type(explicit) is type(every) is Proof
-    assert explicit.ok and explicit.method == "simplification" and explicit.subject == "2u = u + u"
+    assert explicit.ok and explicit.method == "exact" and explicit.subject == "2u = u + u"
     assert every.ok and every.method == "normal form" and every.lhs_terms == 1
-    assert str(every).startswith("rename: PROVEN for every size by normal form")
+    assert explicit.verdict == every.verdict == "proven (exact)"
+    assert str(every).startswith("rename: proven (exact) for every size by normal form")
     with pytest.raises(ValueError, match="method"):
         Proof("x", True, "guess")
+
+
+# --- Z times 1/Z: sum_j f(j) Z^e = Z^(e+1) when Z = sum_k f(k) ---------------------------
+
+def _row(f):
+    """Z = sum_k f(k) over the keys (range n)."""
+    return S(f(k), (k, n))
+
+
+def test_a_softmax_row_sums_to_one():
+    e = lambda q: sp.exp(A[x, q])  # noqa: E731
+    assert prove_equal(S(e(j) / _row(e), (j, n)), 1, {x: M})
+    # a power of 1/Z keeps the rest: sum_j f(j) / Z^2 = 1 / Z
+    assert prove_equal(S(e(j) / _row(e) ** 2, (j, n)), 1 / _row(e), {x: M})
+    # the body may be any product the normal form recognises: a mask times exp
+    f = lambda q: B[x, q] * sp.exp(A[x, q])  # noqa: E731
+    assert prove_equal(S(f(j) / _row(f), (j, n)), 1, {x: M})
+
+
+def test_z_over_z_needs_every_factor_of_the_summand():
+    """Negative controls: an extra factor of j, another range, another row, another body."""
+    e = lambda q: sp.exp(A[x, q])  # noqa: E731
+    assert not prove_equal(S(e(j) * C[j, 0] / _row(e), (j, n)), 1, {x: M})
+    assert not prove_equal(S(e(j) / _row(e), (j, m)), 1, {x: M})          # j over m
+    other = S(sp.exp(A[y, k]), (k, n))                                    # row y, not x
+    assert not prove_equal(S(e(j) / other, (j, n)), 1, {x: M, y: M})
+    assert not prove_equal(S(e(j) ** 2 / _row(e), (j, n)), 1, {x: M})    # f^2, not f
+    # and what it refuses is really false
+    sizes = {n: 3, m: 2}
+    assert not numeric_close(S(e(j) * C[j, 0] / _row(e), (j, n)), 1, sizes, {x: 1})
+    assert not numeric_close(S(e(j) ** 2 / _row(e), (j, n)), 1, sizes, {x: 1})
+
+
+def test_z_over_z_is_numerically_true_where_proven():
+    e = lambda q: sp.exp(A[x, q])  # noqa: E731
+    assert numeric_close(S(e(j) / _row(e) ** 2, (j, n)), 1 / _row(e), {n: 3, m: 2}, {x: 1})

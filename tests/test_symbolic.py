@@ -114,12 +114,14 @@ class _ExpOffByOne(ta.Function):
 
 
 def test_prove_engine_rejects_a_wrong_vjp():
-    """Negative control: a 1e-7 relative error in a user VJP is found by the exact proof."""
+    """Negative control: a 1e-7 relative error in a user VJP is found by the proof."""
     der = derive(lambda x: _ExpOffByOne.apply(x), {"x": (2,)})
     proof = der.prove_engine()
-    assert not proof.ok
+    assert not proof.ok and proof.verdict == "FAILED"
     assert {f[0] for f in proof.failures} == {"x"}
-    assert "NOT PROVEN" in str(proof)
+    assert "FAILED: 2 of 2 elements of x differ" in str(proof)
+    for method in ("exact", "identity", "evaluation"):
+        assert not der.prove_engine(method=method).ok, method
 
 
 def test_equivalent_rejects_a_wrong_closed_form_both_ways():
@@ -135,18 +137,31 @@ def test_equivalent_rejects_a_wrong_closed_form_both_ways():
     y = symbols("y", (2,)).data
     assert equivalent({"a": np.array([(y[0] + y[1]) ** 2])},
                       {"a": np.array([y[0] ** 2 + 2 * y[0] * y[1] + y[1] ** 2])}).ok
-    bad = equivalent({"a": np.array([(y[0] + y[1]) ** 2])},
-                     {"a": np.array([y[0] ** 2 + y[1] ** 2])})
-    assert not bad.ok and bad.method == "simplification"
+    for method in ("auto", "exact", "identity", "evaluation"):
+        bad = equivalent({"a": np.array([(y[0] + y[1]) ** 2])},
+                         {"a": np.array([y[0] ** 2 + y[1] ** 2])}, method=method)
+        assert not bad.ok and bad.verdict == "FAILED", method
+        assert bad.failures and bad.failures[0][:2] == ("a", (0,))
     del x
 
 
-def test_proof_says_which_zero_equivalence_method_was_used():
+def test_proof_says_which_method_decided_it():
+    """The three verdicts, each from the decider that reached it (and "simplification",
+    the old name of exact cancellation, still accepted)."""
     der = derive(lambda x: x.tanh().sum(), {"x": (2,)})
     ev = der.prove_engine(method="evaluation", points=4, digits=60)
-    assert ev.ok and "4 random points with 60 significant digits" in str(ev)
-    simp = der.prove_engine(method="simplification")
-    assert simp.ok and "simplification" in str(simp)
+    assert ev.ok and not ev.proven and ev.verdict == "agrees numerically (not a proof)"
+    assert "4 random points with 60 significant digits" in str(ev)
+    for method in ("exact", "simplification"):
+        ex = der.prove_engine(method=method)
+        assert ex.proven and ex.verdict == "proven (exact)" and ex.method == "exact"
+        assert "by exact cancellation" in str(ex)
+    pit = der.prove_engine(method="identity", trials=3)
+    assert pit.proven and pit.method == "identity testing" and pit.trials == 3
+    assert pit.verdict == f"proven with probability >= 1 - 2^-{pit.k} (identity testing)"
+    assert pit.k > 100 and pit.verdict in str(pit)
+    with pytest.raises(ValueError, match="method must be one of"):
+        der.prove_engine(method="simplify")
 
 
 # ----------------------------------------------------------------------------- three-way
@@ -211,13 +226,19 @@ def test_derivation_latex_uses_indexed_names_and_bars():
 
 # ----------------------------------------------------------------------------- bad input
 
-def test_too_many_symbols_is_refused_with_the_limit():
+def test_too_many_symbols_is_refused_with_the_limit_and_the_estimate():
     with pytest.raises(ValueError, match=f"limit of {MAX_SYMBOLS}") as err:
-        derive(lambda q: q.sum(), {"q": (30, 30)})
-    assert "900" in str(err.value) and "q (30, 30)" in str(err.value)
-    big = ta.Tensor(np.ones((25, 20)), requires_grad=True, name="W")
-    with pytest.raises(ValueError, match="limit of"):
-        ta.gradcheck(lambda w: w.exp(), big, symbolic=True)
+        derive(lambda q: q.sum(), {"q": (70, 70)})
+    msg = str(err.value)
+    assert "4900" in msg and "q (70, 70)" in msg and "max_symbols=4900" in msg
+    assert "scalar operations" in msg and "takes about" in msg
+    with pytest.raises(ValueError, match="limit of 8"):
+        derive(lambda q: q.sum(), {"q": (3, 3)}, max_symbols=8)
+    assert derive(lambda q: q.sum(), {"q": (3, 3)}, max_symbols=9).prove_engine().ok
+    w = ta.Tensor(np.ones((3, 4)), requires_grad=True, name="W")
+    with pytest.raises(ValueError, match="limit of 10"):
+        ta.gradcheck(lambda w: w.exp(), w, symbolic=True, max_symbols=10)
+    assert ta.gradcheck(lambda w: w.exp(), w, symbolic=True, max_symbols=12).ok
 
 
 def test_missing_symbolic_operation_is_named():

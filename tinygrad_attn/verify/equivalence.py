@@ -1,16 +1,28 @@
-r"""Zero-equivalence of two arrays of SymPy expressions, element by element.
+r"""Zero-equivalence of two arrays of SymPy expressions, element by element, decided.
 
-:func:`equivalent` decides ``lhs[name] == rhs[name]`` in one of two ways, and the
-:class:`~tinygrad_attn.verify.proof.Proof` it returns says which:
+:func:`equivalent` (and :func:`decide`, behind ``Derivation.prove_engine`` and
+``Derivation.prove``) tries up to three deciders in turn on the elements not yet decided;
+the :class:`~tinygrad_attn.verify.proof.Proof` names the weakest one an element needed:
 
-* ``"simplification"``: ``sympy.cancel`` (exact for rational functions) then
-  ``sympy.simplify``; chosen by ``method="auto"`` when no exp/log/tanh/... appears;
-* ``"evaluation"``: the difference evaluated with mpmath at several random points with
-  50 significant digits (:class:`~tinygrad_attn.verify.evaluation.Evaluator`, which
-  evaluates each distinct subexpression once).  A nonzero analytic difference vanishes
-  at a random point with probability 0, so agreement to 40 digits at 3 points is a
-  proof in the probabilistic sense -- and it takes seconds where ``simplify`` takes
-  minutes once exp/tanh/log appear (``benchmarks/bench_symbolic.py --baseline``).
+1. **exact cancellation** (``"exact"``): both sides lifted to rational functions
+   (transcendental atoms normalised and made independent variables,
+   :mod:`tinygrad_attn.verify.atoms`) and ``sympy.cancel(lhs - rhs) == 0``.  Exact; tried
+   by ``method="auto"`` only when the differences, written out as trees, have at most
+   :data:`EXACT_TREE` nodes together: cancellation grows with the tree, not the DAG, and
+   past that size costs seconds to minutes where identity testing costs milliseconds
+   (``benchmarks/bench_symbolic.py --routes``);
+2. **identity testing** (``"identity testing"``): the lifted difference evaluated exactly
+   in a random prime field at random points, with an error bound from the DAG's degree
+   and coefficient sizes (:mod:`tinygrad_attn.verify.identity`): proven with probability
+   at least :math:`1 - 2^{-k}`;
+3. **numerical evaluation** (``"evaluation"``): for an element whose lifted difference is
+   *not* zero -- either the identity is false, or it needs a relation between atoms the
+   lifting forgets -- the true difference is evaluated with mpmath at ``points`` random
+   points with ``digits`` significant digits.  Agreement is reported as "agrees
+   numerically (not a proof)"; a difference as FAILED.
+
+Lifting can only fail to prove a true identity, never prove a false one, so the first two
+are proofs; the third is labelled as what it is.
 """
 from __future__ import annotations
 
@@ -23,46 +35,186 @@ import sympy as sp
 
 from ..engine import Tensor
 from ..engine.backend import symbolic as sym_xp
-from .evaluation import Evaluator, random_points, to_mpf
+from .atoms import AtomTable, LiftedSympy, TreeSize
+from .dag import DagEvaluator, Unsupported, topological
+from .evaluation import MpmathAlgebra, random_points, to_mpf
+from .identity import Expressions, Side, identity_test
 from .proof import Proof
 
-__all__ = ["as_expr_array", "equivalent"]
+__all__ = ["EXACT_TREE", "METHOD_CHOICES", "as_expr_array", "decide", "equivalent",
+           "tree_size"]
 
 Label = tuple[str, tuple[int, ...]]
+
+#: Largest total tree size of the lifted differences ``method="auto"`` cancels exactly:
+#: up to it ``sympy.cancel`` takes well under a second, beyond it seconds to minutes
+#: (``benchmarks/bench_symbolic.py --routes``).
+EXACT_TREE = 10_000
+#: The ``method`` values: which deciders are tried ("simplification" is the old name of
+#: "exact").
+METHOD_CHOICES = ("auto", "exact", "identity", "evaluation", "simplification")
+
+_KINKS = (sp.Heaviside, sp.sign, sp.Abs, sp.Max, sp.Min)
 
 
 def equivalent(lhs: Mapping[str, Any], rhs: Mapping[str, Any], *, subject: str = "claim",
                method: str = "auto", points: int = 3, digits: int = 50, seed: int = 0,
-               domains: Mapping[sp.Symbol, tuple] | None = None) -> Proof:
-    """Prove ``lhs[name] == rhs[name]`` element-wise for every name (arrays of expressions).
+               domains: Mapping[sp.Symbol, tuple] | None = None, trials: int = 2,
+               sample: int | None = None) -> Proof:
+    """Decide ``lhs[name] == rhs[name]`` element-wise for every name (arrays of
+    expressions of equal shapes).
 
-    ``method``: ``"simplification"``, ``"evaluation"`` (``points`` random points at
-    ``digits`` significant digits) or ``"auto"`` (simplification when the expressions are
-    rational functions, where ``sympy.cancel`` decides zero exactly; evaluation otherwise).
-    ``domains`` maps symbols to the interval their random values come from.  ``subject``
-    becomes the proof's ``claim``.
+    ``method``: ``"auto"`` (exact cancellation when the DAG is small, else identity
+    testing; numerical evaluation for what neither proves), ``"exact"``, ``"identity"``
+    or ``"evaluation"`` (that decider, then evaluation).  ``trials``: independent primes
+    and points of the identity test; ``points``, ``digits``, ``domains`` (symbol ->
+    interval): the numerical evaluation.  ``sample=K`` checks ``K`` elements drawn at
+    random (``seed``) instead of all.  ``subject`` becomes the proof's ``claim``.
     """
     if set(lhs) != set(rhs):
         raise ValueError(f"equivalent: lhs has {sorted(lhs)} but rhs has {sorted(rhs)}")
-    if method not in ("auto", "simplification", "evaluation"):
-        raise ValueError(f"equivalent: method must be 'auto', 'simplification' or "
-                         f"'evaluation', got {method!r}")
-    start = time.perf_counter()
     labels, lefts, rights = _elements(lhs, rhs)
-    diffs = [sp.sympify(a - b) for a, b in zip(lefts, rights)]
-    if method == "auto":
-        # decided on both sides, not on their difference (which SymPy may or may not
-        # have cancelled on construction), so the choice is deterministic
-        method = "evaluation" if _has_transcendental(lefts + rights) else "simplification"
-    if method == "simplification":
-        failures = _by_simplification(labels, diffs)
-        return Proof(subject, not failures, "simplification", len(diffs), list(lhs),
-                     failures=failures, seconds=time.perf_counter() - start)
-    failures, max_res = _by_evaluation(labels, diffs, rights, points, digits, seed,
-                                       domains or {})
-    return Proof(subject, not failures, "evaluation", len(diffs), list(lhs), points=points,
-                 digits=digits, max_residual=max_res, failures=failures,
-                 seconds=time.perf_counter() - start)
+    return decide(labels, Expressions(lefts), Expressions(rights), subject=subject,
+                  names=list(lhs), method=method, points=points, digits=digits, seed=seed,
+                  domains=domains, trials=trials, sample=sample)
+
+
+def decide(labels: Sequence[Label], lhs: Side, rhs: Side, *, subject: str,
+           names: Sequence[str], method: str = "auto", points: int = 3, digits: int = 50,
+           seed: int = 0, domains: Mapping[sp.Symbol, tuple] | None = None,
+           trials: int = 2, sample: int | None = None) -> Proof:
+    """:func:`equivalent` for two :class:`~tinygrad_attn.verify.identity.Side` objects
+    (explicit expressions, or reverse-mode derivatives that are never written out)."""
+    if method not in METHOD_CHOICES:
+        raise ValueError(f"equivalent: method must be one of {METHOD_CHOICES}, got "
+                         f"{method!r}")
+    start = time.perf_counter()
+    total = len(labels)
+    labels, lhs, rhs = _sampled(list(labels), lhs, rhs, sample, seed)
+    roots = lhs.roots() + rhs.roots()
+    nodes = topological(roots)
+    todo = list(range(len(labels)))
+    info: dict[str, Any] = {"exact": 0, "tested": 0, "numeric": 0}
+    tried = []
+    if method in ("exact", "simplification") or (
+            method == "auto" and tree_size(lhs, rhs) <= EXACT_TREE):
+        todo = _exact_route(lhs, rhs, todo)
+        info["exact"] = len(labels) - len(todo)
+        tried.append("exact cancellation")
+    if todo and method in ("auto", "identity"):
+        todo, info = _identity_route(lhs, rhs, todo, trials, seed, info)
+        tried.append("identity testing")
+    failures, max_res = [], 0.0
+    if todo:
+        info["numeric"] = len(todo)
+        failures, max_res = _numeric_route(labels, lhs, rhs, todo, nodes, points, digits,
+                                           seed, domains or {})
+    kinks = any(isinstance(e, _KINKS) for e in nodes)
+    return Proof(subject, not failures, _weakest(info, failures), len(labels), list(names),
+                 points=points if todo else 0, digits=digits if todo else 0,
+                 max_residual=max_res, failures=failures,
+                 assumptions=(KINK_ASSUMPTION,) if kinks else (),
+                 seconds=time.perf_counter() - start, k=info.get("k"),
+                 trials=info.get("trials", 0), degree=info.get("degree", 0),
+                 height=info.get("height", 0),
+                 exact=info["exact"], tested=info["tested"], numeric=info["numeric"],
+                 population=total, reason=" and ".join(tried) if todo else "")
+
+
+#: What a proof involving relu, abs, sign, max or min assumes.
+KINK_ASSUMPTION = ("away from the kinks: no argument of a step, sign, abs, max or min is 0 "
+                   "and no two arguments of a max or min tie")
+__all__.append("KINK_ASSUMPTION")
+
+
+def _weakest(info: Mapping[str, Any], failures: list) -> str:
+    """The proof's method: the weakest decider any element needed."""
+    if failures or info["numeric"]:
+        return "evaluation"
+    return "identity testing" if info["tested"] else "exact"
+
+
+def _sampled(labels: list[Label], lhs: Side, rhs: Side, sample: int | None, seed: int
+             ) -> tuple[list[Label], Side, Side]:
+    """``sample`` elements drawn at random (all of them when ``sample`` is None)."""
+    if sample is None or sample >= len(labels):
+        return labels, lhs, rhs
+    if sample < 1:
+        raise ValueError(f"equivalent: sample must be a positive number, got {sample}")
+    index = sorted(np.random.default_rng(seed).choice(len(labels), sample, replace=False))
+    index = [int(i) for i in index]
+    return [labels[i] for i in index], lhs.select(index), rhs.select(index)
+
+
+def tree_size(lhs: Side, rhs: Side) -> int:
+    """The total size of the lifted differences written out as trees (what exact
+    cancellation expands), from one pass over the DAG; huge when lifting is impossible."""
+    try:
+        ev = DagEvaluator(TreeSize(AtomTable(lhs.roots() + rhs.roots())))
+        return sum(lhs.values(ev)) + sum(rhs.values(ev))
+    except (Unsupported, ZeroDivisionError):
+        return 2 ** 62
+
+
+def _exact_route(lhs: Side, rhs: Side, todo: list[int]) -> list[int]:
+    """The elements whose lifted difference ``sympy.cancel`` does not reduce to 0."""
+    try:
+        alg = LiftedSympy(AtomTable(lhs.roots() + rhs.roots()))
+        ev = DagEvaluator(alg)
+        left, right = lhs.values(ev), rhs.values(ev)
+    except (Unsupported, ZeroDivisionError):
+        return todo
+    out = []
+    for i in todo:
+        d = left[i] - right[i]
+        if d != 0 and sp.cancel(d) != 0:
+            out.append(i)
+    return out
+
+
+def _identity_route(lhs: Side, rhs: Side, todo: list[int], trials: int, seed: int,
+                    info: dict[str, Any]) -> tuple[list[int], dict[str, Any]]:
+    """The elements identity testing does not find zero; ``info`` gains ``k``,
+    ``trials``, ``degree`` and the count ``tested``."""
+    try:
+        res = identity_test(lhs.select(todo), rhs.select(todo), trials=trials, seed=seed)
+    except Unsupported:
+        return todo, info
+    left = [todo[i] for i in res.nonzero]
+    info = dict(info, tested=len(todo) - len(left), trials=res.trials, degree=res.degree,
+                height=math.ceil(res.height))
+    if res.k is None:  # every difference was an exact zero already in the bounds
+        info["exact"] += info["tested"]
+        info["tested"] = 0
+    else:
+        info["k"] = res.k
+    return left, info
+
+
+def _numeric_route(labels: Sequence[Label], lhs: Side, rhs: Side, todo: list[int],
+                   nodes: Sequence[sp.Basic], points: int, digits: int, seed: int,
+                   domains: Mapping[sp.Symbol, tuple]
+                   ) -> tuple[list[tuple[str, tuple[int, ...], float]], float]:
+    """The elements whose difference, relative to ``max(1, |rhs|)``, exceeds
+    :math:`10^{-(digits-10)}` at some random point (with the worst residual each), and
+    the largest residual seen."""
+    import mpmath
+
+    syms = sorted({e for e in nodes if e.is_Symbol}, key=lambda s: s.name)
+    tol = mpmath.mpf(10) ** (-(digits - 10))
+    left_side, right_side = lhs.select(todo), rhs.select(todo)
+    worst: dict[int, float] = {}
+    max_res = 0.0
+    with mpmath.workdps(digits):
+        for pt in random_points(syms, domains, points, seed):
+            ev = DagEvaluator(MpmathAlgebra({s: to_mpf(v) for s, v in zip(syms, pt)}))
+            left, right = left_side.values(ev), right_side.values(ev)
+            for k, (a, b) in enumerate(zip(left, right)):
+                res = abs(a - b) / max(1, abs(b))
+                max_res = max(max_res, float(res))
+                if not res <= tol:  # also catches nan
+                    worst[todo[k]] = max(worst.get(todo[k], 0.0), float(res))
+    return [(labels[k][0], labels[k][1], r) for k, r in sorted(worst.items())], max_res
 
 
 def as_expr_array(x: Any) -> np.ndarray:
@@ -99,44 +251,3 @@ def _elements(lhs: Mapping[str, Any], rhs: Mapping[str, Any]
             lefts.append(sp.sympify(a[index]))
             rights.append(sp.sympify(b[index]))
     return labels, lefts, rights
-
-
-def _has_transcendental(exprs: Sequence[sp.Expr]) -> bool:
-    """Whether any expression leaves the rational functions (a function call such as exp,
-    or a non-integer power), where ``sympy.cancel`` no longer decides zero."""
-    for e in exprs:
-        if e.atoms(sp.Function) or any(not p.exp.is_Integer for p in e.atoms(sp.Pow)):
-            return True
-    return False
-
-
-def _by_simplification(labels: list[Label], diffs: list[sp.Expr]
-                       ) -> list[tuple[str, tuple[int, ...], float]]:
-    """The elements whose difference neither ``cancel`` nor ``simplify`` brings to 0."""
-    return [(name, index, math.nan) for (name, index), d in zip(labels, diffs)
-            if d != 0 and sp.cancel(d) != 0 and sp.simplify(d) != 0]
-
-
-def _by_evaluation(labels: list[Label], diffs: list[sp.Expr], scales: list[sp.Expr],
-                   points: int, digits: int, seed: int, domains: Mapping[sp.Symbol, tuple]
-                   ) -> tuple[list[tuple[str, tuple[int, ...], float]], float]:
-    """The elements whose difference, relative to ``max(1, |rhs|)``, exceeds
-    :math:`10^{-(digits-10)}` at some random point (with the worst residual each), and
-    the largest residual seen."""
-    import mpmath
-
-    syms = sorted(set().union(*(d.free_symbols for d in diffs + scales)) if diffs else set(),
-                  key=lambda s: s.name)
-    tol = mpmath.mpf(10) ** (-(digits - 10))
-    worst: dict[int, float] = {}
-    max_res = 0.0
-    with mpmath.workdps(digits):
-        for pt in random_points(syms, domains, points, seed):
-            ev = Evaluator({s: to_mpf(v) for s, v in zip(syms, pt)})
-            vals = [ev(e) for e in diffs + scales]
-            for k, (d, s) in enumerate(zip(vals[:len(diffs)], vals[len(diffs):])):
-                res = abs(d) / max(1, abs(s))
-                max_res = max(max_res, float(res))
-                if not res <= tol:  # also catches nan
-                    worst[k] = max(worst.get(k, 0.0), float(res))
-    return [(labels[k][0], labels[k][1], r) for k, r in sorted(worst.items())], max_res

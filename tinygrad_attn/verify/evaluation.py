@@ -1,11 +1,12 @@
 """Numbers from SymPy expressions: at exact random points, to many digits, or compiled.
 
-The proofs of :mod:`tinygrad_attn.verify.symbolic` decide zero-equivalence by evaluating
-a difference at random rational points with mpmath (:class:`Evaluator`,
-:func:`random_points`); ``Derivation.evaluate`` turns exact gradients into float64 code
-(:func:`compile_expressions`).  Heaviside, DiracDelta, Max and Min -- the kinks of relu,
-abs and max -- get numeric rules here: the points avoid 0 and ties, where they are not
-differentiable.
+When identity testing cannot decide (:mod:`tinygrad_attn.verify.equivalence`), a
+difference is evaluated at random rational points with mpmath (:class:`MpmathAlgebra`,
+:func:`random_points`): a numerical check, not a proof.
+``Derivation.evaluate`` turns exact gradients into float64 code
+(:func:`compile_expressions`) or evaluates them with mpmath.  Heaviside, DiracDelta, Max
+and Min -- the kinks of relu, abs and max -- get numeric rules here: the points avoid 0
+and ties, where they are not differentiable.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-__all__ = ["DEFAULT_DOMAIN", "POSITIVE_DOMAIN", "Evaluator", "compile_expressions",
+__all__ = ["DEFAULT_DOMAIN", "POSITIVE_DOMAIN", "MpmathAlgebra", "compile_expressions",
            "random_points", "to_mpf"]
 
 #: Interval random evaluation points are drawn from, unless an input says otherwise.
@@ -55,67 +56,58 @@ def compile_expressions(syms: Sequence[sp.Symbol], exprs: Sequence[sp.Expr],
     return sp.lambdify(list(syms), list(exprs), modules=mods, cse=True)
 
 
-class Evaluator:
-    """Evaluate many expressions at one point with mpmath, each distinct subexpression
-    once: SymPy expressions are hash-consed trees, so a dict keyed by subexpression is
-    common-subexpression elimination for free (and, for a proof at a few points, much
-    faster than ``cse`` + ``lambdify``, whose cost is in building the code:
-    ``benchmarks/bench_symbolic.py`` times both)."""
+class MpmathAlgebra:
+    """True values with mpmath at the working precision (:class:`~tinygrad_attn.verify.
+    dag.Algebra`): ``exp`` is :math:`e^x`, not an atom.  ``env`` gives every symbol's
+    value.  Walked by :class:`~tinygrad_attn.verify.dag.DagEvaluator`, each distinct
+    subexpression is evaluated once."""
 
     def __init__(self, env: Mapping[sp.Symbol, Any]) -> None:
         import mpmath
 
         self.mp = mpmath
-        self.memo: dict[sp.Basic, Any] = dict(env)
+        self.env = env
+        self.one = mpmath.mpf(1)
+        self.zero = mpmath.mpf(0)
 
-    def __call__(self, expr: sp.Basic) -> Any:
-        memo = self.memo
-        stack = [expr]
-        while stack:  # iterative post-order: deep expressions need no recursion
-            e = stack[-1]
-            if e in memo:
-                stack.pop()
-                continue
-            if e.is_Number or e is sp.S.Pi or e is sp.S.Exp1:
-                memo[e] = self._number(e)
-                stack.pop()
-                continue
-            if e.is_Symbol:
-                raise ValueError(f"evaluate: no value for the symbol {e}")
-            pending = [a for a in e.args if a not in memo]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            memo[e] = self._apply(e, [memo[a] for a in e.args])
-        return memo[expr]
+    def const(self, r: sp.Rational) -> Any:
+        return self.mp.mpf(int(r.p)) / int(r.q)
 
-    def _number(self, e: sp.Basic) -> Any:
+    def symbol(self, s: sp.Symbol) -> Any:
+        if s not in self.env:
+            raise ValueError(f"evaluate: no value for the symbol {s}")
+        return self.env[s]
+
+    def add(self, vals: Sequence[Any]) -> Any:
+        return self.mp.fsum(vals)
+
+    def mul(self, vals: Sequence[Any]) -> Any:
+        out = self.one
+        for x in vals:
+            out = out * x
+        return out
+
+    def neg(self, v: Any) -> Any:
+        return -v
+
+    def inv(self, key: Any, v: Any) -> Any:
+        return 1 / v
+
+    def power(self, base: sp.Basic, v: Any, e: sp.Rational) -> Any:
+        if e.is_Integer:
+            return v ** int(e)
+        return v ** self.const(e)
+
+    def intercept(self, e: sp.Basic) -> Any:
+        return None
+
+    def function(self, e: sp.Basic, v: Sequence[Any], ev: Any) -> Any:
         mp = self.mp
-        if e.is_Rational:
-            return mp.mpf(int(e.p)) / int(e.q)
-        if e is sp.S.Infinity or e is sp.S.NegativeInfinity:
-            return mp.inf if e.is_positive else -mp.inf
-        if e is sp.S.Pi:
-            return +mp.pi
-        if e is sp.S.Exp1:
-            return mp.e
-        return mp.mpf(e.evalf(mp.mp.dps))
-
-    def _apply(self, e: sp.Basic, v: list[Any]) -> Any:
-        mp = self.mp
-        if e.is_Add:
-            return mp.fsum(v)
-        if e.is_Mul:
-            out = v[0]
-            for x in v[1:]:
-                out = out * x
-            return out
-        if e.is_Pow:
-            return v[0] ** v[1]
+        if not e.args:
+            return self._number(e)
         name = type(e).__name__
-        unary = {"exp": mp.exp, "log": mp.log, "tanh": mp.tanh, "Abs": abs,
-                 "sign": mp.sign, "sin": mp.sin, "cos": mp.cos}
+        unary = {"exp": mp.exp, "log": mp.log, "tanh": mp.tanh, "Abs": abs, "sinh": mp.sinh,
+                 "cosh": mp.cosh, "sign": mp.sign, "sin": mp.sin, "cos": mp.cos}
         if name in unary and len(v) == 1:
             return unary[name](v[0])
         if name == "Heaviside":
@@ -126,7 +118,19 @@ class Evaluator:
             return max(v)
         if name == "Min":
             return min(v)
+        if name == "Pow":
+            return v[0] ** v[1]
         raise ValueError(f"evaluate: no numeric rule for {name} (in {e})")
+
+    def _number(self, e: sp.Basic) -> Any:
+        mp = self.mp
+        if e is sp.S.Infinity or e is sp.S.NegativeInfinity:
+            return mp.inf if e.is_positive else -mp.inf
+        if e is sp.S.Pi:
+            return +mp.pi
+        if e is sp.S.Exp1:
+            return mp.e
+        return mp.mpf(e.evalf(mp.mp.dps))
 
 
 def random_points(syms: Sequence[sp.Symbol], domains: Mapping[sp.Symbol, tuple],

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..engine import Tensor, grad
+from .estimate import MAX_SYMBOLS
 from .judge import Judge, Tolerances
 from .report import Comparison, GradcheckError, GradcheckReport, InputReport
 
@@ -49,7 +50,9 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
               atol: float | None = None, rtol: float | None = None, symbolic: bool = False,
               sym_atol: float | None = None, sym_rtol: float | None = None, seed: int = 0,
               raise_exception: bool = False,
-              report_dir: str | Path | None = None) -> GradcheckReport:
+              report_dir: str | Path | None = None,
+              max_symbols: int | None = MAX_SYMBOLS,
+              sample: int | None = None) -> GradcheckReport:
     """Check the engine's gradient of ``fn`` at ``inputs``, for every input that requires
     grad and every output.
 
@@ -64,6 +67,9 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     Options left as None take the defaults of the dtype the check runs in, the least
     precise among the checked inputs and the outputs (:data:`DEFAULTS`: float32 is judged
     as float32).  ``report_dir`` writes an error heat map per input there (PNG).
+    ``max_symbols`` and ``sample`` go to :func:`~tinygrad_attn.verify.symbolic.
+    exact_gradients` (the symbolic run's size limit; ``K`` random elements of the
+    engine's backward also proven exactly, the verdict in the report's notes).
     """
     checked = checked_inputs(inputs)
     outs = outputs(fn, inputs)
@@ -78,11 +84,14 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     engine = engine_gradients(outs, checked, gs)
     exact = None
     if symbolic:
-        exact = sympy_gradients(fn, inputs, gs)
+        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols,
+                                sample=sample)
         notes.append(f"sympy: sympy.diff of the symbolic run, evaluated at the exact inputs "
                      f"with 50 significant digits, then rounded to float64 (a numerical "
                      f"comparison at this point, not a proof); engine vs sympy passes when "
                      f"|engine - sympy| <= {tol.sym_atol:g} + {tol.sym_rtol:g} * |sympy|")
+        if getattr(exact, "proof", None) is not None:
+            notes.append(f"sample: {exact.proof}")
     judge = Judge(lambda: outputs(fn, inputs), checked, outs, gs, tol, engine,
                   lambda: engine_gradients(outputs(fn, inputs), checked, gs), seed)
     rows = []
@@ -207,12 +216,13 @@ def finite_differences(fn: Callable[..., Any], inputs: Sequence[Tensor],
 
 
 def sympy_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
-                    gs: Sequence[np.ndarray]) -> list[np.ndarray]:
+                    gs: Sequence[np.ndarray], max_symbols: int | None = MAX_SYMBOLS,
+                    sample: int | None = None) -> list[np.ndarray]:
     """SymPy's exact gradient of :func:`projection`, rounded to float64, per checked input
     (:func:`tinygrad_attn.verify.symbolic.exact_gradients`; SymPy loads here)."""
     from .symbolic import exact_gradients
 
-    return exact_gradients(fn, inputs, gs)
+    return exact_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
 
 
 # ----------------------------------------------------------------------------- names

@@ -11,6 +11,8 @@ equality of such sums by bringing both sides to one normal form:
 * $\\sum_{i \\in R} \\delta_{i v} f(i) = f(v)$ collapses a delta, **only** when $v$ is a
   variable whose range is the same range $R$ (same lower and upper bound expressions);
 * a bound variable that no factor uses becomes the factor $|R| = hi - lo + 1$;
+* $\\sum_{j \\in R} f(j)\\, Z^e = Z^{e+1}$ when $Z = \\sum_{k \\in R} f(k)$ and $f(j)$ is
+  every factor that mentions $j$ (a softmax row sums to one: $Z \\cdot 1/Z = 1$);
 * $\\exp(a)^p \\exp(b)^q = \\exp(pa + qb)$ (integer $p, q$) and $u^a u^b = u^{a+b}$;
 * functions (``exp``, ``tanh``, ``1/Z``, ``sqrt``, ...) are opaque units whose arguments are
   normalised recursively;
@@ -244,6 +246,8 @@ class _Normaliser:
                 break
             if not self._move_numbers(term):
                 return None
+        while self._absorb(term):
+            pass
         # exp(a)^p exp(b)^q = exp(p a + q b) for integer p, q
         exps = [(b, e) for b, e in term.factors if isinstance(b, sp.exp) and e.is_Integer]
         if len(exps) > 1 or (exps and exps[0][1] != 1):
@@ -263,6 +267,45 @@ class _Normaliser:
                 lo, hi = term.bound.pop(v)
                 term.coeff = term.coeff * (hi - lo + 1)
         return term
+
+    def _absorb(self, term: _Term) -> bool:
+        """One rewrite :math:`\\sum_{j \\in R} f(j)\\, Z^e = Z^{e+1}` where
+        :math:`Z = \\sum_{k \\in R} f(k)` and :math:`e < 0` (a softmax row times its
+        normaliser: :math:`\\sum_j P_{ij} = 1`); True if one was made.
+
+        Sound because :math:`f(j)` is *every* factor of the term that mentions ``j``, so
+        the sum over ``j`` applies to it alone and gives :math:`Z` (equal normal forms of
+        :math:`f(k)` and of the body of :math:`Z`); :math:`Z \\ne 0` is assumed, as for
+        every :math:`1/Z`.
+        """
+        for idx, (base, e) in enumerate(term.factors):
+            if not (isinstance(base, sp.Sum) and e.is_Integer and e < 0
+                    and len(base.limits) == 1):
+                continue
+            k, lo, hi = base.limits[0]
+            for j, rng in term.bound.items():
+                if _range_key(rng) != _range_key((lo, hi)) or j in base.free_symbols:
+                    continue
+                mine = [q for q, (b, ex) in enumerate(term.factors) if q != idx
+                        and (j in b.free_symbols or j in ex.free_symbols)]
+                if mine and self._is_body(term, [term.factors[q] for q in mine], j, base):
+                    del term.bound[j]
+                    rest = [f for q, f in enumerate(term.factors) if q not in mine and q != idx]
+                    term.factors = rest + ([(base, e + 1)] if e + 1 else [])
+                    return True
+        return False
+
+    def _is_body(self, term: _Term, factors: list, j: sp.Symbol, z: sp.Sum) -> bool:
+        """Whether the product of ``factors``, with ``j`` renamed to the bound variable of
+        ``z``, has the normal form of the body of ``z``."""
+        k, lo, hi = z.limits[0]
+        env = {**self.env, **{v: r for v, r in term.bound.items() if v != j}, k: (lo, hi)}
+        inner = _Normaliser(env, self.depth + 1)
+        product = sp.Mul(*[_subs(b, {j: k}) ** _subs(ex, {j: k}) for b, ex in factors])
+        try:
+            return inner.poly_key(product) == inner.poly_key(z.function)
+        except Unsupported:
+            return False
 
     def _collapsible(self, delta: KroneckerDelta, term: _Term) -> tuple | None:
         args = delta.args

@@ -29,7 +29,8 @@ from .indexcalc import Range
 __all__ = [
     "SIZES", "Identity", "Score", "softmax", "softmax_backward", "loss", "sdpa_score",
     "sdpa_dV", "sdpa_dP", "sdpa_dS", "sdpa_dS_via_D", "sdpa_rowsum", "sdpa_dQ", "sdpa_dK",
-    "softmax_jacobian", "additive_preactivation", "additive_score", "additive_dV",
+    "softmax_jacobian", "softmax_rows", "softmax_jacobian_rows", "sdpa_dS_rows",
+    "additive_preactivation", "additive_score", "additive_dV",
     "additive_dv", "additive_dWq", "additive_dWk", "additive_dQ", "additive_dK",
     "additive_tanh_backward", "dot_dQ", "dot_dK", "general_dW", "general_dQ", "general_dK",
     "mh_dWo", "mh_dWv", "mh_dWq", "mh_dWk",
@@ -190,6 +191,39 @@ def softmax_jacobian(mask: sp.IndexedBase | None = None, wrong: bool = False) ->
     sign = 1 if wrong else -1
     rhs = sp.KroneckerDelta(i, x) * P(i, j) * (sp.KroneckerDelta(j, y) + sign * P(i, y))
     return sp.diff(P(i, j), Sm[x, y]), rhs, {i: QUERIES, j: KEYS, x: QUERIES, y: KEYS}
+
+
+def _scores_softmax(mask: sp.IndexedBase | None) -> Score:
+    """$P_{ij} = \\operatorname{softmax}_j S_{ij}$ with the scores an independent input."""
+    return lambda ii, jj: softmax(lambda p, o: Sm[p, o], ii, jj, mask)
+
+
+def softmax_rows(mask: sp.IndexedBase | None = None, wrong: bool = False) -> Identity:
+    """$\\sum_j P_{xj} = 1$: a softmax row sums to one, $Z \\cdot 1/Z = 1$ (wrong: a
+    column, $\\sum_i P_{ix} = 1$)."""
+    P = _scores_softmax(mask)
+    lhs = _sum(P(i, x), (i, m)) if wrong else _sum(P(x, j), (j, n))
+    return lhs, sp.Integer(1), {x: KEYS if wrong else QUERIES}
+
+
+def softmax_jacobian_rows(mask: sp.IndexedBase | None = None, wrong: bool = False
+                          ) -> Identity:
+    """$\\sum_j \\partial P_{ij} / \\partial S_{xy} = 0$: the outputs of a softmax row
+    keep summing to one (wrong: summed over the queries $i$ instead)."""
+    P = _scores_softmax(mask)
+    if wrong:
+        return _sum(sp.diff(P(i, j), Sm[x, y]), (i, m)), sp.Integer(0), \
+            {j: KEYS, x: QUERIES, y: KEYS}
+    return _sum(sp.diff(P(i, j), Sm[x, y]), (j, n)), sp.Integer(0), \
+        {i: QUERIES, x: QUERIES, y: KEYS}
+
+
+def sdpa_dS_rows(mask: sp.IndexedBase | None = None, wrong: bool = False) -> Identity:
+    """$\\sum_y \\partial L / \\partial S_{xy} = 0$: adding a constant to a row of
+    scores changes nothing (wrong: $= \\sum_y \\bar P_{xy}$, the rowsum term dropped)."""
+    _, dP, L = _scores_as_input(mask)
+    rhs = _sum(dP(x, y), (y, n)) if wrong else sp.Integer(0)
+    return _sum(sp.diff(L, Sm[x, y]), (y, n)), rhs, {x: QUERIES}
 
 
 # --- additive (Bahdanau 2014) -------------------------------------------------------------

@@ -7,16 +7,19 @@ expressions.  Contract the outputs with an upstream gradient :math:`\bar O` (sym
 
 .. math::  L = \sum_k \langle \bar O_k, f_k(x) \rangle ,
 
-and ``sympy.diff(L, x_i)`` is the exact vector-Jacobian product for every input element.
-Running the engine's backward on the same symbolic graph gives its VJP as expressions too;
-:meth:`Derivation.prove_engine` shows the two equal element by element, with
-:func:`~tinygrad_attn.verify.equivalence.equivalent` (by simplification or by
-evaluation at random points; the :class:`~tinygrad_attn.verify.proof.Proof` says which).
+and :math:`\partial L / \partial x_i` is the exact vector-Jacobian product for every input
+element.  The reference derivative is computed by reverse mode over the hash-consed DAG
+of the SymPy expressions of :math:`L`, with SymPy's per-function derivative rules
+(:mod:`tinygrad_attn.verify.dag`) -- the same derivative as ``sympy.diff``, in time linear
+in the DAG, and independent of the engine's op table.  Running the engine's backward on
+the same symbolic graph gives its VJP as expressions too; :meth:`Derivation.prove_engine`
+decides the two equal element by element (:func:`~tinygrad_attn.verify.equivalence.
+decide`: exact cancellation, identity testing, or -- labelled as such -- numerical
+evaluation; the :class:`~tinygrad_attn.verify.proof.Proof` says which).
 
 Public names: :func:`derive`, :class:`Derivation`, :func:`symbols`, :func:`equivalent`,
 :class:`Proof`, :func:`exact_gradients` (used by ``gradcheck(symbolic=True)``),
-:data:`MAX_SYMBOLS`.  Numeric evaluation lives in :mod:`tinygrad_attn.verify.evaluation`,
-zero-equivalence in :mod:`tinygrad_attn.verify.equivalence`.
+:func:`estimate` (size and time before a run), :data:`MAX_SYMBOLS`.
 """
 from __future__ import annotations
 
@@ -27,18 +30,17 @@ import sympy as sp
 
 from ..engine import Tensor, enable_grad, grad
 from ..engine.backend import symbolic as sym_xp
-from .equivalence import as_expr_array, equivalent
-from .evaluation import DEFAULT_DOMAIN, POSITIVE_DOMAIN, Evaluator, compile_expressions
+from .dag import DagEvaluator, SympyAlgebra
+from .equivalence import as_expr_array, decide, equivalent
+from .estimate import MAX_SYMBOLS, Estimate, estimate
+from .evaluation import DEFAULT_DOMAIN, POSITIVE_DOMAIN, MpmathAlgebra, compile_expressions
+from .identity import Expressions, Gradients, Joined
 from .proof import Proof
 
-__all__ = ["DEFAULT_DOMAIN", "MAX_SYMBOLS", "POSITIVE_DOMAIN", "Derivation", "Proof",
-           "derive", "equivalent", "exact_gradients", "symbols"]
+__all__ = ["DEFAULT_DOMAIN", "MAX_SYMBOLS", "POSITIVE_DOMAIN", "Derivation", "Estimate",
+           "ExactGradients", "Proof", "derive", "equivalent", "estimate", "exact_gradients",
+           "symbols"]
 
-#: Most input symbols a symbolic run accepts.  Differentiation cost grows much faster than
-#: the number of symbols (attention with 3x3 Q, K, V, 27 symbols, is proven in about 1 s;
-#: 6x6, 108 symbols, in about 40 s: ``benchmarks/bench_symbolic.py --scaling``), so 200 is
-#: minutes, not hours.
-MAX_SYMBOLS = 200
 
 Shape = tuple[int, ...]
 
@@ -81,15 +83,22 @@ def _shape(name: str, shape: Any) -> Shape:
     return shape
 
 
-def _check_size(sizes: Mapping[str, Shape], max_symbols: int) -> None:
-    """Refuse more than ``max_symbols`` input symbols, before any work is done."""
+def _check_size(sizes: Mapping[str, Shape], max_symbols: int | None,
+                fn: Callable[..., Any] | None = None,
+                shapes: Mapping[str, Any] | None = None) -> None:
+    """Refuse more than ``max_symbols`` input symbols (None: no limit) before any
+    symbolic work is done, saying how long the run would take."""
     total = sum(int(np.prod(s)) for s in sizes.values())
-    if total > max_symbols:
-        detail = ", ".join(f"{k} {v}" for k, v in sizes.items())
-        raise ValueError(
-            f"symbolic: {total} input symbols ({detail}) exceed the limit of {max_symbols}; "
-            f"exact differentiation grows much faster than the number of symbols, so use "
-            f"small shapes (sizes up to 4 prove the same formulas) or raise max_symbols")
+    if max_symbols is None or total <= max_symbols:
+        return
+    detail = ", ".join(f"{k} {v}" for k, v in sizes.items())
+    try:
+        size = f" ({estimate(fn, shapes)})" if fn is not None and shapes is not None else ""
+    except Exception:  # noqa: BLE001 - the estimate is a courtesy; the refusal stands
+        size = ""
+    raise ValueError(
+        f"symbolic: {total} input symbols ({detail}) exceed the limit of {max_symbols}"
+        f"{size}; pass max_symbols={total} (or None) to run it anyway")
 
 
 def _latex_names(syms: Sequence[sp.Symbol], bar: bool = False) -> dict[sp.Symbol, str]:
@@ -127,8 +136,9 @@ class Derivation:
     ``output_tensors`` (what ``fn`` returned, its graph recorded), ``outputs`` (their
     object arrays), ``output_names``, ``cotangents`` (the upstream gradients, one per
     output), ``objective`` (the scalar :math:`L = \\sum_k \\langle \\bar O_k, O_k\\rangle`),
-    ``gradients`` (name -> object array of :math:`\\partial L / \\partial x`, from
-    ``sympy.diff``), ``domains`` (symbol -> interval for random evaluation points).
+    ``seeds`` (its terms: pairs of an output element and its nonzero upstream gradient),
+    ``gradients`` (name -> object array of :math:`\\partial L / \\partial x`, built on
+    first use), ``domains`` (symbol -> interval for random evaluation points).
     """
 
     def __init__(self, fn: Callable[..., Any], inputs: dict[str, Tensor],
@@ -144,9 +154,10 @@ class Derivation:
         self.output_names = output_names
         self.cotangents = cotangents
         self.domains = domains
-        self.objective = sp.Add(*[g * o for c, t in zip(cotangents, self.outputs)
-                                  for g, o in zip(np.ravel(c), np.ravel(t))])
-        self.gradients = _sympy_gradients(inputs, self.outputs, cotangents)
+        self.seeds = [(o, g) for c, t in zip(cotangents, self.outputs)
+                      for g, o in zip(np.ravel(c), np.ravel(t)) if g != 0]
+        self.objective = sp.Add(*[g * o for o, g in self.seeds])
+        self._gradients: dict[str, np.ndarray] | None = None
         self._engine: dict[str, np.ndarray] | None = None
         self._numpy_fn: Callable[..., list] | None = None
 
@@ -157,6 +168,37 @@ class Derivation:
         return syms + [e for c in self.cotangents for e in np.ravel(c)
                        if isinstance(e, sp.Symbol)]
 
+    # -- the reference derivative
+    def reference(self, names: Sequence[str] | None = None) -> Gradients:
+        """:math:`\\partial L / \\partial x` for every element of the inputs ``names``
+        (all by default), as a side of :func:`~tinygrad_attn.verify.equivalence.decide`:
+        reverse mode over the DAG of :math:`L`, never written out as expressions."""
+        names = list(self.inputs) if names is None else list(names)
+        wrt = [e for n in names for e in self.inputs[n].data.reshape(-1)]
+        return Gradients(self.seeds, wrt)
+
+    @property
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Name -> object array of :math:`\\partial L / \\partial x` (the reference
+        derivative written out as SymPy expressions, on first use)."""
+        if self._gradients is None:
+            values = self.reference().values(DagEvaluator(SympyAlgebra()))
+            self._gradients = self._unflatten(values, object)
+        return self._gradients
+
+    def _unflatten(self, values: Sequence[Any], dtype: Any) -> dict[str, np.ndarray]:
+        """Flat values, input after input, as arrays of the inputs' shapes."""
+        out, k = {}, 0
+        for name, t in self.inputs.items():
+            arr = np.empty(t.shape, dtype=dtype)
+            arr.reshape(-1)[:] = values[k:k + t.size] if t.size else []
+            out[name] = arr
+            k += t.size
+        return out
+
+    def _labels(self, names: Sequence[str]) -> list[tuple[str, tuple[int, ...]]]:
+        return [(n, tuple(map(int, i))) for n in names for i in np.ndindex(self.inputs[n].shape)]
+
     # -- the engine's backward
     def engine_gradients(self) -> dict[str, np.ndarray]:
         """The engine's own backward run on the symbolic graph (VJPs as expressions)."""
@@ -165,44 +207,66 @@ class Derivation:
         return self._engine
 
     def prove_engine(self, method: str = "auto", points: int = 3, digits: int = 50,
-                     seed: int = 0, fn: Callable[..., Any] | None = None) -> Proof:
-        """Prove the engine's backward equal to ``sympy.diff`` for every input element.
+                     seed: int = 0, fn: Callable[..., Any] | None = None, trials: int = 2,
+                     sample: int | None = None) -> Proof:
+        """Prove the engine's backward equal to the exact derivative for every input
+        element (``sample=K``: for ``K`` elements drawn at random).
 
         With ``fn``, another implementation of the same function (say the fused op next
         to the composed reference) is run on the same symbolic inputs: its outputs and its
         engine backward (same upstream gradient) are proven equal to this derivation's.
+        ``method``, ``points``, ``digits``, ``trials``: as in
+        :func:`~tinygrad_attn.verify.equivalence.equivalent`.
         """
         options = dict(method=method, points=points, digits=digits, seed=seed,
-                       domains=self.domains)
+                       domains=self.domains, trials=trials, sample=sample)
+        names = list(self.inputs)
         if fn is None:
-            return equivalent(self.engine_gradients(), self.gradients,
-                              subject=f"engine backward of {self.fn_name} == sympy.diff",
-                              **options)
+            eng = self.engine_gradients()
+            lhs = Expressions([e for n in names for e in eng[n].reshape(-1)])
+            return decide(self._labels(names), lhs, self.reference(), names=names,
+                          subject=f"engine backward of {self.fn_name} == exact derivative",
+                          **options)
         outs = _run("prove_engine", fn, self.args)
         if len(outs) != len(self.outputs):
             raise ValueError(f"prove_engine: fn returns {len(outs)} outputs, the derivation "
                              f"has {len(self.outputs)}")
-        lhs = _engine_vjp(outs, self.inputs, self.cotangents)
-        rhs = dict(self.gradients)
+        eng = _engine_vjp(outs, self.inputs, self.cotangents)
+        labels = self._labels(names)
+        left = [Expressions([e for n in names for e in eng[n].reshape(-1)])]
+        right: list[Any] = [self.reference()]
         for name, o, ref in zip(self.output_names, outs, self.outputs):
-            lhs[f"output {name}"] = as_expr_array(o.data)
-            rhs[f"output {name}"] = ref
+            mine = as_expr_array(o.data)
+            labels += [(f"output {name}", tuple(map(int, i))) for i in np.ndindex(mine.shape)]
+            left.append(Expressions(list(mine.reshape(-1))))
+            right.append(Expressions(list(np.asarray(ref, dtype=object).reshape(-1))))
         other = getattr(fn, "__name__", type(fn).__name__)
-        return equivalent(lhs, rhs, subject=f"{other}: outputs and engine backward == "
-                          f"those of {self.fn_name} and sympy.diff", **options)
+        return decide(labels, Joined(left), Joined(right),
+                      names=names + [f"output {n}" for n in self.output_names],
+                      subject=f"{other}: outputs and engine backward == those of "
+                      f"{self.fn_name} and the exact derivative", **options)
 
     def prove(self, claimed: Mapping[str, Any], method: str = "auto", points: int = 3,
-              digits: int = 50, seed: int = 0, subject: str | None = None) -> Proof:
+              digits: int = 50, seed: int = 0, subject: str | None = None, trials: int = 2,
+              sample: int | None = None) -> Proof:
         """Prove hand-derived gradients (name -> array of expressions, e.g. a closed matrix
-        form built from the same symbols) equal to ``sympy.diff``."""
-        unknown = set(claimed) - set(self.gradients)
+        form built from the same symbols) equal to the exact derivative."""
+        unknown = set(claimed) - set(self.inputs)
         if unknown:
             raise ValueError(f"prove: no input named {sorted(unknown)}; inputs are "
-                             f"{list(self.gradients)}")
-        return equivalent(dict(claimed), {k: self.gradients[k] for k in claimed},
-                          subject=subject or f"closed form of {self.fn_name} == sympy.diff",
-                          method=method, points=points, digits=digits, seed=seed,
-                          domains=self.domains)
+                             f"{list(self.inputs)}")
+        names = list(claimed)
+        flat = []
+        for n in names:
+            arr = as_expr_array(claimed[n])
+            if arr.shape != self.inputs[n].shape:
+                raise ValueError(f"prove: {n} has shape {arr.shape}, the input "
+                                 f"{self.inputs[n].shape}")
+            flat += list(arr.reshape(-1))
+        return decide(self._labels(names), Expressions(flat), self.reference(names),
+                      names=names, method=method, points=points, digits=digits, seed=seed,
+                      domains=self.domains, trials=trials, sample=sample,
+                      subject=subject or f"closed form of {self.fn_name} == exact derivative")
 
     # -- evaluation
     def evaluate(self, values: Mapping[str, Any], cotangents: Sequence[Any] | None = None,
@@ -211,13 +275,13 @@ class Derivation:
 
         ``values``: input name -> array.  ``cotangents``: the upstream gradient, one array
         per output (needed when it is symbolic).  ``digits=None`` evaluates the CSE'd
-        expressions with NumPy (fast); ``digits=50`` with mpmath at that precision, then
-        rounds.
+        gradient expressions with NumPy (fast once compiled); ``digits=50`` runs reverse
+        mode with mpmath at that precision (no expressions written out), then rounds.
         """
         args = self._arguments(values, cotangents)
-        names = list(self.gradients)
-        flat = [e for n in names for e in self.gradients[n].reshape(-1)]
         if digits is None:
+            names = list(self.gradients)
+            flat = [e for n in names for e in self.gradients[n].reshape(-1)]
             if self._numpy_fn is None:
                 self._numpy_fn = compile_expressions(self.symbols, flat, "numpy")
             vals = [float(v) for v in self._numpy_fn(*[float(a) for a in args])]
@@ -225,15 +289,10 @@ class Derivation:
             import mpmath
 
             with mpmath.workdps(digits):
-                ev = Evaluator({s: mpmath.mpf(float(a)) for s, a in zip(self.symbols, args)})
-                vals = [float(ev(e)) for e in flat]
-        out, k = {}, 0
-        for n in names:
-            size = self.gradients[n].size
-            out[n] = np.asarray(vals[k:k + size], dtype=np.float64).reshape(
-                self.gradients[n].shape)
-            k += size
-        return out
+                env = {s: mpmath.mpf(float(a)) for s, a in zip(self.symbols, args)}
+                ev = DagEvaluator(MpmathAlgebra(env))
+                vals = [float(v) for v in self.reference().values(ev)]
+        return self._unflatten(vals, np.float64)
 
     def _arguments(self, values: Mapping[str, Any], cotangents: Sequence[Any] | None
                    ) -> list[float]:
@@ -263,9 +322,9 @@ class Derivation:
     def latex(self, name: str, index: Sequence[int] | None = None) -> str:
         """LaTeX of ``dL/d name[index]`` (one element), or of the whole gradient as a
         matrix when ``index`` is None (vectors and matrices only)."""
-        if name not in self.gradients:
+        if name not in self.inputs:
             raise ValueError(f"latex: no input named {name!r}; inputs are "
-                             f"{list(self.gradients)}")
+                             f"{list(self.inputs)}")
         names = _latex_names(self.symbols, bar=True)
         g = self.gradients[name]
         if index is not None:
@@ -277,29 +336,8 @@ class Derivation:
     def __repr__(self) -> str:
         ins = ", ".join(f"{k}{tuple(t.shape)}" for k, t in self.inputs.items())
         return (f"Derivation({self.fn_name}: inputs {ins}; outputs "
-                f"{', '.join(self.output_names)}; {sum(g.size for g in self.gradients.values())}"
+                f"{', '.join(self.output_names)}; {sum(t.size for t in self.inputs.values())}"
                 f" exact gradient elements)")
-
-
-def _sympy_gradients(inputs: Mapping[str, Tensor], outputs: Sequence[np.ndarray],
-                     gs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """:math:`\\partial L / \\partial x` for every input element, by ``sympy.diff``.
-
-    :math:`L = \\sum_k g_k O_k` is linear in the outputs, so each element is
-    :math:`\\sum_k g_k\\, \\partial O_k / \\partial x`, summed only over the outputs that
-    contain :math:`x`: the same derivative as ``diff(L, x)`` with far fewer walks over
-    expressions that do not depend on :math:`x`.
-    """
-    pairs = [(g, o, o.free_symbols) for c, t in zip(gs, outputs)
-             for g, o in zip(np.ravel(c), np.ravel(t)) if g != 0]
-    gradients: dict[str, np.ndarray] = {}
-    for name, t in inputs.items():
-        out = np.empty(t.shape, dtype=object)
-        for index in np.ndindex(t.shape):
-            x = t.data[index]
-            out[index] = sp.Add(*[g * sp.diff(o, x) for g, o, free in pairs if x in free])
-        gradients[name] = out
-    return gradients
 
 
 def _engine_vjp(outs: Sequence[Tensor], inputs: Mapping[str, Tensor],
@@ -335,7 +373,7 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
            cotangent: str | Sequence[Any] = "symbolic", positive: bool | Sequence[str] = (),
            domains: Mapping[str, tuple[float, float]] | None = None,
            output_names: Sequence[str] | None = None, seed: int = 0,
-           max_symbols: int = MAX_SYMBOLS) -> Derivation:
+           max_symbols: int | None = MAX_SYMBOLS) -> Derivation:
     """Exact gradients of ``fn`` for inputs of the given shapes.
 
     ``shapes`` maps each argument of ``fn`` (in order) to a shape -- a symbolic input with
@@ -345,6 +383,8 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
     Jacobian), ``"random"`` (small random rationals: faster, proves a random projection),
     or explicit arrays, one per output.  ``positive`` names inputs that must be positive
     (log, sqrt); ``domains`` gives the interval of random evaluation points per input.
+    More than ``max_symbols`` input symbols (None: no limit) is refused before any
+    symbolic work, with :func:`estimate`'s size and time in the message.
 
     >>> d = derive(lambda x: (x * x).sum(), {"x": (2,)})
     >>> d.gradients["x"]
@@ -352,7 +392,8 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
     >>> d.prove_engine().ok
     True
     """
-    sym_shapes, pos = _symbolic_shapes(shapes, positive, domains or {}, max_symbols)
+    sym_shapes, pos = _symbolic_shapes(shapes, positive, domains or {})
+    _check_size(sym_shapes, max_symbols, fn, shapes)
     args, inputs, sym_domains = _arguments(shapes, sym_shapes, pos, domains or {})
     outs = tuple(o if o.dtype == object else
                  Tensor(sym_xp.constant(o.data, None), _validated=True)
@@ -368,10 +409,9 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
 
 
 def _symbolic_shapes(shapes: Mapping[str, Any], positive: bool | Sequence[str],
-                     domains: Mapping[str, Any], max_symbols: int
-                     ) -> tuple[dict[str, Shape], set[str]]:
+                     domains: Mapping[str, Any]) -> tuple[dict[str, Shape], set[str]]:
     """The shapes of the symbolic inputs (the rest are constants) and the names of the
-    positive ones, after refusing unknown names, no symbolic input, or too many symbols."""
+    positive ones, after refusing unknown names or no symbolic input."""
     if not isinstance(shapes, Mapping) or not shapes:
         raise TypeError("derive: shapes must be a non-empty dict such as {'Q': (2, 3)}")
     pos = set(shapes) if positive is True else set(positive or ())
@@ -382,7 +422,6 @@ def _symbolic_shapes(shapes: Mapping[str, Any], positive: bool | Sequence[str],
                   if not isinstance(v, (np.ndarray, Tensor))}
     if not sym_shapes:
         raise ValueError("derive: every input is a constant array; give at least one shape")
-    _check_size(sym_shapes, max_symbols)
     return sym_shapes, pos
 
 
@@ -457,17 +496,28 @@ def _check_distinct(arrays: Sequence[tuple[str, Any]]) -> None:
 
 # ----------------------------------------------------------------------------- gradcheck
 
+class ExactGradients(list):
+    """What :func:`exact_gradients` returns: a list of float64 arrays, one per input with
+    ``requires_grad``, and ``proof``: the :class:`Proof` of the engine's backward on
+    ``sample`` random elements when a sample was asked for (else None)."""
+
+    proof: Proof | None = None
+
+
 def exact_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
                     cotangents: Sequence[np.ndarray], digits: int = 50,
-                    max_symbols: int = MAX_SYMBOLS) -> list[np.ndarray]:
-    """SymPy's exact gradient of :math:`L = \\sum_k \\langle g_k, f_k(x)\\rangle` at the
+                    max_symbols: int | None = MAX_SYMBOLS,
+                    sample: int | None = None) -> ExactGradients:
+    """The exact gradient of :math:`L = \\sum_k \\langle g_k, f_k(x)\\rangle` at the
     float64 point ``inputs``, one float64 array per input with ``requires_grad``
     (``cotangents`` are the upstream gradients :math:`g_k`, one per output).
 
-    The symbolic derivative is evaluated at the exact binary values of the inputs and
+    The exact derivative is evaluated at the exact binary values of the inputs and
     upstream gradients with ``digits`` significant digits, then rounded: the float64
     nearest the true gradient, free of the rounding the engine's float64 arithmetic
-    makes.  Inputs without ``requires_grad`` enter as exact constants.
+    makes.  Inputs without ``requires_grad`` enter as exact constants.  ``sample=K``
+    also proves ``K`` random elements of the engine's backward equal to the exact
+    derivative, symbolically at the full size (``.proof`` of the result).
     """
     names: list[str] = []
     shapes: dict[str, Any] = {}
@@ -478,11 +528,12 @@ def exact_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
             name = f"{base}{len(names)}"
         names.append(name)
         shapes[name] = t.shape if t.requires_grad else t.data
-    sizes = {n: inputs[i].shape for i, n in enumerate(names) if inputs[i].requires_grad}
-    _check_size(sizes, max_symbols)
     n_out = len(cotangents)
     der = derive(fn, shapes, cotangent="symbolic", max_symbols=max_symbols,
                  output_names=["out"] if n_out == 1 else [f"out{k}" for k in range(n_out)])
     values = {n: inputs[i].data for i, n in enumerate(names) if inputs[i].requires_grad}
     grads = der.evaluate(values, cotangents=list(cotangents), digits=digits)
-    return [grads[n] for n in names if n in grads]
+    out = ExactGradients(grads[n] for n in names if n in grads)
+    if sample is not None:
+        out.proof = der.prove_engine(sample=sample)
+    return out
