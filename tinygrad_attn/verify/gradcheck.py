@@ -67,9 +67,8 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     Options left as None take the defaults of the dtype the check runs in, the least
     precise among the checked inputs and the outputs (:data:`DEFAULTS`: float32 is judged
     as float32).  ``report_dir`` writes an error heat map per input there (PNG).
-    ``max_symbols`` and ``sample`` go to :func:`~tinygrad_attn.verify.symbolic.
-    exact_gradients` (the symbolic run's size limit; ``K`` random elements of the
-    engine's backward also proven exactly, the verdict in the report's notes).
+    ``max_symbols``, ``sample``: the symbolic run's size limit, and ``K`` random elements
+    of the engine's backward proven exactly (``symbolic.exact_gradients``; in the notes).
     """
     checked = checked_inputs(inputs)
     outs = outputs(fn, inputs)
@@ -84,8 +83,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     engine = engine_gradients(outs, checked, gs)
     exact = None
     if symbolic:
-        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols,
-                                sample=sample)
+        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
         notes.append(f"sympy: sympy.diff of the symbolic run, evaluated at the exact inputs "
                      f"with 50 significant digits, then rounded to float64 (a numerical "
                      f"comparison at this point, not a proof); engine vs sympy passes when "
