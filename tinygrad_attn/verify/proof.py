@@ -47,8 +47,9 @@ class Proof:
     many elements each decider settled), ``failures`` (``(name, index, residual)``) and
     ``max_residual``, and ``reason`` (the deciders that left the evaluated elements
     undecided).  The normal form fills ``reason`` (its outcome), ``lhs_terms``,
-    ``rhs_terms`` and ``residual`` (terms of ``lhs - rhs`` that did not cancel).  ``assumptions`` says
-    under which conditions the result holds; ``seconds`` is the wall time taken.
+    ``rhs_terms`` and ``residual`` (terms of ``lhs - rhs`` that did not cancel).
+    ``assumptions`` says under which conditions the result holds; ``seconds`` is the wall
+    time taken.
     """
 
     claim: str
