@@ -73,6 +73,17 @@ def test_check_of_a_function_that_never_returns_stops_at_the_time_limit(tmp_path
     assert "bad --time-limit -1" in capsys.readouterr().err
 
 
+def test_check_symbolic_sample_proves_elements_and_max_symbols_refuses(variant, capsys):
+    code = main(["check", f"{variant}:sigmoid_attention", "--shape", "q=2x2", "--shape",
+                 "k=3x2", "--shape", "v=3x1", "--symbolic", "--sample", "4"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "note: sample:" in out and "proven" in out
+    code = main(["check", f"{variant}:sigmoid_attention", "--shape", "q=2x2", "--shape",
+                 "k=3x2", "--shape", "v=3x1", "--symbolic", "--max-symbols", "5"])
+    assert code == 2 and "symbols" in capsys.readouterr().err
+
+
 def test_check_report_dir_writes_a_heat_map_per_input(variant, tmp_path, capsys):
     out_dir = tmp_path / "maps"
     code = main(["check", f"{variant}:wrong", "--shape", "q=2x2", "--report-dir",

@@ -125,7 +125,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         report = call_with_time_limit(
             ta.gradcheck, args.time_limit or None, fn, *inputs, symbolic=args.symbolic,
-            eps=args.eps, atol=args.atol, rtol=args.rtol, report_dir=args.report_dir)
+            eps=args.eps, atol=args.atol, rtol=args.rtol, report_dir=args.report_dir,
+            max_symbols=args.max_symbols, sample=args.sample)
     except TimeLimitExceeded:
         raise UsageError(f"{fn.__name__} did not finish within {args.time_limit:g} s "
                          f"(--time-limit {args.time_limit:g}); look for a loop that never "
@@ -224,6 +225,12 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--rtol", type=float, default=None,
                    help="relative tolerance against finite differences (default: by dtype, "
                         "1e-6 for float64)")
+    p.add_argument("--max-symbols", type=int, default=4096, metavar="N",
+                   help="with --symbolic: refuse a symbolic run of more input symbols "
+                        "(default 4096)")
+    p.add_argument("--sample", type=int, default=None, metavar="K",
+                   help="with --symbolic: also prove K random elements of the engine's "
+                        "backward exactly")
     p.add_argument("--time-limit", type=float, default=600.0, metavar="SECONDS",
                    help="stop with an error if the check takes longer (0: no limit; "
                         "default 600)")

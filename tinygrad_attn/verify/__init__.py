@@ -11,7 +11,11 @@
 * ``indexcalc.py`` -- a normal form for sums in index notation, a prover for every size;
   ``indexforms.py`` the mechanisms in that notation, ``everysize.py`` the claims proven
   with it and the sections the derivation documents embed.
-* ``proof.py`` -- ``Proof``, the one result type of both provers.
+* ``atoms.py``, ``field.py``, ``bounds.py``, ``identity.py`` -- the exact decision: the
+  transcendental atoms lifted to independent variables, identity testing in random prime
+  fields with a degree and height bound; ``dag.py`` the reference derivative (reverse
+  mode over the SymPy expression graph); ``estimate.py`` the size and time of a run.
+* ``proof.py`` -- ``Proof``, the one result type of both provers, and its verdicts.
 
 Only ``gradcheck`` and the modules of its report load with ``import tinygrad_attn``; everything that
 needs SymPy loads on first use.  The pytest helper is ``tinygrad_attn.testing``.

@@ -84,7 +84,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     exact = None
     if symbolic:
         exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
-        notes.append(f"sympy: sympy.diff of the symbolic run, evaluated at the exact inputs "
+        notes.append(f"sympy: the exact derivative of the symbolic run, evaluated at the exact inputs "
                      f"with 50 significant digits, then rounded to float64 (a numerical "
                      f"comparison at this point, not a proof); engine vs sympy passes when "
                      f"|engine - sympy| <= {tol.sym_atol:g} + {tol.sym_rtol:g} * |sympy|")
