@@ -45,7 +45,7 @@ from typing import Any, Hashable, Iterable, Sequence
 
 import sympy as sp
 
-from .dag import DagEvaluator, Unsupported, topological
+from .dag import DagEvaluator, SympyRing, Unsupported, topological
 
 __all__ = ["AtomTable", "Lifted", "LiftedSympy", "Monomial", "SIZE_CAP", "TreeSize", "monomials"]
 
@@ -306,19 +306,13 @@ class Lifted:
         raise NotImplementedError
 
 
-class LiftedSympy(Lifted):
+class LiftedSympy(SympyRing, Lifted):
     """Lifted values as SymPy expressions in fresh symbols (one per atom), for deciding
     identities by exact cancellation (``sympy.cancel``)."""
-
-    one = sp.Integer(1)
-    zero = sp.Integer(0)
 
     def __init__(self, table: AtomTable) -> None:
         super().__init__(table)
         self.atoms: dict[Hashable, sp.Symbol] = {}
-
-    def const(self, r: sp.Rational) -> Any:
-        return r
 
     def var(self, key: Hashable) -> Any:
         if isinstance(key, sp.Symbol):
@@ -326,18 +320,6 @@ class LiftedSympy(Lifted):
         if key not in self.atoms:
             self.atoms[key] = sp.Dummy(f"a{len(self.atoms)}")
         return self.atoms[key]
-
-    def add(self, vals: Sequence[Any]) -> Any:
-        return sp.Add(*vals)
-
-    def mul(self, vals: Sequence[Any]) -> Any:
-        return sp.Mul(*vals)
-
-    def neg(self, v: Any) -> Any:
-        return -v
-
-    def inv(self, key: Hashable, v: Any) -> Any:
-        return 1 / v
 
     def pow_int(self, key: Hashable, v: Any, k: int) -> Any:
         return v ** k

@@ -242,20 +242,15 @@ def reverse_gradients(ev: DagEvaluator, seeds: Sequence[tuple[sp.Basic, sp.Basic
     return [grads.get(x, alg.zero) for x in wrt]
 
 
-class SympyAlgebra:
-    """Values that are SymPy expressions with their true meaning: every node is its own
-    value, so :func:`reverse_gradients` in this algebra builds the gradient expressions
-    themselves (in time linear in the DAG, where ``sympy.diff`` walks every expression
-    once per input symbol)."""
+class SympyRing:
+    """The ring operations on values that are SymPy expressions, shared by the algebras
+    whose values are expressions (here, and the lifted one of :mod:`.atoms`)."""
 
     one = sp.Integer(1)
     zero = sp.Integer(0)
 
     def const(self, r: sp.Rational) -> Any:
         return r
-
-    def symbol(self, s: sp.Symbol) -> Any:
-        return s
 
     def add(self, vals: Sequence[Any]) -> Any:
         return sp.Add(*vals)
@@ -268,6 +263,16 @@ class SympyAlgebra:
 
     def inv(self, key: Hashable, v: Any) -> Any:
         return 1 / v
+
+
+class SympyAlgebra(SympyRing):
+    """Values that are SymPy expressions with their true meaning: every node is its own
+    value, so :func:`reverse_gradients` in this algebra builds the gradient expressions
+    themselves (in time linear in the DAG, where ``sympy.diff`` walks every expression
+    once per input symbol)."""
+
+    def symbol(self, s: sp.Symbol) -> Any:
+        return s
 
     def power(self, base: sp.Basic, v: Any, e: sp.Rational) -> Any:
         return v ** e
