@@ -31,7 +31,8 @@ from .report import Comparison, GradcheckError, GradcheckReport, InputReport
 
 __all__ = ["DEFAULTS", "Comparison", "GradcheckError", "GradcheckReport", "InputReport",
            "Tolerances", "checked_inputs", "engine_gradients", "finite_differences",
-           "gradcheck", "outputs", "precision", "projection", "sympy_gradients", "tolerances"]
+           "gradcheck", "outputs", "precision", "projection", "sympy_gradients", "sympy_notes",
+           "tolerances"]
 
 #: Default step and tolerances by the dtype the check runs in.  float64: finite
 #: differences with a 1e-6 step carry errors near 1e-10, and the engine's float64
@@ -84,12 +85,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     exact = None
     if symbolic:
         exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
-        notes.append(f"sympy: the exact derivative of the symbolic run, evaluated at the exact inputs "
-                     f"with 50 significant digits, then rounded to float64 (a numerical "
-                     f"comparison at this point, not a proof); engine vs sympy passes when "
-                     f"|engine - sympy| <= {tol.sym_atol:g} + {tol.sym_rtol:g} * |sympy|")
-        if getattr(exact, "proof", None) is not None:
-            notes.append(f"sample: {exact.proof}")
+        notes += sympy_notes(tol, exact)
     judge = Judge(lambda: outputs(fn, inputs), checked, outs, gs, tol, engine,
                   lambda: engine_gradients(outputs(fn, inputs), checked, gs), seed)
     rows = []
@@ -211,6 +207,18 @@ def finite_differences(fn: Callable[..., Any], inputs: Sequence[Tensor],
         flat[j] = orig
         numeric.reshape(-1)[j] = (f_plus - f_minus) / (step_up + step_down)
     return numeric
+
+
+def sympy_notes(tol: Tolerances, exact: Sequence[np.ndarray]) -> list[str]:
+    """What the SymPy comparison is (a number at this point, not a proof), and the verdict
+    of the sampled exact proof when one was asked for."""
+    notes = [f"sympy: the exact derivative of the symbolic run, evaluated at the exact inputs "
+             f"with 50 significant digits, then rounded to float64 (a numerical comparison at "
+             f"this point, not a proof); engine vs sympy passes when |engine - sympy| <= "
+             f"{tol.sym_atol:g} + {tol.sym_rtol:g} * |sympy|"]
+    if getattr(exact, "proof", None) is not None:
+        notes.append(f"sample: {exact.proof}")
+    return notes
 
 
 def sympy_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
