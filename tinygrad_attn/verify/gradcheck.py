@@ -12,7 +12,9 @@ validation), :func:`tolerances` (the defaults of the dtype the check runs in),
 :func:`engine_gradients` (the VJP under test), :func:`finite_differences` and, with
 ``symbolic=True``, :func:`sympy_gradients`; :class:`~.judge.Judge` turns the arrays into
 verdicts and the rows of the report (:mod:`tinygrad_attn.verify.report`), and
-``report_dir=`` adds a heat map per input (:mod:`tinygrad_attn.verify.heatmap`).  SymPy
+``report_dir=`` adds a heat map per input (:mod:`tinygrad_attn.verify.heatmap`).
+``mode="fast"`` replaces the per-element loop (:func:`full_rows`) by random directions
+and a bisection (:mod:`tinygrad_attn.verify.directional`).  SymPy
 and matplotlib are imported only where they are used, so ``import tinygrad_attn`` loads
 neither.
 """
@@ -25,14 +27,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..engine import Tensor, grad
+from .directional import DIRECTIONS, central_difference, choose_mode, fast_rows, step_size
 from .estimate import MAX_SYMBOLS
 from .judge import Judge, Tolerances
 from .report import Comparison, GradcheckError, GradcheckReport, InputReport
 
 __all__ = ["DEFAULTS", "Comparison", "GradcheckError", "GradcheckReport", "InputReport",
            "Tolerances", "checked_inputs", "engine_gradients", "finite_differences",
-           "gradcheck", "outputs", "precision", "projection", "sympy_gradients", "sympy_notes",
-           "tolerances"]
+           "full_rows", "gradcheck", "outputs", "precision", "projection", "sympy_gradients",
+           "sympy_notes", "tolerances"]
 
 #: Default step and tolerances by the dtype the check runs in.  float64: finite
 #: differences with a 1e-6 step carry errors near 1e-10, and the engine's float64
@@ -53,17 +56,20 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
               raise_exception: bool = False,
               report_dir: str | Path | None = None,
               max_symbols: int | None = MAX_SYMBOLS,
-              sample: int | None = None) -> GradcheckReport:
+              sample: int | None = None, mode: str = "auto",
+              directions: int = DIRECTIONS) -> GradcheckReport:
     """Check the engine's gradient of ``fn`` at ``inputs``, for every input that requires
     grad and every output.
 
-    An element passes when ``|engine - numerical| <= atol + rtol * |numerical|``.  With
-    ``symbolic=True`` the engine is also compared with SymPy's exact gradient, far more
-    tightly (``sym_atol``, ``sym_rtol``): both are values of the same quantity, so an error
-    too small for finite differences to see is still caught.  A difference that the
+    ``mode="full"``: an element passes when ``|engine - numerical| <= atol + rtol *
+    |numerical|``.  With ``symbolic=True`` the engine is also compared with SymPy's exact
+    gradient, far more tightly (``sym_atol``, ``sym_rtol``).  A difference that the
     reference cannot resolve at this point (finite differences at their rounding floor,
     a step across a kink, an ill-conditioned gradient) is reported as undecided, with
-    the estimate that says so, instead of failed.
+    the estimate that says so, instead of failed.  ``mode="fast"``: ``directions``
+    random directions per input, at a cost independent of the size, and a bisection to
+    the wrong element when one fails (:mod:`~tinygrad_attn.verify.directional`; ``eps``
+    is then its step); ``"auto"``: fast above ``directional.AUTO_ELEMENTS`` elements.
 
     Options left as None take the defaults of the dtype the check runs in, the least
     precise among the checked inputs and the outputs (:data:`DEFAULTS`: float32 is judged
@@ -72,31 +78,28 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     of the engine's backward proven exactly (``symbolic.exact_gradients``; in the notes).
     """
     checked = checked_inputs(inputs)
+    mode = choose_mode(mode, checked, symbolic, report_dir, directions)
     outs = outputs(fn, inputs)
     dtype = precision(checked, outs)
-    tol = tolerances(dtype, eps=eps, atol=atol, rtol=rtol, sym_atol=sym_atol,
-                     sym_rtol=sym_rtol)
+    tol = tolerances(dtype, eps=eps if mode == "full" else None, atol=atol, rtol=rtol,
+                     sym_atol=sym_atol, sym_rtol=sym_rtol)
     notes = precision_notes(dtype, tol)
     rng = np.random.default_rng(seed)
     # one upstream gradient per output, rounded to its dtype so that the engine, the finite
     # differences and SymPy all use the very same numbers
     gs = [rng.standard_normal(o.shape).astype(o.dtype).astype(np.float64) for o in outs]
     engine = engine_gradients(outs, checked, gs)
-    exact = None
-    if symbolic:
-        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
-        notes += sympy_notes(tol, exact)
     judge = Judge(lambda: outputs(fn, inputs), checked, outs, gs, tol, engine,
                   lambda: engine_gradients(outputs(fn, inputs), checked, gs), seed)
-    rows = []
-    for k, t in enumerate(checked):
-        numeric = finite_differences(fn, inputs, gs, t, tol.eps)
-        row, row_notes = judge.row(k, input_name(t, inputs), numeric,
-                                   None if exact is None else exact[k])
-        rows.append(row)
-        notes += row_notes
-    report = GradcheckReport(rows, tol.eps, tol.atol, tol.rtol, symbolic=symbolic,
-                             notes=notes, sym_atol=tol.sym_atol, sym_rtol=tol.sym_rtol)
+    names = [input_name(t, inputs) for t in checked]
+    step = tol.eps if mode == "full" else float(eps or step_size(dtype))
+    if mode == "fast":
+        rows, more = fast_rows(judge, names, directions, step, seed)
+    else:
+        rows, more = full_rows(judge, fn, inputs, gs, names, symbolic, max_symbols, sample)
+    report = GradcheckReport(rows, step, tol.atol, tol.rtol, symbolic=symbolic,
+                             notes=notes + more, sym_atol=tol.sym_atol, sym_rtol=tol.sym_rtol,
+                             mode=mode, directions=directions if mode == "fast" else 0)
     if report_dir is not None:
         from .heatmap import write_heatmaps
 
@@ -104,6 +107,25 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     if raise_exception and not report.ok:
         raise GradcheckError(report)
     return report
+
+
+def full_rows(judge: Judge, fn: Callable[..., Any], inputs: Sequence[Tensor],
+              gs: Sequence[np.ndarray], names: Sequence[str], symbolic: bool,
+              max_symbols: int | None, sample: int | None) -> tuple[list[InputReport],
+                                                                    list[str]]:
+    """The per-element check: every element of every checked input against its central
+    difference and, with ``symbolic``, SymPy's exact gradient; the rows and notes."""
+    notes, exact = [], None
+    if symbolic:
+        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
+        notes += sympy_notes(judge.tol, exact)
+    rows = []
+    for k, t in enumerate(judge.checked):
+        numeric = finite_differences(fn, inputs, gs, t, judge.tol.eps)
+        row, row_notes = judge.row(k, names[k], numeric, None if exact is None else exact[k])
+        rows.append(row)
+        notes += row_notes
+    return rows, notes
 
 
 def precision(checked: Sequence[Tensor], outs: Sequence[Tensor]) -> np.dtype:
@@ -188,24 +210,12 @@ def projection(fn: Callable[..., Any], inputs: Sequence[Tensor],
 
 def finite_differences(fn: Callable[..., Any], inputs: Sequence[Tensor],
                        gs: Sequence[np.ndarray], t: Tensor, eps: float) -> np.ndarray:
-    """Central differences of :func:`projection` with respect to every element of ``t``.
-
-    Each element is perturbed in place and restored; the step is the one actually
-    represented (``(x + eps) - x``), not ``eps``, so rounding of the perturbed value does
-    not bias the quotient.
-    """
+    """Central differences of :func:`projection` with respect to every element of ``t``
+    (:func:`~.directional.central_difference`: each element is perturbed in place and
+    restored, and the step is the one actually represented)."""
     numeric = np.zeros(t.shape)
-    flat = t.data.reshape(-1)  # a view: perturb in place, restore after
-    for j in range(flat.size):
-        orig = flat[j]
-        flat[j] = orig + eps
-        step_up = flat[j] - orig
-        f_plus = projection(fn, inputs, gs)
-        flat[j] = orig - eps
-        step_down = orig - flat[j]
-        f_minus = projection(fn, inputs, gs)
-        flat[j] = orig
-        numeric.reshape(-1)[j] = (f_plus - f_minus) / (step_up + step_down)
+    for index in np.ndindex(t.shape):
+        numeric[index] = central_difference(lambda: projection(fn, inputs, gs), t, index, eps)
     return numeric
 
 

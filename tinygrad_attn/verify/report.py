@@ -19,6 +19,12 @@ tolerance but within what the reference can resolve at this point
 finite differences agree or are undecided; it fails when either comparison fails.  The
 report is ``PASSED``, ``FAILED``, or ``UNDECIDED`` (nothing failed, something could not
 be decided); ``report.ok`` is true only for ``PASSED``.
+
+**Modes.**  ``mode`` is ``"full"`` (every element against its own central difference) or
+``"fast"`` (:mod:`tinygrad_attn.verify.directional`: random directions; a passing input's
+line is its worst direction, labelled ``direction i/K`` in the worst column, with the
+engine's and the differences' directional derivatives; a failing input's line is the
+element the bisection found, with its own central difference).
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ class Comparison:
     errors: np.ndarray | None = None       # |engine - reference| per element
     relative: np.ndarray | None = None     # the floored relative error per element
     rtol: float | None = None              # the bound ``relative`` is held to
+    label: str = ""                        # the worst column when no element is named
 
     @property
     def ok(self) -> bool:
@@ -113,6 +120,8 @@ class GradcheckReport:
     sym_atol: float | None = None
     sym_rtol: float | None = None
     files: list[str] = field(default_factory=list)     # written with report_dir=
+    mode: str = "full"                     # "full" (every element) or "fast" (directions)
+    directions: int = 0                    # random directions per input in the fast mode
 
     @property
     def status(self) -> str:
@@ -132,6 +141,10 @@ class GradcheckReport:
         """The first line: the verdict and the settings it was reached with."""
         sym = "" if not self.symbolic else (
             f"; SymPy exact gradient, atol={self.sym_atol:g}, rtol={self.sym_rtol:g}")
+        if self.mode == "fast":
+            return (f"gradcheck: {self.status} (fast: {self.directions} random directions per "
+                    f"input, extrapolated central differences, h={self.eps:.2g}, "
+                    f"atol={self.atol:g}, rtol={self.rtol:g} of ||grad||)")
         return (f"gradcheck: {self.status} (central differences, eps={self.eps:g}, "
                 f"atol={self.atol:g}, rtol={self.rtol:g}{sym})")
 
@@ -148,7 +161,8 @@ class GradcheckReport:
         for r, c, first in lines:
             row = [r.name, "x".join(map(str, r.shape)) or "scalar"] if first else ["", ""]
             row += [f"|engine-{c.reference}|"] if self.symbolic else []
-            row += [f"{c.max_abs_err:.2e}", f"{c.max_rel_err:.2e}", str(list(c.worst_index))]
+            row += [f"{c.max_abs_err:.2e}", f"{c.max_rel_err:.2e}",
+                    c.label or str(list(c.worst_index))]
             row += [c.where] if show_where else []
             row += [f"{c.numerical:.10g}", f"{c.engine:.10g}"]
             row += ["-" if c.symbolic is None else f"{c.symbolic:.10g}"] if self.symbolic else []
