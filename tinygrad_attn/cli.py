@@ -122,11 +122,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.time_limit < 0:
         raise UsageError(f"bad --time-limit {args.time_limit:g}: give seconds > 0, or 0 for "
                          f"no limit")
+    if args.directions < 1:
+        raise UsageError(f"bad --directions {args.directions}: give a positive number")
+    if args.mode == "fast" and (args.symbolic or args.report_dir):
+        raise UsageError("--symbolic and --report-dir compare every element: use them with "
+                         "--mode full or auto")
     try:
         report = call_with_time_limit(
             ta.gradcheck, args.time_limit or None, fn, *inputs, symbolic=args.symbolic,
             eps=args.eps, atol=args.atol, rtol=args.rtol, report_dir=args.report_dir,
-            max_symbols=args.max_symbols, sample=args.sample)
+            max_symbols=args.max_symbols, sample=args.sample, mode=args.mode,
+            directions=args.directions)
     except TimeLimitExceeded:
         raise UsageError(f"{fn.__name__} did not finish within {args.time_limit:g} s "
                          f"(--time-limit {args.time_limit:g}); look for a loop that never "
@@ -236,6 +242,11 @@ def _add_check(sub: Any) -> None:
                         "default 600)")
     p.add_argument("--report-dir", metavar="DIR", default=None,
                    help="write an error heat map per input into DIR")
+    p.add_argument("--mode", choices=("auto", "full", "fast"), default="auto",
+                   help="full: every element; fast: random directions, then a bisection "
+                        "to the wrong element; auto (default): fast above 2048 elements")
+    p.add_argument("--directions", type=int, default=4, metavar="K",
+                   help="with the fast mode: random directions per input (default 4)")
     p.set_defaults(func=cmd_check)
 
 
