@@ -4,7 +4,8 @@
   differences and, with ``symbolic=True``, SymPy's exact gradient; ``report.py`` its table,
   ``judge.py`` the verdicts (failed, undecided), ``floors.py`` what finite differences and
   float64 can resolve, ``locate.py`` the worst element in attention terms and its tags,
-  ``heatmap.py`` the error heat maps, ``progress.py`` the one progress bar.
+  ``heatmap.py`` the error heat maps, ``progress.py`` the one progress bar;
+  ``directional.py`` its fast mode (random directions, bisection to the wrong element).
 * ``symbolic.py`` -- ``ta.symbolic``: exact gradients of engine functions (``derive``) and
   proofs of the engine's backward at explicit sizes; ``equivalence.py`` decides that two
   arrays of expressions are equal, ``evaluation.py`` evaluates expressions numerically.
