@@ -24,6 +24,9 @@ size of the compared quantity (normwise, not per element).  Beyond it, a differe
 within what finite differences resolve -- three times the rounding error of :math:`L`
 (:func:`.floors.rounding_error`) over :math:`h`, plus the truncation measured between
 the two steps -- or one whose steps cross a kink is ``undecided``; otherwise ``FAIL``.
+A direction whose steps cross a kink (the sign of a ``relu``'s input changes, see
+:func:`.locate.kink_signature`) and does not pass is measured again with steps 16 and
+256 times smaller (:func:`compare`), which fewer elements lie that close to.
 
 **Localisation.**  A failing direction's error :math:`\langle G, u \rangle - R` is linear
 in :math:`u`: restricted to half of the elements it splits into the errors of the two
@@ -62,7 +65,7 @@ from .locate import kinks_crossed
 from .report import Comparison, InputReport
 
 __all__ = ["AUTO_ELEMENTS", "DIRECTIONS", "LOCATE_LIMIT", "Direction", "bisect",
-           "central_difference", "choose_mode", "extrapolated", "fast_rows",
+           "central_difference", "choose_mode", "compare", "extrapolated", "fast_rows",
            "miss_probability", "step_size"]
 
 #: Directions per checked input when ``directions`` is not given.
@@ -138,6 +141,7 @@ class Direction:
     tol: float
     truncation: float
     kinks: list[str]
+    step: float
 
     @property
     def error(self) -> float:
@@ -167,22 +171,35 @@ def extrapolated(judge: Judge, t: Tensor, u: np.ndarray, h: float,
     direction = (4 * taken[1] - taken[0]) / 3
     return Direction(engine=float(np.sum(gradient * direction)),
                      numerical=(4 * diffs[1] - diffs[0]) / 3, tol=0.0,
-                     truncation=abs(diffs[1] - diffs[0]) / 3, kinks=sorted(crossed))
+                     truncation=abs(diffs[1] - diffs[0]) / 3, kinks=sorted(crossed), step=h)
 
 
-def verdict(judge: Judge, d: Direction, h: float) -> int:
+def compare(judge: Judge, k: int, u: np.ndarray, h: float, tol: float) -> tuple[int, Direction]:
+    """The verdict of direction ``u`` of checked input ``k``: with step ``h``, or, while
+    a step crosses a kink (a relu's input changes sign) and the verdict is not ``OK``,
+    with steps 16 and 256 times smaller (fewer elements lie that close to a kink)."""
+    for step in (h, h / 16, h / 256):
+        d = extrapolated(judge, judge.checked[k], u, step, judge.engine[k])
+        d.tol = tol
+        code = verdict(judge, d)
+        if code == OK or not d.kinks:
+            break
+    return code, d
+
+
+def verdict(judge: Judge, d: Direction) -> int:
     """``OK`` within the tolerance, ``UNDECIDED`` within the floor of the difference (the
-    rounding of L over h, the truncation) or across a kink, ``FAIL`` otherwise."""
+    rounding of L over the step, the truncation) or across a kink, ``FAIL`` otherwise."""
     if d.error <= d.tol:
         return OK
-    code = int(floors.classify(np.array(d.error), d.tol, floor(judge, d, h)))
+    code = int(floors.classify(np.array(d.error), d.tol, floor(judge, d)))
     return UNDECIDED if code == FAIL and d.kinks else code
 
 
-def floor(judge: Judge, d: Direction, h: float) -> float:
+def floor(judge: Judge, d: Direction) -> float:
     """What the extrapolated difference resolves: the rounding error of each value of
-    L reaches it as (4 * 2 + 1) / 3 = 3 times rounding / h, plus the truncation."""
-    return 3 * judge.rounding().error / h + d.truncation
+    L reaches it as (4 * 2 + 1) / 3 = 3 times rounding / step, plus the truncation."""
+    return 3 * judge.rounding().error / d.step + d.truncation
 
 
 def tolerance(judge: Judge, gradient: np.ndarray) -> float:
@@ -203,12 +220,13 @@ class Bisection:
     evaluations: int
 
 
-def bisect(judge: Judge, k: int, u: np.ndarray, h: float, failed: Direction,
+def bisect(judge: Judge, k: int, u: np.ndarray, failed: Direction,
            limit: int = LOCATE_LIMIT) -> Bisection:
     """Halve the elements of checked input ``k`` that direction ``u`` moves, following
     the halves whose error is beyond their tolerance and floor, worst first, down to
-    ``limit`` single elements (flat order; see the module docstring)."""
-    t, gradient = judge.checked[k], judge.engine[k].reshape(-1)
+    ``limit`` single elements (flat order; see the module docstring), with the failed
+    direction's step."""
+    t, gradient, h = judge.checked[k], judge.engine[k].reshape(-1), failed.step
     flat_u = u.reshape(-1)
     rounding = judge.rounding().error / h
 
@@ -259,10 +277,8 @@ def fast_rows(judge: Judge, names: Sequence[str], directions: int, h: float,
         tried = []
         for _ in range(directions):
             u = rng.standard_normal(t.shape)
-            d = extrapolated(judge, t, u, h, judge.engine[k])
-            d.tol = tol
-            tried.append((verdict(judge, d, h), d, u))
-        row, row_notes = fast_row(judge, k, names[k], tried, h)
+            tried.append((*compare(judge, k, u, h, tol), u))
+        row, row_notes = fast_row(judge, k, names[k], tried)
         rows.append(row)
         notes += row_notes
     return rows, [method_note(directions, h, max(tols, default=0.0))] + notes
@@ -281,8 +297,8 @@ def method_note(directions: int, h: float, tol: float) -> str:
             f"mode='full' checks every element")
 
 
-def fast_row(judge: Judge, k: int, name: str, tried: list[tuple[int, Direction, np.ndarray]],
-             h: float) -> tuple[InputReport, list[str]]:
+def fast_row(judge: Judge, k: int, name: str,
+             tried: list[tuple[int, Direction, np.ndarray]]) -> tuple[InputReport, list[str]]:
     """One input's row: the worst direction if none failed, else the element the
     bisection found, confirmed by its own central difference."""
     t, gradient = judge.checked[k], judge.engine[k]
@@ -295,9 +311,9 @@ def fast_row(judge: Judge, k: int, name: str, tried: list[tuple[int, Direction, 
         rel = float(relative_error(d.error, norm, judge.tol.atol, judge.tol.rtol))
         comp = Comparison("directional", d.error, rel, (), d.engine, d.numerical, None,
                           STATUS[code], label=label)
-        notes = [kink_note(name, label, d)] if code == UNDECIDED and d.kinks else []
+        notes = [undecided_note(judge, name, label, d)] if code == UNDECIDED else []
         return InputReport(name, tuple(t.shape), comp), notes
-    found = bisect(judge, k, u, h, d)
+    found = bisect(judge, k, u, d)
     numeric = gradient.copy()
     for j in found.found:
         numeric[j] = central_difference(lambda: judge.project()[0], t, j, judge.tol.eps)
@@ -309,23 +325,32 @@ def fast_row(judge: Judge, k: int, name: str, tried: list[tuple[int, Direction, 
     comp.status = "FAIL"
     failing = sum(c == FAIL for c, _, _ in tried)
     note = failure_note(judge, name, f"{failing} of {len(tried)} directions fail; the worst, "
-                        f"{label},", d, h, found, t.size)
+                        f"{label},", d, found, t.size)
     return InputReport(name, tuple(t.shape), comp), [note]
 
 
-def kink_note(name: str, label: str, d: Direction) -> str:
-    """Why a direction beyond its tolerance is undecided: its steps cross a kink."""
-    return (f"{name}: {label} differs by {d.error:.2e} (tolerance {d.tol:.2e}), but its steps "
-            f"cross a kink ({', '.join(d.kinks)}): the difference measures neither side, so "
-            f"undecided; mode='full' checks element by element")
+def undecided_note(judge: Judge, name: str, label: str, d: Direction) -> str:
+    """Why a direction beyond its tolerance is undecided: its steps cross a kink, or the
+    difference is within what finite differences resolve."""
+    text = f"{name}: {label} differs by {d.error:.2e} (tolerance {d.tol:.2e}), but "
+    if d.kinks:
+        text += (f"its steps (down to {d.step:.2g}) cross a kink ({', '.join(d.kinks)}): the "
+                 f"difference measures neither side")
+    else:
+        r = judge.rounding()
+        text += (f"within what the differences resolve, {floor(judge, d):.1e}: L = "
+                 f"{r.value:.3g} is computed with a rounding error of about {r.error:.1e} "
+                 f"({r.condition:.1e} times u |L|), divided by the step {d.step:.2g}, plus "
+                 f"a truncation of {d.truncation:.1e}")
+    return text + "; undecided: mode='full' (or symbolic=True) checks element by element"
 
 
-def failure_note(judge: Judge, name: str, label: str, d: Direction, h: float,
-                 found: Bisection, size: int) -> str:
+def failure_note(judge: Judge, name: str, label: str, d: Direction, found: Bisection,
+                 size: int) -> str:
     """What failed (the direction), how the element was found, and what may be left."""
     text = (f"{name}: {label} gives <G, u> = {d.engine:.10g} against {d.numerical:.10g} by "
             f"differences (|difference| {d.error:.2e} > tolerance {d.tol:.2e}, beyond their "
-            f"floor {floor(judge, d, h):.1e}); bisection over {size} elements "
+            f"floor {floor(judge, d):.1e}); bisection over {size} element{'s' * (size != 1)} "
             f"({found.evaluations} evaluations of fn)")
     if found.found:
         text += (f" found {', '.join(str(list(j)) for j in found.found)}; per-element central "
