@@ -177,14 +177,17 @@ def extrapolated(judge: Judge, t: Tensor, u: np.ndarray, h: float,
 def compare(judge: Judge, k: int, u: np.ndarray, h: float, tol: float) -> tuple[int, Direction]:
     """The verdict of direction ``u`` of checked input ``k``: with step ``h``, or, while
     a step crosses a kink (a relu's input changes sign) and the verdict is not ``OK``,
-    with steps 16 and 256 times smaller (fewer elements lie that close to a kink)."""
+    with steps 16 and 256 times smaller (fewer elements lie that close to a kink); when
+    every step crosses one, the closest of them, undecided."""
+    tried = []
     for step in (h, h / 16, h / 256):
         d = extrapolated(judge, judge.checked[k], u, step, judge.engine[k])
         d.tol = tol
         code = verdict(judge, d)
         if code == OK or not d.kinks:
-            break
-    return code, d
+            return code, d
+        tried.append((code, d))
+    return min(tried, key=lambda cd: cd[1].error)
 
 
 def verdict(judge: Judge, d: Direction) -> int:
@@ -334,8 +337,8 @@ def undecided_note(judge: Judge, name: str, label: str, d: Direction) -> str:
     difference is within what finite differences resolve."""
     text = f"{name}: {label} differs by {d.error:.2e} (tolerance {d.tol:.2e}), but "
     if d.kinks:
-        text += (f"its steps (down to {d.step:.2g}) cross a kink ({', '.join(d.kinks)}): the "
-                 f"difference measures neither side")
+        text += (f"every step tried crosses a kink ({', '.join(d.kinks)}; shown: step "
+                 f"{d.step:.2g}): the difference measures neither side")
     else:
         r = judge.rounding()
         text += (f"within what the differences resolve, {floor(judge, d):.1e}: L = "
