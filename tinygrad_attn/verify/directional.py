@@ -302,34 +302,33 @@ def method_note(directions: int, h: float, tol: float) -> str:
 
 def fast_row(judge: Judge, k: int, name: str,
              tried: list[tuple[int, Direction, np.ndarray]]) -> tuple[InputReport, list[str]]:
-    """One input's row: the worst direction if none failed, else the element the
-    bisection found, confirmed by its own central difference."""
+    """One input's row: its worst direction, or, when that failed and the bisection found
+    elements, the worst of them, confirmed by its own central difference."""
     t, gradient = judge.checked[k], judge.engine[k]
     i = max(range(len(tried)), key=lambda j: (tried[j][0], tried[j][1].error
                                               / max(tried[j][1].tol, 1e-300)))
     code, d, u = tried[i]
-    norm = float(np.linalg.norm(gradient))
     label = f"direction {i + 1}/{len(tried)}"
-    if code != FAIL:
-        rel = float(relative_error(d.error, norm, judge.tol.atol, judge.tol.rtol))
+    found = bisect(judge, k, u, d) if code == FAIL else None
+    notes = [undecided_note(judge, name, label, d)] if code == UNDECIDED else []
+    if found is not None:
+        failing = sum(c == FAIL for c, _, _ in tried)
+        notes = [failure_note(judge, name, f"{failing} of {len(tried)} directions fail; "
+                              f"the worst, {label},", d, found, t.size)]
+    if found is None or not found.found:
+        rel = float(relative_error(d.error, float(np.linalg.norm(gradient)),
+                                   judge.tol.atol, judge.tol.rtol))
         comp = Comparison("directional", d.error, rel, (), d.engine, d.numerical, None,
                           STATUS[code], label=label)
-        notes = [undecided_note(judge, name, label, d)] if code == UNDECIDED else []
         return InputReport(name, tuple(t.shape), comp), notes
-    found = bisect(judge, k, u, d)
     numeric = gradient.copy()
     for j in found.found:
         numeric[j] = central_difference(lambda: judge.project()[0], t, j, judge.tol.eps)
     codes = judge.fd_verdicts(t, gradient, numeric)[0]
     comp = judge.comparison("FD", t, gradient, numeric, None, numeric, codes,
                             judge.tol.atol, judge.tol.rtol)
-    if not found.found:
-        comp.label = label
-    comp.status = "FAIL"
-    failing = sum(c == FAIL for c, _, _ in tried)
-    note = failure_note(judge, name, f"{failing} of {len(tried)} directions fail; the worst, "
-                        f"{label},", d, found, t.size)
-    return InputReport(name, tuple(t.shape), comp), [note]
+    comp.status = "FAIL"      # the direction failed, whatever the elements found say
+    return InputReport(name, tuple(t.shape), comp), notes
 
 
 def undecided_note(judge: Judge, name: str, label: str, d: Direction) -> str:
