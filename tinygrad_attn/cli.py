@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
+from .verify.directional import AUTO_ELEMENTS, DIRECTIONS
 
 
 class UsageError(Exception):
@@ -244,9 +245,11 @@ def _add_check(sub: Any) -> None:
                    help="write an error heat map per input into DIR")
     p.add_argument("--mode", choices=("auto", "full", "fast"), default="auto",
                    help="full: every element; fast: random directions, then a bisection "
-                        "to the wrong element; auto (default): fast above 2048 elements")
-    p.add_argument("--directions", type=int, default=4, metavar="K",
-                   help="with the fast mode: random directions per input (default 4)")
+                        f"to the wrong element; auto (default): fast above {AUTO_ELEMENTS} "
+                        f"elements")
+    p.add_argument("--directions", type=int, default=DIRECTIONS, metavar="K",
+                   help=f"with the fast mode: random directions per input (default "
+                        f"{DIRECTIONS})")
     p.set_defaults(func=cmd_check)
 
 
