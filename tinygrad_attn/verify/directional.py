@@ -17,10 +17,12 @@ computed along, so rounding the moved inputs biases nothing.
 dtype (7.4e-4 in float64, 0.041 in float32): it balances the :math:`h^4` truncation of
 the extrapolated difference against the rounding of :math:`L` divided by :math:`h`.
 
-**Verdict.**  A direction passes when :math:`|\langle G, u\rangle - R| \le
-\mathrm{atol} + \mathrm{rtol}\,\|G\|_2`: :math:`\|G\|_2` is the standard deviation of
-:math:`\langle G, u \rangle` over Gaussian :math:`u`, so ``rtol`` is relative to the
-size of the compared quantity (normwise, not per element).  Beyond it, a difference
+**Verdict.**  A direction passes when :math:`|\langle G, u\rangle - R| \le \tau =
+\|\mathrm{atol} + \mathrm{rtol}\,|G|\|_2`, the norm of the per-element tolerances of
+the full check: an error :math:`e` within them element by element has
+:math:`\|e\|_2 \le \tau`, and :math:`\langle e, u \rangle` over Gaussian :math:`u` has
+the standard deviation :math:`\|e\|_2`.  The tolerance is normwise: relative to the size
+of the compared quantity, not to each element.  Beyond it, a difference
 within what finite differences resolve -- three times the rounding error of :math:`L`
 (:func:`.floors.rounding_error`) over :math:`h`, plus the truncation measured between
 the two steps -- or one whose steps cross a kink is ``undecided``; otherwise ``FAIL``.
@@ -31,8 +33,8 @@ A direction whose steps cross a kink (the sign of a ``relu``'s input changes, se
 **Localisation.**  A failing direction's error :math:`\langle G, u \rangle - R` is linear
 in :math:`u`: restricted to half of the elements it splits into the errors of the two
 halves.  :func:`bisect` measures one half (four evaluations) and gets the other by
-subtraction, follows the halves still beyond their own tolerance (``rtol`` times the
-norm of :math:`G` over the half) worst first, and stops at single elements: a wrong
+subtraction, follows the halves still beyond their own tolerance (:math:`\tau` over
+the half; over one element, the full check's) worst first, and stops at single elements: a wrong
 element among :math:`N` is found in :math:`\lceil \log_2 N \rceil` halvings.  Up to
 :data:`LOCATE_LIMIT` elements per input are followed; failing blocks left over are
 counted in the note (more wrong elements may exist).  Each element found is confirmed
@@ -60,7 +62,7 @@ import numpy as np
 from ..engine import Tensor
 from . import floors
 from .floors import FAIL, OK, UNDECIDED
-from .judge import STATUS, Judge, relative_error
+from .judge import STATUS, Judge
 from .locate import kinks_crossed
 from .report import Comparison, InputReport
 
@@ -206,8 +208,10 @@ def floor(judge: Judge, d: Direction) -> float:
 
 
 def tolerance(judge: Judge, gradient: np.ndarray) -> float:
-    """``atol + rtol * ||G||_2``, G restricted to the elements a direction moves."""
-    return judge.tol.atol + judge.tol.rtol * float(np.linalg.norm(gradient))
+    r""":math:`\|\mathrm{atol} + \mathrm{rtol}\,|G|\|_2` over the elements a direction
+    moves: the norm of the full check's per-element tolerances (with the engine's value
+    for the reference's), so that one element alone is held to exactly its own."""
+    return float(np.linalg.norm(judge.tol.atol + judge.tol.rtol * np.abs(gradient)))
 
 
 # ----------------------------------------------------------------------------- bisection
@@ -226,7 +230,8 @@ class Bisection:
 def bisect(judge: Judge, k: int, u: np.ndarray, failed: Direction,
            limit: int = LOCATE_LIMIT) -> Bisection:
     """Halve the elements of checked input ``k`` that direction ``u`` moves, following
-    the halves whose error is beyond their tolerance and floor, worst first, down to
+    the halves whose error is beyond their tolerance (the same norm over the half) and
+    floor, worst first, down to
     ``limit`` single elements (flat order; see the module docstring), with the failed
     direction's step."""
     t, gradient, h = judge.checked[k], judge.engine[k].reshape(-1), failed.step
@@ -293,7 +298,7 @@ def method_note(directions: int, h: float, tol: float) -> str:
             f"along {directions} random Gaussian direction{'s' if directions > 1 else ''} "
             f"u (Richardson extrapolation from steps {h:.2g} and {h / 2:.2g}, "
             f"{4 * directions} evaluations per input); a direction passes when "
-            f"|<G, u> - difference| <= atol + rtol * ||G||_2 (here up to {tol:.2e}); an "
+            f"|<G, u> - difference| <= tol = ||atol + rtol |G| ||_2 (here up to {tol:.2e}); an "
             f"engine error e passes all {directions} with probability <= "
             f"(0.8 tol / ||e||_2)^{directions}, {miss_probability(1, 10, directions):.0e} "
             f"for ||e||_2 = 10 tol; single elements wrong by less than tol can pass: "
@@ -316,8 +321,8 @@ def fast_row(judge: Judge, k: int, name: str,
         notes = [failure_note(judge, name, f"{failing} of {len(tried)} directions fail; "
                               f"the worst, {label},", d, found, t.size)]
     if found is None or not found.found:
-        rel = float(relative_error(d.error, float(np.linalg.norm(gradient)),
-                                   judge.tol.atol, judge.tol.rtol))
+        # scaled so that, as for an element, the direction passes when it is <= rtol
+        rel = judge.tol.rtol * d.error / d.tol if d.tol > 0 else float(d.error > 0)
         comp = Comparison("directional", d.error, rel, (), d.engine, d.numerical, None,
                           STATUS[code], label=label)
         return InputReport(name, tuple(t.shape), comp), notes

@@ -144,7 +144,7 @@ class GradcheckReport:
         if self.mode == "fast":
             return (f"gradcheck: {self.status} (fast: {self.directions} random directions per "
                     f"input, extrapolated central differences, h={self.eps:.2g}, "
-                    f"atol={self.atol:g}, rtol={self.rtol:g} of ||grad||)")
+                    f"atol={self.atol:g}, rtol={self.rtol:g}, normwise)")
         return (f"gradcheck: {self.status} (central differences, eps={self.eps:g}, "
                 f"atol={self.atol:g}, rtol={self.rtol:g}{sym})")
 
