@@ -301,8 +301,8 @@ def method_note(directions: int, h: float, tol: float) -> str:
             f"|<G, u> - difference| <= tol = ||atol + rtol |G| ||_2 (here up to {tol:.2e}); an "
             f"engine error e passes all {directions} with probability <= "
             f"(0.8 tol / ||e||_2)^{directions}, {miss_probability(1, 10, directions):.0e} "
-            f"for ||e||_2 = 10 tol; single elements wrong by less than tol can pass: "
-            f"mode='full' checks every element")
+            f"for ||e||_2 = 10 tol; an error of norm below tol can pass (normwise: "
+            f"mode='full' judges each element)")
 
 
 def fast_row(judge: Judge, k: int, name: str,
