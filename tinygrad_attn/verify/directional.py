@@ -22,8 +22,8 @@ the extrapolated difference against the rounding of :math:`L` divided by :math:`
 the full check: an error :math:`e` within them element by element has
 :math:`\|e\|_2 \le \tau`, and :math:`\langle e, u \rangle` over Gaussian :math:`u` has
 the standard deviation :math:`\|e\|_2`.  The tolerance is normwise: relative to the size
-of the compared quantity, not to each element.  Beyond it, a difference
-within what finite differences resolve -- three times the rounding error of :math:`L`
+of the compared quantity, not to each element.  Beyond it, a difference within what
+finite differences resolve -- three times the rounding error of :math:`L`
 (:func:`.floors.rounding_error`) over :math:`h`, plus the truncation measured between
 the two steps -- or one whose steps cross a kink is ``undecided``; otherwise ``FAIL``.
 A direction whose steps cross a kink (the sign of a ``relu``'s input changes, see
@@ -34,8 +34,9 @@ A direction whose steps cross a kink (the sign of a ``relu``'s input changes, se
 in :math:`u`: restricted to half of the elements it splits into the errors of the two
 halves.  :func:`bisect` measures one half (four evaluations) and gets the other by
 subtraction, follows the halves still beyond their own tolerance (:math:`\tau` over
-the half; over one element, the full check's) worst first, and stops at single elements: a wrong
-element among :math:`N` is found in :math:`\lceil \log_2 N \rceil` halvings.  Up to
+the half; over one element, the full check's) worst first, and stops at single
+elements: a wrong element among :math:`N` is found in :math:`\lceil \log_2 N \rceil`
+halvings.  Up to
 :data:`LOCATE_LIMIT` elements per input are followed; failing blocks left over are
 counted in the note (more wrong elements may exist).  Each element found is confirmed
 by its own central difference and judged, named and tagged as in the full check
