@@ -1,4 +1,5 @@
-"""The command line: ``tinygrad-attn demo | check | derive | graph | bench | train``.
+"""The command line: ``tinygrad-attn demo | check | derive | graph | bench | train |
+exercise``.
 
 Errors the user can fix (a missing file, no such function, a bad shape string, a
 function that raises) are one line on stderr and exit code 2; a failed check is exit
@@ -204,6 +205,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_arguments(args)
 
 
+def cmd_exercise(args: argparse.Namespace) -> int:
+    """List the exercises, show one (with a skeleton), check an answer, or write the
+    teachers' solutions."""
+    from .study.exercises import EXERCISES, check, template
+
+    if args.solutions:
+        from .study.solutions import handout
+
+        Path(args.solutions).write_text(handout(), encoding="utf-8")
+        print(f"written: {args.solutions}")
+        return 0
+    if args.name is None:
+        for name, ex in EXERCISES.items():
+            print(f"{name:<18} {ex.page:<20} {ex.title}")
+        return 0
+    if args.name not in EXERCISES:
+        raise UsageError(f"unknown exercise {args.name!r}; choose one of {', '.join(EXERCISES)}")
+    ex = EXERCISES[args.name]
+    if args.answer is None:
+        print(f"{ex.title} (derivations/{ex.page}.md)\n\n{ex.statement}\n\n"
+              f"Write a function like this and run tinygrad-attn exercise {args.name} "
+              f"answer.py:FUNCTION\n\n{template(args.name)}")
+        return 0
+    verdict = check(args.name, load_function(args.answer))
+    print(verdict)
+    return 0 if verdict.ok else 1
+
+
+def _add_exercise(sub: Any) -> None:
+    from .study.exercises import EXERCISES
+
+    p = sub.add_parser("exercise", help="the derivation pages' exercises, checked exactly",
+                       description="With no NAME, list the exercises; with NAME, show it and "
+                                   "a skeleton answer; with NAME FILE.py:FUNCTION, check your "
+                                   "answer exactly against the engine and SymPy (exit code 1 "
+                                   "if it is wrong: the hint says where, never the solution).")
+    p.add_argument("name", nargs="?", help=f"one of: {', '.join(EXERCISES)}")
+    p.add_argument("answer", nargs="?", metavar="FILE.py:FUNCTION",
+                   help="your answer (default: show the exercise)")
+    p.add_argument("--solutions", metavar="FILE",
+                   help="write every exercise with its solution to FILE (for teachers)")
+    p.set_defaults(func=cmd_exercise)
+
+
 def _add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="the main job: every built-in mechanism run, checked "
                                     "three ways, derived and drawn, into an output folder")
@@ -301,14 +346,15 @@ def _add_bench(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The one parser: ``demo | check | train | derive | graph | bench``."""
+    """The one parser: ``demo | check | train | derive | graph | bench | exercise``."""
     parser = argparse.ArgumentParser(
         prog="tinygrad-attn",
         description="Attention you can verify: run, gradient-check, derive and draw "
                     "attention mechanisms.")
     parser.add_argument("--version", action="version", version=f"tinygrad-attn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_demo, _add_check, _add_train, _add_derive, _add_graph, _add_bench):
+    for add in (_add_demo, _add_check, _add_train, _add_derive, _add_graph, _add_bench,
+                _add_exercise):
         add(sub)
     return parser
 

@@ -7,7 +7,7 @@ window.MathJax = {
   },
   options: {
     ignoreHtmlClass: ".*|",
-    processHtmlClass: "arithmatex"
+    processHtmlClass: "arithmatex|md-ellipsis"
   }
 };
 document$.subscribe(() => { MathJax.typesetPromise() })

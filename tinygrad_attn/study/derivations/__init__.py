@@ -45,6 +45,7 @@ def run(name: str, out_dir: str | Path | None = None) -> Result:
     module = importlib.import_module(f"{__name__}.{name}")
     doc = Document(name, module.TITLE)
     module.build(doc)
+    doc.exercises()
     result = doc.result()
     if out_dir is not None:
         write(result, out_dir)

@@ -112,7 +112,7 @@ def prove_gradients(doc: Document, size: str, n: int, d: int) -> None:
                          + list(w.engine_gradients()["x"].ravel())))
     far = [sp.diff(der.gradients["x"][j, a], g[i, b]) for i in range(n)
            for j in range(n) if abs(i - j) > 1 for a in range(d) for b in range(d)]
-    doc.check(r"receptive field: $\partial y_i / \partial x_j = 0$ for $|i - j| > r$",
+    doc.check(r"receptive field: $\partial y_i / \partial x_j = 0$ for $\lvert i - j \rvert > r$",
               size, zero_proof("receptive field of conv1d", far))
 
 
