@@ -365,7 +365,7 @@ class SymbolicBackend:
             return np.where(cond, np.asarray(a, dtype=object), np.asarray(b, dtype=object))
         sp = cls._sp()
         for c in cond.reshape(-1):
-            if not isinstance(c, sp.logic.boolalg.Boolean):
+            if not isinstance(c, sp.logic.boolalg.Boolean) or isinstance(c, sp.Symbol):
                 raise TypeError(f"where: the condition must hold booleans or SymPy relations "
                                 f"(x > 0), got {type(c).__name__}: {c}")
         return cls._zip(lambda c, x, y: sp.Piecewise((_taken(x, c, True), c),

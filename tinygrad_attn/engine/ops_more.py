@@ -126,9 +126,10 @@ class Minimum(_More):
 
 @register
 class Clamp(_More):
-    r"""$y = \min(\max(x, lo), hi)$ (a bound may be absent; ``hi`` wins when $lo > hi$);
+    r"""$y = \min(\max(x, lo), hi)$, either bound absent or both (hi wins if $lo > hi$);
     $\bar x = g\,[lo \le x \le hi]$, $\bar{lo} = g\,[x < lo < hi]$,
-    $\bar{hi} = g\,[x > hi \lor hi < lo]$ (PyTorch's masks, ties included).
+    $\bar{hi} = g\,[x > hi \lor hi < lo]$: PyTorch's masks, ties included.
+
     Symbolically the output is a Piecewise and the masks are its branches' indicators."""
 
     op = "clamp"
@@ -150,8 +151,10 @@ class Clamp(_More):
 @register
 class Elu(_More):
     r"""$y = a$ for $a > 0$, else $\alpha (e^a - 1)$;  $\bar a = g$ for $a > 0$, else
-    $g\,\alpha e^a$ (at 0: $\alpha$, as PyTorch).  The exponential is of $\min(a, 0)$ (a
-    ``where``), so a large input overflows in neither derivative."""
+    $g\,\alpha e^a$: at 0, $\alpha$ as in PyTorch.
+
+    The exponential is of $\min(a, 0)$ (a ``where``), so a large input overflows in
+    neither derivative."""
 
     op = "elu"
     saves = ("inputs",)
@@ -170,9 +173,10 @@ class Elu(_More):
 
 @register
 class Softplus(_More):
-    r"""$y = \log(1 + e^{\beta a}) / \beta$, and $a$ where $\beta a > $ ``threshold`` (as
-    PyTorch);  $\bar a = g\,\sigma(\beta a)$, and $g$ above the threshold.  Computed as
-    ``logaddexp(0, beta a) / beta``: no overflow."""
+    r"""$y = \log(1 + e^{\beta a}) / \beta$, or $a$ where $\beta a > t$ (the threshold);
+    $\bar a = g\,\sigma(\beta a)$, or $g$ where $\beta a > t$, as PyTorch.
+
+    Computed as ``logaddexp(0, beta a) / beta``: no overflow."""
 
     op = "softplus"
     saves = ("inputs",)
@@ -193,7 +197,7 @@ class Softplus(_More):
 
 @register
 class LogSumExp(_More):
-    r"""$y = \log \sum_{i \in \text{axis}} e^{a_i}$;  $\bar a = g\,e^{a - y}$ (the softmax).
+    r"""$y = \log \sum_{i \in \text{axis}} e^{a_i}$;  $\bar a = g\,\exp(a - y)$ (the softmax).
 
     Numerics: the maximum is subtracted first (``xp.stability_shift``), so logits of 1e3
     do not overflow; a row of ``-inf`` only gives ``-inf`` with a zero gradient.

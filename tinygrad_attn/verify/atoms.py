@@ -48,7 +48,7 @@ from typing import Any, Hashable, Iterable, Sequence
 
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
-from sympy.logic.boolalg import Boolean, BooleanAtom
+from sympy.logic.boolalg import ITE, Boolean, BooleanAtom
 
 from .dag import DagEvaluator, SympyRing, Unsupported, topological
 
@@ -279,7 +279,8 @@ class Lifted:
         """A Piecewise is :math:`\\sum_i v_i c_i \\prod_{j<i} (1 - c_j)` over its branches
         (value :math:`v_i`, condition :math:`c_i` as 0 or 1); a relation between two sides
         is the step :math:`H(u)` of their difference (strict or not alike), an equation 0
-        and an inequation 1 (valid away from equality); and, or, not are products."""
+        and an inequation 1 (valid away from equality); and, or, not, if-then-else are
+        products."""
         if isinstance(e, ExprCondPair):
             return tuple(vals)
         if isinstance(e, sp.Piecewise):
@@ -302,6 +303,9 @@ class Lifted:
         if isinstance(e, sp.Or):
             miss = self.mul([self.add([self.one, self.neg(v)]) for v in vals])
             return self.add([self.one, self.neg(miss)])
+        if isinstance(e, ITE):
+            otherwise = self.mul([self.add([self.one, self.neg(vals[0])]), vals[2]])
+            return self.add([self.mul([vals[0], vals[1]]), otherwise])
         raise Unsupported(f"no rule for {type(e).__name__} (in {e})")
 
     # -- the normalised atoms -------------------------------------------------------------

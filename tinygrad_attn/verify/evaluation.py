@@ -146,7 +146,7 @@ _RELATIONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": opera
 
 def _logic(e: sp.Basic, v: Sequence[Any]) -> Any:
     """Piecewise (the value of the first branch whose condition holds), its branches and
-    conditions (relations, and, or, not) at a point: ``v`` are the arguments' values."""
+    conditions (relations, and, or, not, if-then-else) at a point: ``v`` are the arguments' values."""
     if isinstance(e, ExprCondPair):
         return tuple(v)
     if isinstance(e, sp.Piecewise):
@@ -158,7 +158,8 @@ def _logic(e: sp.Basic, v: Sequence[Any]) -> Any:
         return bool(e)
     if e.is_Relational:
         return _RELATIONS[e.rel_op](v[0], v[1])
-    logic = {"Not": lambda: not v[0], "And": lambda: all(v), "Or": lambda: any(v)}
+    logic = {"Not": lambda: not v[0], "And": lambda: all(v), "Or": lambda: any(v),
+             "ITE": lambda: v[1] if v[0] else v[2]}
     if type(e).__name__ in logic:
         return logic[type(e).__name__]()
     raise ValueError(f"evaluate: no numeric rule for {type(e).__name__} (in {e})")
