@@ -4,7 +4,11 @@ with PyTorch's conventions, numerics at extreme inputs, einsum's contractions an
 parameter checks, and negative controls for the proofs of Piecewise functions."""
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +46,7 @@ def test_comparisons_broadcast_and_name_shapes_that_do_not():
     x = ta.Tensor(np.arange(6.0).reshape(2, 3))
     assert (x > ta.Tensor([0.0, 4.0, 1.0])).data.tolist() == [[False, False, True],
                                                             [True, False, True]]
-    with pytest.raises(ValueError, match=r"gt: shapes \(2, 3\) and \(4,\) cannot be broadcast"):
+    with pytest.raises(ValueError, match=r"comparison >: shapes \(2, 3\) and \(4,\) cannot"):
         x > ta.Tensor(np.ones(4))
 
 
@@ -308,3 +312,13 @@ def test_the_proof_of_a_where_rejects_the_branches_swapped_in_the_vjp():
 
 def test_every_comparison_name_maps_to_numpy_and_sympy():
     assert set(ops_more.COMPARISONS) == {"lt", "le", "gt", "ge", "eq", "ne"}
+
+
+def test_the_api_page_example_prints_what_the_page_shows():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    section = page.split("#### More ops", 1)[1]
+    code, shown = re.findall(r"```python\n(.*?)```\n\n```text\n(.*?)```", section, re.S)[0]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {"np": np, "ta": ta})
+    assert out.getvalue() == shown

@@ -284,6 +284,10 @@ def _number(who: str, name: str, value: Any, positive: bool = False) -> float:
     return float(value)
 
 
+#: The comparisons' operators, by name.
+SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
 def compare(name: str, a: Tensor, b: Any) -> Tensor:
     """``a < b`` and the other comparisons (``name``: lt, le, gt, ge, eq, ne), element-wise
     with broadcasting: a boolean Tensor without gradient (see the module docstring).
@@ -292,7 +296,7 @@ def compare(name: str, a: Tensor, b: Any) -> Tensor:
     if not isinstance(b, (Tensor, np.ndarray, numbers.Number)) and \
             not type(b).__module__.startswith("sympy"):
         return NotImplemented
-    a, b = _operands(name, a, b)
+    a, b = _operands(f"comparison {SYMBOLS[name]}", a, b)
     xp = backend_of(a.data, b.data)
     x, y = (xp.constant(t.data, t.data) if xp.symbolic and t.dtype != object else t.data
             for t in (a, b))
