@@ -322,3 +322,15 @@ def test_the_api_page_example_prints_what_the_page_shows():
     with contextlib.redirect_stdout(out):
         exec(code, {"np": np, "ta": ta})
     assert out.getvalue() == shown
+
+
+@pytest.mark.parametrize("fn", [lambda x: ta.maximum(x, 0.5), lambda x: x.clamp(max=0.5),
+                                lambda x: (x - 0.5).elu(alpha=2.0)],
+                         ids=["maximum", "clamp", "elu"])
+def test_an_element_at_a_kink_of_the_new_ops_is_tagged_and_undecided_not_failed(fn):
+    x = ta.Tensor([0.1, 0.5 + 3e-7, 0.9], requires_grad=True)   # element 1 within a step
+    report = ta.gradcheck(fn, x)
+    assert report.status == "UNDECIDED" and report.inputs[0].fd.worst_index == (1,)
+    assert any("of a kink" in n for n in report.notes)
+    x.data[1] = 0.3
+    assert ta.gradcheck(fn, x).ok

@@ -35,10 +35,25 @@ from .tensor import Function, Tensor, where
 
 
 class _More(Function):
-    """An op of this module: backward with Tensor ops, so differentiable again."""
+    """An op of this module: backward with Tensor ops, so differentiable again.
+
+    A non-smooth op also says which branch each element takes (:meth:`branches`), so a
+    finite difference that steps across a kink is recognised as such
+    (:func:`~tinygrad_attn.verify.locate.kink_signature`)."""
 
     differentiable_backward = True
     saves: tuple[str, ...] = ()
+
+    @staticmethod
+    def branches(ctx: Function) -> np.ndarray | None:
+        """The pattern selecting the branch of every element (None: a smooth op)."""
+        return None
+
+
+def _signs(*pairs: tuple[Any, Any]) -> np.ndarray:
+    """The signs of ``a - b`` for each pair of arrays (None: left out), stacked."""
+    return np.stack(np.broadcast_arrays(*[np.sign(a - b) for a, b in pairs
+                                          if a is not None and b is not None]))
 
 
 def _const(array: Any) -> Tensor:
@@ -101,6 +116,11 @@ class Maximum(_More):
                 g * _const(xp.step_between(b.data, a.data, 0.5))
                 if ctx.needs_input_grad[1] else None)
 
+    @staticmethod
+    def branches(ctx):
+        a, b = ctx.parents
+        return _signs((a.data, b.data))
+
 
 @register
 class Minimum(_More):
@@ -122,6 +142,11 @@ class Minimum(_More):
                 if ctx.needs_input_grad[0] else None,
                 g * _const(xp.step_between(a.data, b.data, 0.5))
                 if ctx.needs_input_grad[1] else None)
+
+    @staticmethod
+    def branches(ctx):
+        a, b = ctx.parents
+        return _signs((a.data, b.data))
 
 
 @register
@@ -147,6 +172,11 @@ class Clamp(_More):
         return tuple(g * _const(m) if need else None
                      for m, need in zip(masks, ctx.needs_input_grad))
 
+    @staticmethod
+    def branches(ctx):
+        x, lo, hi = (None if t is None else t.data for t in ctx.parents)
+        return _signs((x, lo), (x, hi), (hi, lo))
+
 
 @register
 class Elu(_More):
@@ -170,6 +200,10 @@ class Elu(_More):
         negative_part = where(pos, 0.0, a)
         return (where(pos, g, g * ctx.attrs["alpha"] * negative_part.exp()),)
 
+    @staticmethod
+    def branches(ctx):
+        return np.sign(ctx.parents[0].data)
+
 
 @register
 class Softplus(_More):
@@ -191,6 +225,10 @@ class Softplus(_More):
         beta, threshold = ctx.attrs["beta"], ctx.attrs["threshold"]
         over = xp.compare("gt", a.data * xp.constant(beta, a.data), threshold)
         return (where(over, g, g * (a * beta).sigmoid()),)
+
+    @staticmethod
+    def branches(ctx):
+        return ctx.parents[0].data * ctx.attrs["beta"] > ctx.attrs["threshold"]
 
 
 # ----------------------------------------------------------------------------- reductions
