@@ -334,3 +334,12 @@ def test_an_element_at_a_kink_of_the_new_ops_is_tagged_and_undecided_not_failed(
     assert any("of a kink" in n for n in report.notes)
     x.data[1] = 0.3
     assert ta.gradcheck(fn, x).ok
+
+
+def test_a_drawn_graph_names_the_einsum_spec_and_the_logsumexp_axis():
+    from tinygrad_attn.pictures.labels import op_title
+
+    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    y = ta.einsum("ij,kj", x, x)
+    assert op_title(y) == "einsum ij,kj->ik"
+    assert op_title(y.logsumexp(-1)) == "logsumexp axis=-1"

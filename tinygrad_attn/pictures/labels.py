@@ -103,7 +103,8 @@ def _where_title(t: Tensor, consts: list[bool], val: list[str | None]) -> str:
 def op_title(t: Tensor) -> str:
     """The first line of an op's label: name, folded scalar constant, key attributes.
 
-    ``mul × 0.125``, ``softmax axis=-1``, ``transpose ᵀ``, ``getitem [0, :]``.
+    ``mul × 0.125``, ``softmax axis=-1``, ``transpose ᵀ``, ``getitem [0, :]``,
+    ``einsum ij,kj->ik``.
     """
     ctx: Function = t._ctx
     name, attrs, parents = ctx.name, ctx.attrs, ctx.parents
@@ -117,7 +118,9 @@ def op_title(t: Tensor) -> str:
         return f"pow ^{number_text(attrs['exponent'])}"
     if name == "where":
         return _where_title(t, consts, val)
-    if name in ("softmax", "log_softmax", "sum", "mean", "max", "concat", "stack"):
+    if name == "einsum":
+        return f"einsum {attrs['spec']}"
+    if name in ("softmax", "log_softmax", "sum", "mean", "max", "concat", "stack", "logsumexp"):
         return name + _axis(attrs.get("axis"), in_ndim if name != "stack" else t.ndim)
     if name == "transpose":
         axes = attrs.get("axes", ())
