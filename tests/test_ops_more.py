@@ -343,3 +343,10 @@ def test_a_drawn_graph_names_the_einsum_spec_and_the_logsumexp_axis():
     y = ta.einsum("ij,kj", x, x)
     assert op_title(y) == "einsum ij,kj->ik"
     assert op_title(y.logsumexp(-1)) == "logsumexp axis=-1"
+
+
+def test_a_comparison_of_the_data_in_a_symbolic_run_says_to_compare_the_tensor():
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match=r"compare the Tensors, x > 0 \(not x.data > 0\), and "
+                                        r"select with ta.where"):
+        ta.gradcheck(lambda t: ta.where(t.data > 0, t, 0.0), x, symbolic=True)
