@@ -92,8 +92,9 @@ class NumericBackend:
 
     @staticmethod
     def einsum(spec: str, *arrays: np.ndarray) -> np.ndarray:
-        """``numpy.einsum``, with its contraction order optimised for three or more."""
-        return np.einsum(spec, *arrays, optimize=len(arrays) > 2)
+        """``numpy.einsum``; with two operands or more ``optimize=True``, which contracts
+        through BLAS (``tensordot``) where it can and orders three or more pairwise."""
+        return np.einsum(spec, *arrays, optimize=len(arrays) > 1)
 
     @staticmethod
     def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -95,58 +95,45 @@ class Cos(_More):
         return (-(g * ctx.parents[0].sin()),)
 
 
+class _Extremum(_More):
+    """Maximum and minimum: the forward is ``xp.maximum`` or ``xp.minimum`` (the op's
+    name); the gradient goes to the input that is selected, half to each at a tie."""
+
+    saves = ("inputs",)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return getattr(ctx.xp, ctx.name)(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = (p.data for p in ctx.parents)
+        big, small = (a, b) if ctx.name == "maximum" else (b, a)
+        return (g * _const(ctx.xp.step_between(big, small, 0.5))
+                if ctx.needs_input_grad[0] else None,
+                g * _const(ctx.xp.step_between(small, big, 0.5))
+                if ctx.needs_input_grad[1] else None)
+
+    @staticmethod
+    def branches(ctx):
+        a, b = ctx.parents
+        return _signs((a.data, b.data))
+
+
 @register
-class Maximum(_More):
+class Maximum(_Extremum):
     r"""$y = \max(a, b)$ element-wise;  $\bar a = g\,H(a - b),\ \bar b = g\,H(b - a)$ with
     $H(0) = 1/2$: a tie splits the gradient equally (as ``torch.maximum``)."""
 
     op = "maximum"
-    saves = ("inputs",)
-
-    @staticmethod
-    def forward(ctx, a, b):
-        return ctx.xp.maximum(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.parents
-        xp = ctx.xp
-        return (g * _const(xp.step_between(a.data, b.data, 0.5))
-                if ctx.needs_input_grad[0] else None,
-                g * _const(xp.step_between(b.data, a.data, 0.5))
-                if ctx.needs_input_grad[1] else None)
-
-    @staticmethod
-    def branches(ctx):
-        a, b = ctx.parents
-        return _signs((a.data, b.data))
 
 
 @register
-class Minimum(_More):
+class Minimum(_Extremum):
     r"""$y = \min(a, b)$ element-wise;  $\bar a = g\,H(b - a),\ \bar b = g\,H(a - b)$ with
     $H(0) = 1/2$ (as ``torch.minimum``)."""
 
     op = "minimum"
-    saves = ("inputs",)
-
-    @staticmethod
-    def forward(ctx, a, b):
-        return ctx.xp.minimum(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.parents
-        xp = ctx.xp
-        return (g * _const(xp.step_between(b.data, a.data, 0.5))
-                if ctx.needs_input_grad[0] else None,
-                g * _const(xp.step_between(a.data, b.data, 0.5))
-                if ctx.needs_input_grad[1] else None)
-
-    @staticmethod
-    def branches(ctx):
-        a, b = ctx.parents
-        return _signs((a.data, b.data))
 
 
 @register

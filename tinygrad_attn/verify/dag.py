@@ -13,8 +13,9 @@ a_j`, :math:`(u^e)' = e\,u^{e-1}`, :math:`\exp' = \exp`, :math:`\tanh' = 1 - \ta
 :math:`\log' u = 1/u`, and, away from the kinks, :math:`|u|' = \operatorname{sign} u`,
 :math:`H' = \operatorname{sign}' = 0`, :math:`\partial \max / \partial a_i = \prod_{j \ne
 i} H(a_i - a_j)`, and the derivative of a Piecewise is that of the branch taken (its
-conditions, relations such as :math:`x > 0`, are constant away from equality).  They never look at the engine's op table: this is the reference the
-engine's backward is checked against.
+conditions, relations such as :math:`x > 0`, are constant away from equality).  They
+never look at the engine's op table: this is the reference the engine's backward is
+checked against.
 """
 from __future__ import annotations
 

@@ -146,7 +146,8 @@ _RELATIONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": opera
 
 def _logic(e: sp.Basic, v: Sequence[Any]) -> Any:
     """Piecewise (the value of the first branch whose condition holds), its branches and
-    conditions (relations, and, or, not, if-then-else) at a point: ``v`` are the arguments' values."""
+    conditions (relations, and, or, not, if-then-else) at a point: ``v`` are the
+    arguments' values."""
     if isinstance(e, ExprCondPair):
         return tuple(v)
     if isinstance(e, sp.Piecewise):

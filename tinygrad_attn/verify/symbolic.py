@@ -357,8 +357,17 @@ def _engine_vjp(outs: Sequence[Tensor], inputs: Mapping[str, Tensor],
 
 def _run(who: str, fn: Callable[..., Any], args: Sequence[Tensor]) -> tuple[Tensor, ...]:
     """``fn(*args)`` with the graph recorded, as a tuple of Tensors."""
-    with enable_grad():
-        out = fn(*args)
+    try:
+        with enable_grad():
+            out = fn(*args)
+    except TypeError as exc:  # a branch in Python or NumPy on a SymPy relation
+        if "truth value of Relational" not in str(exc):
+            raise
+        raise TypeError(f"{who}: {getattr(fn, '__name__', 'fn')} compared symbolic values "
+                        f"outside the engine ({exc}): compare the Tensors, x > 0 (not "
+                        f"x.data > 0), and select with ta.where(x > 0, a, b), which builds an "
+                        f"exact Piecewise; a Python if on the data cannot run symbolically"
+                        ) from exc
     outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
     for i, o in enumerate(outs):
         if not isinstance(o, Tensor):
