@@ -350,3 +350,9 @@ def test_a_comparison_of_the_data_in_a_symbolic_run_says_to_compare_the_tensor()
     with pytest.raises(TypeError, match=r"compare the Tensors, x > 0 \(not x.data > 0\), and "
                                         r"select with ta.where"):
         ta.gradcheck(lambda t: ta.where(t.data > 0, t, 0.0), x, symbolic=True)
+
+
+def test_logsumexp_of_nothing_is_minus_inf_and_relu_of_minus_inf_is_0_as_pytorch():
+    y = ta.Tensor(np.ones((0, 2)), requires_grad=True).logsumexp(0)
+    np.testing.assert_array_equal(y.data, [-np.inf, -np.inf])
+    np.testing.assert_array_equal(y.relu().data, [0.0, 0.0])         # not -inf * 0 = NaN

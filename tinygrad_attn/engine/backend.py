@@ -108,6 +108,11 @@ class NumericBackend:
         return (x > 0).astype(x.dtype)
 
     @staticmethod
+    def relu(x: np.ndarray) -> np.ndarray:
+        """max(x, 0): 0 at -inf (not -inf * 0), NaN stays NaN."""
+        return np.maximum(x, x.dtype.type(0))
+
+    @staticmethod
     def amax(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
         return np.max(x, axis=axis, keepdims=keepdims)
 
@@ -250,6 +255,11 @@ class SymbolicBackend:
         """Heaviside step with H(0) = 0, as the engine's numeric relu derivative."""
         heaviside = cls._sp().Heaviside
         return cls._map(lambda e: heaviside(e, 0), x)
+
+    @classmethod
+    def relu(cls, x: np.ndarray) -> np.ndarray:
+        """x H(x), with the step H(0) = 0."""
+        return np.asarray(x, dtype=object) * cls.step(x)
 
     @classmethod
     def sigmoid(cls, x: np.ndarray) -> np.ndarray:
@@ -461,7 +471,7 @@ class SymbolicBackend:
 SYMBOLIC_OPERATIONS: tuple[str, ...] = (
     "exp", "log", "tanh", "sqrt", "abs", "sign", "step", "sigmoid", "power", "where",
     "matmul", "amax", "argmax_mask", "stability_shift", "zeros", "constant", "is_zero",
-    "is_nonnegative", "sin", "cos", "maximum", "minimum", "compare", "indicator",
+    "is_nonnegative", "relu", "sin", "cos", "maximum", "minimum", "compare", "indicator",
     "step_between", "elu", "softplus", "clamp", "einsum")
 
 #: The comparisons: name -> (NumPy function, SymPy relation).

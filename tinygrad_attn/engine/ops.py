@@ -291,7 +291,7 @@ class Relu(_Op):
     saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
-        return a * ctx.xp.step(a)
+        return ctx.xp.relu(a)
 
     @staticmethod
     def backward(ctx, g):

@@ -316,9 +316,9 @@ SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 def compare(name: str, a: Tensor, b: Any) -> Tensor:
     """``a < b`` and the other comparisons (``name``: lt, le, gt, ge, eq, ne), element-wise
     with broadcasting: a boolean Tensor without gradient (see the module docstring).
-    Something that is neither a number, an array nor a Tensor gives NotImplemented (so
-    ``x == None`` is False, as Python's default)."""
-    if not isinstance(b, (Tensor, np.ndarray, numbers.Number)) and \
+    Something that is neither a number, a list, an array nor a Tensor gives NotImplemented
+    (so ``x == None`` is False, as Python's default)."""
+    if not isinstance(b, (Tensor, np.ndarray, numbers.Number, list, tuple)) and \
             not type(b).__module__.startswith("sympy"):
         return NotImplemented
     a, b = _operands(f"comparison {SYMBOLS[name]}", a, b)
