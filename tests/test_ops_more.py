@@ -356,3 +356,14 @@ def test_logsumexp_of_nothing_is_minus_inf_and_relu_of_minus_inf_is_0_as_pytorch
     y = ta.Tensor(np.ones((0, 2)), requires_grad=True).logsumexp(0)
     np.testing.assert_array_equal(y.data, [-np.inf, -np.inf])
     np.testing.assert_array_equal(y.relu().data, [0.0, 0.0])         # not -inf * 0 = NaN
+
+
+@pytest.mark.parametrize("digits", [None, 30])
+def test_exact_gradients_of_piecewise_functions_evaluate_compiled_and_with_mpmath(digits):
+    def fn(t):
+        return ta.where(t > 0, t.sin(), t.clamp(min=-0.5)).softplus()
+
+    der = derive(fn, {"x": (3,)})
+    point = np.array([0.3, -0.2, -0.9])
+    got = der.evaluate({"x": point}, cotangents=[np.ones(3)], digits=digits)["x"]
+    np.testing.assert_allclose(got, grads(fn, point)[0], rtol=1e-14)

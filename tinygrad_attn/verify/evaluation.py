@@ -46,9 +46,17 @@ def _dirac(x: Any, *k: Any) -> Any:
 
 
 _MPMATH = [{"Heaviside": _heaviside, "DiracDelta": _dirac, "Max": max, "Min": min}, "mpmath"]
+
+
+def _select(conditions: Sequence[Any], choices: Sequence[Any], default: Any = np.nan) -> Any:
+    """``numpy.select`` (a compiled Piecewise) with every condition made a bool array: a
+    condition may be ``True`` or a Piecewise of truth values itself."""
+    return np.select([np.asarray(c).astype(bool) for c in conditions], choices, default)
+
+
 _NUMPY = [{"Heaviside": lambda x, h0=0.5: np.where(x > 0, 1.0, np.where(x < 0, 0.0, h0)),
            "DiracDelta": lambda x, *k: np.zeros_like(x),
-           "Max": np.maximum, "Min": np.minimum}, "numpy"]
+           "Max": np.maximum, "Min": np.minimum, "select": _select}, "numpy"]
 
 
 def compile_expressions(syms: Sequence[sp.Symbol], exprs: Sequence[sp.Expr],

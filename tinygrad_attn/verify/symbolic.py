@@ -284,7 +284,9 @@ class Derivation:
             flat = [e for n in names for e in self.gradients[n].reshape(-1)]
             if self._numpy_fn is None:
                 self._numpy_fn = compile_expressions(self.symbols, flat, "numpy")
-            vals = [float(v) for v in self._numpy_fn(*[float(a) for a in args])]
+            # one-element arrays: a Piecewise compiles to numpy.select, which needs arrays
+            vals = [float(np.asarray(v).reshape(-1)[0])
+                    for v in self._numpy_fn(*[np.array([float(a)]) for a in args])]
         else:
             import mpmath
 
