@@ -367,3 +367,11 @@ def test_exact_gradients_of_piecewise_functions_evaluate_compiled_and_with_mpmat
     point = np.array([0.3, -0.2, -0.9])
     got = der.evaluate({"x": point}, cotangents=[np.ones(3)], digits=digits)["x"]
     np.testing.assert_allclose(got, grads(fn, point)[0], rtol=1e-14)
+
+
+def test_changing_an_einsum_operand_before_the_backward_raises_naming_einsum():
+    a, b = ta.Tensor(np.ones((2, 3)), requires_grad=True), ta.Tensor(np.ones((3, 2)))
+    y = ta.einsum("ij,jk->ik", a, b).sum()
+    b.data[0, 0] = 5.0
+    with pytest.raises(RuntimeError, match="input 1 .* of einsum was changed after the forward"):
+        y.backward()

@@ -256,6 +256,7 @@ class Einsum(_More):
     broadcast over a subscript that only $a_k$ has."""
 
     op = "einsum"
+    saves = ("partners",)
 
     @staticmethod
     def forward(ctx, *arrays, spec):
