@@ -375,3 +375,28 @@ def test_changing_an_einsum_operand_before_the_backward_raises_naming_einsum():
     b.data[0, 0] = 5.0
     with pytest.raises(RuntimeError, match="input 1 .* of einsum was changed after the forward"):
         y.backward()
+
+
+def rotary(x: ta.Tensor, w: ta.Tensor) -> ta.Tensor:
+    """Rotary position embedding of x (n, 2h) with learned frequencies w (h,): each pair
+    of features of position t turned by the angle t w (the issue's case: sin and cos of
+    Tensors, no NumPy tables)."""
+    n, h = x.shape[0], w.shape[0]
+    angle = w * [[float(t)] for t in range(n)]         # (n, h), in w's dtype (or exact)
+    even, odd = x[:, :h], x[:, h:]
+    return ta.concat([even * angle.cos() - odd * angle.sin(),
+                      even * angle.sin() + odd * angle.cos()], axis=1)
+
+
+def test_rotary_embeddings_with_sin_and_cos_stay_float32_and_check_three_ways():
+    rng = np.random.default_rng(5)
+    x = ta.Tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    w = ta.Tensor(np.array([1.0, 0.1], np.float32), requires_grad=True)
+    y = rotary(x, w)
+    assert y.dtype == np.float32
+    norms = np.linalg.norm(y.data.reshape(3, 2, 2), axis=1)      # a rotation keeps them
+    np.testing.assert_allclose(norms, np.linalg.norm(x.data.reshape(3, 2, 2), axis=1),
+                               rtol=1e-6)
+    x64, w64 = (ta.Tensor(t.data.astype(np.float64), requires_grad=True) for t in (x, w))
+    assert ta.gradcheck(rotary, x64, w64, symbolic=True).ok
+    assert derive(rotary, {"x": (2, 2), "w": (1,)}).prove_engine().method == "exact"
