@@ -197,6 +197,25 @@ ROWS: list[Row] = [
       r"scaled_dot_product: q \(2, 0\) and k \(4, 0\) have width d_k = 0"),
     R("mechanisms", "an unknown implementation", "A.scaled_dot_product(q, k, v, impl='fast')",
       ValueError, r"impl must be one of 'auto', 'plain', 'blocked', got 'fast'"),
+    # -- the ops of engine/ops_more.py
+    R("ops", "einsum subscripts that repeat within an operand (a diagonal)",
+      "ta.einsum('ii->i', ta.Tensor(np.ones((3, 3))))", ValueError,
+      r"einsum: operand 0's subscripts 'ii' in 'ii->i' repeat 'i' \(a diagonal or a "
+      r"trace\), which einsum does not support"),
+    R("ops", "einsum operands whose sizes disagree", "ta.einsum('ij,jk->ik', x, x)",
+      ValueError, r"einsum: subscript 'j' of 'ij,jk->ik' has size 3 in operand 0 but 2 in "
+                  r"operand 1"),
+    R("ops", "einsum with subscripts for fewer operands than given",
+      "ta.einsum('ij->ji', x, x)", ValueError,
+      r"einsum: spec 'ij->ji' has subscripts for 1 operand\(s\) but 2 were given"),
+    R("ops", "clamp without a bound", "x.clamp()", ValueError,
+      r"clamp: at least one of min and max must be given"),
+    R("ops", "a comparison of shapes that do not broadcast", "x > ta.Tensor(np.ones(4))",
+      ValueError, r"comparison >: shapes \(2, 3\) and \(4,\) cannot be broadcast together"),
+    R("ops", "softplus with beta = 0", "x.softplus(beta=0)", ValueError,
+      r"softplus: beta must be a positive number, got 0"),
+    R("ops", "a comparison is a boolean Tensor without gradient", "x > 0.5", None,
+      r"Tensor\(\[\[ True  True  True\]\s+\[ True  True  True\]\]\)"),
     # -- dtypes
     R("dtypes", "an integer array", "ta.Tensor(np.arange(3))", TypeError,
       r"Tensor: data of dtype int64 is not a float array"),

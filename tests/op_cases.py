@@ -14,7 +14,7 @@ import numpy as np
 
 import tinygrad_attn as ta
 from tinygrad_attn.attention import fused
-from tinygrad_attn.engine import ops
+from tinygrad_attn.engine import ops, ops_more
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,56 @@ CASES: dict[type, list[Case]] = {
     ops.Stack: [Case("stack_axis1", lambda a, b: ta.stack([a, b], axis=1), ((2, 3), (2, 3)))],
     ops.Where: [Case("where", lambda a, b: ta.where(COND, a, b), ((2, 3), (2, 3))),
                 Case("where_broadcast", lambda a, b: ta.where(COND, a, b), ((3,), (2, 1))),
-                Case("masked_fill", lambda a: a.masked_fill(MASK, -1.5), ((2, 3),))],
+                Case("masked_fill", lambda a: a.masked_fill(MASK, -1.5), ((2, 3),)),
+                Case("where_comparison", lambda a, b: ta.where(a > b + 0.1, a * b, a - b),
+                     ((2, 3), (3,)), separated=True),
+                Case("where_relu", lambda a: ta.where(a > 0, a, 0.0), ((2, 3),),
+                     separated=True)],
     # float64 to float64: float32 would not pass a float64 gradcheck (test_semantics casts)
     ops.Cast: [Case("astype", lambda a: a.astype(np.float64) * a, ((2, 3),))],
 }
+
+
+# the ops of engine/ops_more.py; separated inputs keep maxima, clamps and elu away from
+# their kinks (the constants shift one lattice of separated values off the other)
+CASES.update({
+    ops_more.Sin: [Case("sin", lambda a: a.sin(), ((2, 3),))],
+    ops_more.Cos: [Case("cos", lambda a: ta.cos(a), ((2, 3),))],
+    ops_more.Maximum: [
+        Case("maximum", lambda a, b: ta.maximum(a, b + 0.1), ((2, 3), (2, 3)), separated=True),
+        Case("maximum_scalar", lambda a: a.maximum(0.3), ((2, 3),), separated=True)],
+    ops_more.Minimum: [
+        Case("minimum_broadcast", lambda a, b: ta.minimum(a, b - 0.1), ((2, 3), (3,)),
+             separated=True)],
+    ops_more.Clamp: [
+        Case("clamp", lambda a: a.clamp(-0.2, 0.5), ((2, 3),), separated=True),
+        Case("clamp_min", lambda a: a.clamp(min=0), ((2, 3),), separated=True),
+        Case("clamp_tensor_bounds", lambda a, b, c: ta.clamp(a, b - 0.1, c + 0.6),
+             ((2, 3), (3,), (3,)), separated=True)],
+    ops_more.Elu: [Case("elu", lambda a: a.elu(), ((2, 3),), separated=True),
+                   Case("elu_alpha", lambda a: ta.elu(a, alpha=1.5), ((2, 3),),
+                        separated=True)],
+    ops_more.Softplus: [
+        Case("softplus", lambda a: a.softplus(), ((2, 3),)),
+        Case("softplus_beta_threshold", lambda a: ta.softplus(a, beta=2.0, threshold=1.0),
+             ((2, 3),), separated=True)],
+    ops_more.LogSumExp: [
+        Case("logsumexp_last", lambda a: a.logsumexp(-1), ((2, 3),)),
+        Case("logsumexp_axes_keepdims", lambda a: a.logsumexp((0, 2), keepdims=True),
+             ((2, 3, 2),)),
+        Case("logsumexp_all", lambda a: ta.logsumexp(a), ((2, 3),))],
+    ops_more.Einsum: [
+        Case("einsum_scores", lambda a, b: ta.einsum("bhid,bhjd->bhij", a, b),
+             ((1, 2, 2, 2), (1, 2, 3, 2))),
+        Case("einsum_context", lambda a, b: ta.einsum("bhij,bhjd->bhid", a, b),
+             ((1, 2, 2, 3), (1, 2, 3, 2))),
+        Case("einsum_implicit", lambda a, b: ta.einsum("ij,jk", a, b), ((2, 3), (3, 2))),
+        Case("einsum_ellipsis_broadcast", lambda a, b: ta.einsum("...id,...jd->...ij", a, b),
+             ((2, 2, 3), (1, 2, 3))),
+        Case("einsum_sum_and_outer", lambda a, b: ta.einsum("ij,k->ik", a, b), ((2, 3), (2,))),
+        Case("einsum_three_operands", lambda a, b, c: ta.einsum("ij,jk,k->i", a, b, c),
+             ((2, 3), (3, 2), (2,)))],
+})
 
 
 # fused scaled dot-product attention: unmasked with broadcast batch axes, masked

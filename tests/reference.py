@@ -129,6 +129,76 @@ sqrt = _map(mpmath.sqrt)
 absolute = _map(_abs)
 
 
+sin = _map(mpmath.sin)
+cos = _map(mpmath.cos)
+
+
+def _extremum(pick: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """The element-wise maximum or minimum, recording ties (NaN wins, as NumPy)."""
+    def one(a: Any, b: Any) -> Any:
+        if mpmath.isnan(a) or mpmath.isnan(b):
+            return mpmath.nan
+        if mpmath.isfinite(a) and mpmath.isfinite(b):
+            _kink("tied maximum or minimum", a - b)
+        return pick(a, b)
+    return np.frompyfunc(one, 2, 1)
+
+
+elementwise_max = _extremum(max)
+elementwise_min = _extremum(min)
+
+
+def clamp(a: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+    """min(max(a, lo), hi) (a bound may be None), recording x at a bound and tied bounds."""
+    def one(x: Any, low: Any, high: Any) -> Any:
+        if mpmath.isnan(x):
+            return x
+        if low is not None:
+            _kink("clamp at its lower bound", x - low)
+            x = max(x, mpmath.mpf(low))
+        if high is not None:
+            _kink("clamp at its upper bound", x - high)
+            x = min(x, mpmath.mpf(high))
+        if low is not None and high is not None:
+            _kink("clamp's bounds tied", mpmath.mpf(low) - high)
+        return x
+    bounds = [np.asarray(b, dtype=object) for b in (a, lo, hi)]
+    return fix(np.asarray(np.frompyfunc(one, 3, 1)(*bounds), dtype=object))
+
+
+def elu(a: np.ndarray, alpha: float) -> np.ndarray:
+    """x above 0, alpha (e^x - 1) elsewhere; 0 is a kink (of the second derivative)."""
+    def one(x: Any) -> Any:
+        if mpmath.isnan(x):
+            return x
+        _kink("elu at 0", x)
+        return x if x > 0 else alpha * mpmath.expm1(x)
+    return _map(one)(a)
+
+
+def softplus(a: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+    """log(1 + e^{beta x}) / beta, and x where beta x > threshold (PyTorch's switch)."""
+    def one(x: Any) -> Any:
+        if mpmath.isnan(x):
+            return x
+        _kink("softplus at its threshold", beta * x - threshold)
+        return x if beta * x > threshold else mpmath.log1p(mpmath.exp(beta * x)) / beta
+    return _map(one)(a)
+
+
+def logsumexp(a: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    """log(sum(exp(a))) along ``axis`` (all: None); log of nothing is -inf."""
+    z = np.sum(_exact_exp(np.asarray(a, dtype=object)), axis=axis, keepdims=keepdims,
+               initial=mpmath.mpf(0))
+    return fix(np.asarray(np.frompyfunc(_log, 1, 1)(z), dtype=object))
+
+
+def einsum(spec: str, *arrays: np.ndarray) -> np.ndarray:
+    """numpy.einsum on the mpf arrays (an empty sum is 0)."""
+    out = np.einsum(spec, *[np.asarray(a, dtype=object) for a in arrays])
+    return fix(np.asarray(np.frompyfunc(mpmath.mpf, 1, 1)(out), dtype=object))
+
+
 def _pow(a: Any, b: Any) -> Any:
     if b == 0 or a == 1:                                      # IEEE: nan ** 0 = 1 ** nan = 1
         return mpmath.mpf(1)

@@ -26,7 +26,7 @@ def test_the_catalogue_covers_at_least_40_bad_inputs_of_every_kind():
     kinds = {r.kind for r in ROWS}
     assert len(ROWS) >= 40
     assert {"shapes", "axes", "masks", "dtypes", "NaN and inf", "empty arrays", "Functions",
-            "command line"} <= kinds
+            "command line", "ops"} <= kinds
 
 
 def test_the_document_shows_what_the_rows_give_now():

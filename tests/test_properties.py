@@ -33,7 +33,7 @@ from programs import (DTYPES, Program, broadcast, broadcastable, random_axis,
 
 import tinygrad_attn as ta
 from tinygrad_attn.attention import fused
-from tinygrad_attn.engine import ops
+from tinygrad_attn.engine import ops, ops_more
 
 # ----------------------------------------------------------------------------- steps
 # Each step applies one op of the table to the program, with random parameters.
@@ -121,7 +121,7 @@ def step_unary(p: Program, op: str) -> None:
     if op in ("log", "sqrt"):
         p.make_positive()
     refs = {"exp": R.exp, "log": R.log, "tanh": R.tanh, "sigmoid": R.sigmoid, "relu": R.relu,
-            "sqrt": R.sqrt, "abs": R.absolute}
+            "sqrt": R.sqrt, "abs": R.absolute, "sin": R.sin, "cos": R.cos}
     p.then(op, p.shape, lambda t, xs: getattr(t, op)(), lambda r, xs: refs[op](r),
            positive=op in ("exp", "sigmoid", "sqrt"))
 
@@ -258,6 +258,74 @@ def step_cast(p: Program) -> None:
         p.tolerance_dtype = np.float32
 
 
+def step_extremum(p: Program, op: str) -> None:
+    fn, ref = {"maximum": (ta.maximum, R.elementwise_max),
+               "minimum": (ta.minimum, R.elementwise_min)}[op]
+    if p.draw(st.booleans()):
+        c = p.draw(st.sampled_from([-1.5, 0.5, 2.0]))
+        p.then(op, p.shape, lambda t, xs: fn(t, c), lambda r, xs: R.binary(ref, r, c))
+        return
+    shape = broadcastable(p)
+    j = p.fresh(shape)
+    p.then(op, broadcast(p.shape, shape), lambda t, xs: fn(t, xs[j]),
+           lambda r, xs: R.binary(ref, r, xs[j]))
+
+
+def step_clamp(p: Program) -> None:
+    kind = p.draw(st.sampled_from(["min", "max", "both", "tensors"]))
+    if kind == "tensors":
+        s_lo = broadcastable(p)
+        lo = p.fresh(s_lo)
+        s_hi = broadcastable(p, broadcast(p.shape, s_lo))
+        hi = p.fresh(s_hi)
+        p.then("clamp", broadcast(broadcast(p.shape, s_lo), s_hi),
+               lambda t, xs: t.clamp(xs[lo], xs[hi]), lambda r, xs: R.clamp(r, xs[lo], xs[hi]))
+        return
+    low = p.draw(st.sampled_from([-1.0, 0.0])) if kind in ("min", "both") else None
+    high = p.draw(st.sampled_from([0.5, 2.0])) if kind in ("max", "both") else None
+    p.then("clamp", p.shape, lambda t, xs: t.clamp(low, high),
+           lambda r, xs: R.clamp(r, low, high))
+
+
+def step_elu_softplus(p: Program, op: str) -> None:
+    if op == "elu":
+        alpha = p.draw(st.sampled_from([1.0, 0.5]))
+        p.then("elu", p.shape, lambda t, xs: t.elu(alpha), lambda r, xs: R.elu(r, alpha))
+        return
+    beta, threshold = p.draw(st.sampled_from([1.0, 2.0])), p.draw(st.sampled_from([20.0, 1.0]))
+    p.then("softplus", p.shape, lambda t, xs: t.softplus(beta, threshold),
+           lambda r, xs: R.softplus(r, beta, threshold), positive=True)
+
+
+def step_logsumexp(p: Program) -> None:
+    ndim, shape_in = len(p.shape), p.shape
+    axes = p.draw(st.one_of(st.none(), st.integers(-max(ndim, 1), max(ndim, 1) - 1),
+                            hnp.valid_tuple_axes(ndim)))
+    keepdims, s = p.draw(st.booleans()), p.draw(st.sampled_from([1.0, 30.0, 1e3]))
+    p.logits = max(p.logits, s * 3)
+    norm = None if axes is None else tuple(a % max(ndim, 1) for a in np.atleast_1d(axes)) \
+        if ndim else ()
+    p.then("logsumexp", reduced_shape(shape_in, norm, keepdims),
+           lambda t, xs: (t * s).logsumexp(axes, keepdims),
+           lambda r, xs: R.logsumexp(R.binary(lambda a, b: a * b, r, s), norm, keepdims))
+
+
+def step_einsum(p: Program) -> None:
+    kinds = ["contract", "dot", "outer"] + (["transpose"] if len(p.shape) >= 2 else [])
+    kind, k = p.draw(st.sampled_from(kinds)), p.shape[-1]
+    spec, shape = {"contract": ("...k,jk->...j", (p.draw(st.integers(0, 3)), k)),
+                   "dot": ("...k,k->...", (k,)), "outer": ("...k,j->...kj", (2,)),
+                   "transpose": ("...ij->...ji", None)}[kind]
+    if shape is None:
+        out = p.shape[:-2] + (p.shape[-1], p.shape[-2])
+        p.then("einsum", out, lambda t, xs: ta.einsum(spec, t), lambda r, xs: R.einsum(spec, r))
+        return
+    j = p.fresh(shape)
+    out = np.einsum(spec, np.zeros(p.shape), np.zeros(shape)).shape
+    p.then("einsum", out, lambda t, xs: ta.einsum(spec, t, xs[j]),
+           lambda r, xs: R.einsum(spec, r, xs[j]))
+
+
 def _attention_inputs(p: Program) -> tuple[int, int, Any, bool, Any]:
     """Keys (n, d_k) and values (n, d_v) for queries t (..., m, d_k); a random mask
     (rows fully masked included), causal flag and scale."""
@@ -327,6 +395,15 @@ STEPS: dict[type, tuple[Callable[[Program], None], str, int]] = {
     ops.Stack: (step_stack, "any", 0),
     ops.Where: (step_where, "any", 0),
     ops.Cast: (step_cast, "any", 0),
+    ops_more.Sin: (lambda p: step_unary(p, "sin"), "any", 0),
+    ops_more.Cos: (lambda p: step_unary(p, "cos"), "any", 0),
+    ops_more.Maximum: (lambda p: step_extremum(p, "maximum"), "any", 0),
+    ops_more.Minimum: (lambda p: step_extremum(p, "minimum"), "any", 0),
+    ops_more.Clamp: (step_clamp, "any", 0),
+    ops_more.Elu: (lambda p: step_elu_softplus(p, "elu"), "any", 0),
+    ops_more.Softplus: (lambda p: step_elu_softplus(p, "softplus"), "any", 0),
+    ops_more.LogSumExp: (step_logsumexp, "any", 0),
+    ops_more.Einsum: (step_einsum, "any", 1),
     fused.ScaledDotProductAttention: (lambda p: step_sdpa(p, False), "any", 2),
     fused.SDPAWeights: (lambda p: step_sdpa(p, True), "any", 2),
 }

@@ -16,8 +16,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .engine import (Function, Tensor, concat, enable_grad, grad, is_grad_enabled, no_grad,
-                     scope, stack, unbroadcast, where)
+from .engine import (Function, Tensor, clamp, concat, cos, einsum, elu, enable_grad, grad,
+                     is_grad_enabled, logsumexp, maximum, minimum, no_grad, scope, sin,
+                     softplus, stack, unbroadcast, where)
 from .verify.gradcheck import GradcheckError, GradcheckReport, gradcheck
 from . import attention, nn
 
@@ -49,6 +50,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Function", "Tensor", "concat", "enable_grad", "grad", "is_grad_enabled", "no_grad",
-    "scope", "stack", "unbroadcast", "where", "gradcheck", "GradcheckReport",
+    "scope", "stack", "unbroadcast", "where", "maximum", "minimum", "clamp", "elu",
+    "softplus", "logsumexp", "einsum", "sin", "cos", "gradcheck", "GradcheckReport",
     "GradcheckError", "draw", "render", "attention", "claims", "nn", "symbolic", "__version__",
 ]

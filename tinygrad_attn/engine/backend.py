@@ -41,6 +41,60 @@ class NumericBackend:
     where = staticmethod(np.where)
     matmul = staticmethod(np.matmul)
     power = staticmethod(np.power)
+    sin = staticmethod(np.sin)
+    cos = staticmethod(np.cos)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+
+    @staticmethod
+    def compare(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a < b`` (``name`` one of :data:`COMPARISONS`) element-wise: a bool array."""
+        return COMPARISONS[name][0](a, b)
+
+    @staticmethod
+    def indicator(cond: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """1 where ``cond`` holds, else 0, in the dtype of ``like``."""
+        return cond.astype(like.dtype)
+
+    @staticmethod
+    def step_between(a: np.ndarray, b: np.ndarray, at_tie: float) -> np.ndarray:
+        """H(a - b) with H(0) = ``at_tie``, by comparison (equal infinities tie too)."""
+        like = np.result_type(a, b)
+        return np.where(a > b, 1.0, np.where(a == b, at_tie, 0.0)).astype(like, copy=False)
+
+    @staticmethod
+    def elu(x: np.ndarray, alpha: float) -> np.ndarray:
+        """x above 0, alpha (e^x - 1) elsewhere (expm1 of min(x, 0): no overflow)."""
+        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def softplus(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+        """log(1 + e^{beta x}) / beta (as logaddexp(0, beta x): no overflow), and x itself
+        where beta x > threshold, as PyTorch."""
+        z = x * beta
+        return np.where(z > threshold, x, np.logaddexp(0, z) / beta).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def clamp(x: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None) -> np.ndarray:
+        """min(max(x, lo), hi); a bound that is None is absent (hi wins when lo > hi)."""
+        out = x if lo is None else np.maximum(x, lo)
+        return out if hi is None else np.minimum(out, hi)
+
+    @staticmethod
+    def clamp_masks(x: np.ndarray, lo: Any, hi: Any) -> tuple[np.ndarray, ...]:
+        """Which of x, lo, hi the output of :meth:`clamp` follows, with PyTorch's ties:
+        x where lo <= x <= hi, lo where x < lo < hi, hi where x > hi or hi < lo."""
+        x_in = np.logical_and(True if lo is None else x >= lo, True if hi is None else x <= hi)
+        lo_in = None if lo is None else np.logical_and(x < lo, True if hi is None else lo < hi)
+        hi_in = None if hi is None else np.logical_or(x > hi, False if lo is None else hi < lo)
+        return tuple(None if m is None else np.asarray(m).astype(x.dtype)
+                     for m in (x_in, lo_in, hi_in))
+
+    @staticmethod
+    def einsum(spec: str, *arrays: np.ndarray) -> np.ndarray:
+        """``numpy.einsum``; with two operands or more ``optimize=True``, which contracts
+        through BLAS (``tensordot``) where it can and orders three or more pairwise."""
+        return np.einsum(spec, *arrays, optimize=len(arrays) > 1)
 
     @staticmethod
     def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -52,6 +106,11 @@ class NumericBackend:
     def step(x: np.ndarray) -> np.ndarray:
         """Heaviside step H(x) with H(0) = 0: the derivative of relu."""
         return (x > 0).astype(x.dtype)
+
+    @staticmethod
+    def relu(x: np.ndarray) -> np.ndarray:
+        """max(x, 0): 0 at -inf (not -inf * 0), NaN stays NaN."""
+        return np.maximum(x, x.dtype.type(0))
 
     @staticmethod
     def amax(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
@@ -198,6 +257,11 @@ class SymbolicBackend:
         return cls._map(lambda e: heaviside(e, 0), x)
 
     @classmethod
+    def relu(cls, x: np.ndarray) -> np.ndarray:
+        """x H(x), with the step H(0) = 0."""
+        return np.asarray(x, dtype=object) * cls.step(x)
+
+    @classmethod
     def sigmoid(cls, x: np.ndarray) -> np.ndarray:
         """sigma(x) = 1 / (1 + e^{-x}), the plain form (no overflow guard needed)."""
         exp = cls._sp().exp
@@ -207,9 +271,116 @@ class SymbolicBackend:
     def power(cls, x: np.ndarray, p: Any) -> np.ndarray:
         return np.power(np.asarray(x, dtype=object), np.asarray(p, dtype=object))
 
+    @classmethod
+    def sin(cls, x: np.ndarray) -> np.ndarray:
+        return cls._map("sin", x)
+
+    @classmethod
+    def cos(cls, x: np.ndarray) -> np.ndarray:
+        return cls._map("cos", x)
+
+    @classmethod
+    def _zip(cls, fn: Any, *arrays: Any) -> np.ndarray:
+        """``fn`` applied element by element to broadcast object arrays."""
+        out = np.frompyfunc(fn, len(arrays), 1)(*[cls._exact(a) for a in arrays])
+        return np.asarray(out, dtype=object)
+
+    @classmethod
+    def _exact(cls, a: Any) -> np.ndarray:
+        """An object array of SymPy numbers and expressions (floats made exact)."""
+        return a if isinstance(a, np.ndarray) and a.dtype == object else cls.constant(a, a)
+
+    @classmethod
+    def maximum(cls, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return cls._zip(cls._sp().Max, a, b)
+
+    @classmethod
+    def minimum(cls, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return cls._zip(cls._sp().Min, a, b)
+
+    @classmethod
+    def compare(cls, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """SymPy relations (``x_0 > 0``) element-wise; decided ones (between numbers, or
+        known from the symbols' assumptions) are True or False, and an array of decided
+        ones only is a plain bool array."""
+        sp = cls._sp()
+        out = cls._zip(getattr(sp, COMPARISONS[name][1]), a, b)
+        if all(isinstance(e, sp.logic.boolalg.BooleanAtom) for e in out.reshape(-1)):
+            return np.vectorize(bool, otypes=[bool])(out) if out.size else \
+                np.zeros(out.shape, dtype=bool)
+        return out
+
+    @classmethod
+    def indicator(cls, cond: np.ndarray, like: Any) -> np.ndarray:
+        """1 where ``cond`` holds, else 0: ``Piecewise((1, c), (0, True))`` for a relation."""
+        if cond.dtype == bool:
+            return cls.constant(cond.astype(int), like)
+        sp = cls._sp()
+        return cls._map(lambda c: sp.Piecewise((1, c), (0, True)), cond)
+
+    @classmethod
+    def step_between(cls, a: Any, b: Any, at_tie: float) -> np.ndarray:
+        """``Heaviside(a - b, at_tie)`` element-wise."""
+        sp = cls._sp()
+        tie = exact_constant(at_tie)
+        return cls._zip(lambda x, y: sp.Heaviside(x - y, tie), a, b)
+
+    @classmethod
+    def elu(cls, x: np.ndarray, alpha: float) -> np.ndarray:
+        """``Piecewise((x, x > 0), (alpha (e^x - 1), True))``."""
+        sp = cls._sp()
+        a = exact_constant(alpha)
+        return cls._map(lambda e: sp.Piecewise((e, e > 0), (a * (sp.exp(e) - 1), True)), x)
+
+    @classmethod
+    def softplus(cls, x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+        """``log(1 + e^{beta x}) / beta``, and x where beta x > threshold (a Piecewise, so
+        the form is exactly what the numeric backend computes)."""
+        sp = cls._sp()
+        b, t = exact_constant(beta), exact_constant(threshold)
+        return cls._map(lambda e: sp.Piecewise((e, b * e > t),
+                                               (sp.log(1 + sp.exp(b * e)) / b, True)), x)
+
+    @classmethod
+    def clamp(cls, x: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+        """``Piecewise((hi, (x > hi) | (hi < lo)), (lo, x < lo), (x, True))``: the branches
+        of min(max(x, lo), hi); an absent bound is -oo or oo, so its branch drops out."""
+        sp = cls._sp()
+        return cls._zip(lambda *v: sp.Piecewise(*_clamp_pieces(*v)), *_bounds(x, lo, hi))
+
+    @classmethod
+    def clamp_masks(cls, x: Any, lo: Any, hi: Any) -> tuple[np.ndarray, ...]:
+        """Which of x, lo, hi the output of :meth:`clamp` follows: the indicators of its
+        branches (the numeric backend's masks away from ties)."""
+        sp = cls._sp()
+
+        def branch(k: int) -> np.ndarray:
+            return cls._zip(lambda *v: sp.Piecewise(
+                *[(int(j == k), c) for j, (_, c) in enumerate(_clamp_pieces(*v))]),
+                *_bounds(x, lo, hi))
+
+        return branch(2), branch(1), branch(0)
+
     @staticmethod
-    def where(cond: np.ndarray, a: Any, b: Any) -> np.ndarray:
-        return np.where(cond, np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+    def einsum(spec: str, *arrays: np.ndarray) -> np.ndarray:
+        return np.asarray(np.einsum(spec, *[np.asarray(a, dtype=object) for a in arrays]),
+                          dtype=object)
+
+    @classmethod
+    def where(cls, cond: np.ndarray, a: Any, b: Any) -> np.ndarray:
+        """``cond ? a : b``; a condition of SymPy relations gives ``Piecewise((a, c),
+        (b, True))``, in which a Piecewise on the same relation nested in a branch is
+        replaced by the branch the relation selects (so ``where(x > 0, g, g * elu(x))``
+        does not keep the branch that cannot be taken)."""
+        if cond.dtype != object:
+            return np.where(cond, np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+        sp = cls._sp()
+        for c in cond.reshape(-1):
+            if not isinstance(c, sp.logic.boolalg.Boolean) or isinstance(c, sp.Symbol):
+                raise TypeError(f"where: the condition must hold booleans or SymPy relations "
+                                f"(x > 0), got {type(c).__name__}: {c}")
+        return cls._zip(lambda c, x, y: sp.Piecewise((_taken(x, c, True), c),
+                                                     (_taken(y, c, False), True)), cond, a, b)
 
     @staticmethod
     def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -252,10 +423,11 @@ class SymbolicBackend:
         return out
 
     @staticmethod
-    def stability_shift(x: np.ndarray, axis: int) -> np.ndarray:
+    def stability_shift(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
         """No shift: the symbolic softmax is the plain exp(x) / sum(exp(x))."""
         shape = list(np.shape(x))
-        shape[axis] = 1
+        for ax in axis if isinstance(axis, tuple) else (axis,):
+            shape[ax] = 1
         return SymbolicBackend.zeros(tuple(shape), x)
 
     @classmethod
@@ -299,7 +471,43 @@ class SymbolicBackend:
 SYMBOLIC_OPERATIONS: tuple[str, ...] = (
     "exp", "log", "tanh", "sqrt", "abs", "sign", "step", "sigmoid", "power", "where",
     "matmul", "amax", "argmax_mask", "stability_shift", "zeros", "constant", "is_zero",
-    "is_nonnegative")
+    "is_nonnegative", "relu", "sin", "cos", "maximum", "minimum", "compare", "indicator",
+    "step_between", "elu", "softplus", "clamp", "einsum")
+
+#: The comparisons: name -> (NumPy function, SymPy relation).
+COMPARISONS: dict[str, tuple[Any, str]] = {
+    "lt": (np.less, "Lt"), "le": (np.less_equal, "Le"), "gt": (np.greater, "Gt"),
+    "ge": (np.greater_equal, "Ge"), "eq": (np.equal, "Eq"), "ne": (np.not_equal, "Ne")}
+
+
+def _bounds(x: Any, lo: Any, hi: Any) -> tuple[Any, Any, Any]:
+    """x and the bounds of a clamp, an absent lower one -oo and an absent upper one oo."""
+    import sympy as sp
+
+    return x, -sp.oo if lo is None else lo, sp.oo if hi is None else hi
+
+
+def _clamp_pieces(x: Any, lo: Any, hi: Any) -> list[tuple[Any, Any]]:
+    """The (value, condition) branches of min(max(x, lo), hi) (hi wins when lo > hi)."""
+    import sympy as sp
+
+    return [(hi, sp.Or(x > hi, hi < lo)), (lo, x < lo), (x, sp.true)]
+
+
+def _taken(branch: Any, cond: Any, holds: bool) -> Any:
+    """``branch`` with every Piecewise whose first condition is ``cond`` replaced by the
+    branch ``cond`` selects (``holds``: the first one, else the rest)."""
+    import sympy as sp
+
+    if not isinstance(branch, sp.Basic) or not branch.has(sp.Piecewise):
+        return branch
+
+    def pick(p: Any) -> Any:
+        rest = sp.Piecewise(*p.args[1:]) if len(p.args) > 1 else sp.nan
+        return p.args[0].expr if holds else rest
+
+    return branch.replace(lambda e: isinstance(e, sp.Piecewise) and e.args[0].cond == cond,
+                          pick)
 
 
 numeric = NumericBackend()

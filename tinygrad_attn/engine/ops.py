@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import broadcast_shape, keep_reduced, unbroadcast
+from .backend import symbolic
 from .checks import check_matmul, check_reduced_sizes, is_basic_index
 from .tensor import Function, Tensor, where
 
@@ -290,7 +291,7 @@ class Relu(_Op):
     saves = ("inputs",)
     @staticmethod
     def forward(ctx, a):
-        return a * ctx.xp.step(a)
+        return ctx.xp.relu(a)
 
     @staticmethod
     def backward(ctx, g):
@@ -554,8 +555,8 @@ class Where(_Op):
 
     op = "where"
     @staticmethod
-    def forward(ctx, a, b, cond):
-        return ctx.xp.where(cond, a, b)
+    def forward(ctx, a, b, cond):  # a condition of SymPy relations (x > 0) is symbolic
+        return (symbolic if cond.dtype == object else ctx.xp).where(cond, a, b)
 
     @staticmethod
     def backward(ctx, g):

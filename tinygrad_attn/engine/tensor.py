@@ -482,6 +482,36 @@ class Tensor:
         """Where ``mask`` is True put ``value``, elsewhere keep self (as torch)."""
         return where(mask, self._const(value), self)
 
+    # -- comparisons (boolean Tensors, no gradient) and more ops: engine/ops_more.py
+    def __lt__(self, other: Any) -> "Tensor":
+        return ops_more.compare("lt", self, other)
+    def __le__(self, other: Any) -> "Tensor":
+        return ops_more.compare("le", self, other)
+    def __gt__(self, other: Any) -> "Tensor":
+        return ops_more.compare("gt", self, other)
+    def __ge__(self, other: Any) -> "Tensor":
+        return ops_more.compare("ge", self, other)
+    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        return ops_more.compare("eq", self, other)
+    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        return ops_more.compare("ne", self, other)
+    def maximum(self, other: Any) -> "Tensor":
+        return ops_more.maximum(self, other)
+    def minimum(self, other: Any) -> "Tensor":
+        return ops_more.minimum(self, other)
+    def clamp(self, min: Any = None, max: Any = None) -> "Tensor":  # noqa: A002 - torch's
+        return ops_more.clamp(self, min, max)
+    def elu(self, alpha: float = 1.0) -> "Tensor":
+        return ops_more.elu(self, alpha)
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> "Tensor":
+        return ops_more.softplus(self, beta, threshold)
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+        return ops_more.logsumexp(self, axis, keepdims)
+    def sin(self) -> "Tensor":
+        return ops_more.Sin.apply(self)
+    def cos(self) -> "Tensor":
+        return ops_more.Cos.apply(self)
+
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -494,7 +524,7 @@ def _norm_index(index: Any) -> Any:
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``cond`` is True, else ``b`` (NumPy broadcasting; cond is constant)."""
     cond = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
-    if cond.dtype != np.bool_:
+    if cond.dtype != np.bool_ and cond.dtype != object:  # object: SymPy relations (x > 0)
         raise TypeError(f"where: the condition must be a boolean array, got dtype {cond.dtype}")
     ref = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
     a, b = ref._const(a), ref._const(b)
@@ -601,7 +631,8 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     return tuple(res)
 
 
-# The package's one import cycle, kept to this line: ops.py defines the op classes on top of
-# Function and Tensor (it imports this module at its top), and Tensor's methods call them as
-# ``ops.Add.apply(...)`` at run time, so ops is imported here, once both classes exist.
-from . import ops  # noqa: E402
+# The package's one import cycle, kept to this line: ops.py and ops_more.py (the op table)
+# define the op classes on top of Function and Tensor (they import this module at their top),
+# and Tensor's methods call them as ``ops.Add.apply(...)`` at run time, so they are imported
+# here, once both classes exist.
+from . import ops, ops_more  # noqa: E402

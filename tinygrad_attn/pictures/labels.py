@@ -103,7 +103,8 @@ def _where_title(t: Tensor, consts: list[bool], val: list[str | None]) -> str:
 def op_title(t: Tensor) -> str:
     """The first line of an op's label: name, folded scalar constant, key attributes.
 
-    ``mul × 0.125``, ``softmax axis=-1``, ``transpose ᵀ``, ``getitem [0, :]``.
+    ``mul × 0.125``, ``softmax axis=-1``, ``transpose ᵀ``, ``getitem [0, :]``,
+    ``einsum ij,kj->ik``.
     """
     ctx: Function = t._ctx
     name, attrs, parents = ctx.name, ctx.attrs, ctx.parents
@@ -117,7 +118,9 @@ def op_title(t: Tensor) -> str:
         return f"pow ^{number_text(attrs['exponent'])}"
     if name == "where":
         return _where_title(t, consts, val)
-    if name in ("softmax", "log_softmax", "sum", "mean", "max", "concat", "stack"):
+    if name == "einsum":
+        return f"einsum {attrs['spec']}"
+    if name in ("softmax", "log_softmax", "sum", "mean", "max", "concat", "stack", "logsumexp"):
         return name + _axis(attrs.get("axis"), in_ndim if name != "stack" else t.ndim)
     if name == "transpose":
         axes = attrs.get("axes", ())
@@ -162,7 +165,8 @@ _LATEX = [
     (r"\max", "max"), (r"\pi^{-1}", "π⁻¹"), (r"\pi", "π"), (r"\dots", "…"), (r"\#", "#"),
     (r"\{", "⟮"), (r"\}", "⟯"), (r"\tanh", "tanh"), (r"\sqrt", "√"), (r"\in", "∈"), (r"\le", "≤"),
     (r"\,", " "), (r"\ ", " "), ("^2", "²"), ("^{b-1}", "^(b−1)"), ("^{p-1}", "^(p−1)"),
-    ("^{-a}", "^(−a)"), ("``", ""),
+    ("^{-a}", "^(−a)"), ("``", ""), (r"\sin", "sin"), (r"\cos", "cos"), (r"\min", "min"),
+    (r"\alpha", "α"), (r"\beta", "β"), (r"\lor", "∨"), (r"\ge", "≥"),
 ]
 _SUB = str.maketrans("0123456789aejkik", "₀₁₂₃₄₅₆₇₈₉ₐₑⱼₖᵢₖ")
 

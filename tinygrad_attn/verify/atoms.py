@@ -27,6 +27,9 @@ To forget as few relations as possible the atoms are normalised first:
 * :math:`H(-u) = 1 - H(u)`, :math:`\operatorname{sign}(-u) = -\operatorname{sign} u`,
   :math:`|u| = \operatorname{sign}(u)\, u`, :math:`\max(a_1, \ldots) = \sum_i a_i \prod_{j
   \ne i} H(a_i - a_j)`: valid away from the kinks (no zero argument, no ties);
+* a relation :math:`u > v` (or :math:`\ge`) is :math:`H(u - v)`, one of equality 0, and
+  a Piecewise the sum of its branches times the indicators that each is taken: valid
+  away from equality;
 * :math:`e^{c \log w} = w^c` (a power with a symbolic exponent is :math:`a^b = e^{b \log
   a}`);
 * :math:`\log u`, :math:`\sin u`, :math:`\cos u`, :math:`\pi` and any other
@@ -44,6 +47,8 @@ import math
 from typing import Any, Hashable, Iterable, Sequence
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import ITE, Boolean, BooleanAtom
 
 from .dag import DagEvaluator, SympyRing, Unsupported, topological
 
@@ -240,6 +245,8 @@ class Lifted:
         return self.mul([whole, root])
 
     def function(self, e: sp.Basic, vals: Sequence[Any], ev: DagEvaluator) -> Any:
+        if isinstance(e, (sp.Piecewise, ExprCondPair, Boolean)):
+            return self._logic(e, vals, ev)
         if isinstance(e, sp.exp) or e.is_Pow:
             return self.exp_of(_exponent(e), ev)
         if isinstance(e, (sp.tanh, sp.sinh, sp.cosh)):
@@ -266,6 +273,39 @@ class Lifted:
             return self.exp_of(sp.Integer(1), ev)
         if e.is_number and not e.args or isinstance(e, (sp.log, sp.sin, sp.cos)):
             return self.var(("atom", e))
+        raise Unsupported(f"no rule for {type(e).__name__} (in {e})")
+
+    def _logic(self, e: sp.Basic, vals: Sequence[Any], ev: DagEvaluator) -> Any:
+        """A Piecewise is :math:`\\sum_i v_i c_i \\prod_{j<i} (1 - c_j)` over its branches
+        (value :math:`v_i`, condition :math:`c_i` as 0 or 1); a relation between two sides
+        is the step :math:`H(u)` of their difference (strict or not alike), an equation 0
+        and an inequation 1 (valid away from equality); and, or, not, if-then-else are
+        products."""
+        if isinstance(e, ExprCondPair):
+            return tuple(vals)
+        if isinstance(e, sp.Piecewise):
+            out, rest = [], self.one
+            for v, c in vals:
+                out.append(self.mul([rest, c, v]))
+                rest = self.mul([rest, self.add([self.one, self.neg(c)])])
+            return self.add(out)
+        if isinstance(e, BooleanAtom):
+            return self.one if e is sp.true else self.zero
+        if e.is_Relational and e.rel_op in (">", ">=", "<", "<="):
+            u = e.lhs - e.rhs if e.rel_op.startswith(">") else e.rhs - e.lhs
+            return ev.value(sp.Heaviside(u))
+        if e.is_Relational and e.rel_op in ("==", "!="):
+            return self.zero if e.rel_op == "==" else self.one
+        if isinstance(e, sp.Not):
+            return self.add([self.one, self.neg(vals[0])])
+        if isinstance(e, sp.And):
+            return self.mul(list(vals))
+        if isinstance(e, sp.Or):
+            miss = self.mul([self.add([self.one, self.neg(v)]) for v in vals])
+            return self.add([self.one, self.neg(miss)])
+        if isinstance(e, ITE):
+            otherwise = self.mul([self.add([self.one, self.neg(vals[0])]), vals[2]])
+            return self.add([self.mul([vals[0], vals[1]]), otherwise])
         raise Unsupported(f"no rule for {type(e).__name__} (in {e})")
 
     # -- the normalised atoms -------------------------------------------------------------

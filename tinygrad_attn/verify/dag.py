@@ -12,17 +12,27 @@ once against the algebra: :math:`\partial (a_1 \cdots a_k) / \partial a_i = \pro
 a_j`, :math:`(u^e)' = e\,u^{e-1}`, :math:`\exp' = \exp`, :math:`\tanh' = 1 - \tanh^2`,
 :math:`\log' u = 1/u`, and, away from the kinks, :math:`|u|' = \operatorname{sign} u`,
 :math:`H' = \operatorname{sign}' = 0`, :math:`\partial \max / \partial a_i = \prod_{j \ne
-i} H(a_i - a_j)`.  They never look at the engine's op table: this is the reference the
-engine's backward is checked against.
+i} H(a_i - a_j)`, and the derivative of a Piecewise is that of the branch taken (its
+conditions, relations such as :math:`x > 0`, are constant away from equality).  They
+never look at the engine's op table: this is the reference the engine's backward is
+checked against.
 """
 from __future__ import annotations
 
 from typing import Any, Hashable, Iterable, Protocol, Sequence
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import Boolean
 
-__all__ = ["Algebra", "DagEvaluator", "SympyAlgebra", "Unsupported", "count_nodes",
-           "local_partials", "reverse_gradients", "topological"]
+__all__ = ["Algebra", "DagEvaluator", "SympyAlgebra", "Unsupported", "branch_indicator",
+           "count_nodes", "local_partials", "reverse_gradients", "topological"]
+
+
+def branch_indicator(e: sp.Piecewise, i: int) -> sp.Basic:
+    """1 where the Piecewise ``e`` takes its branch ``i``, else 0, as a Piecewise of
+    the same conditions."""
+    return sp.Piecewise(*[(int(j == i), pair.cond) for j, pair in enumerate(e.args)])
 
 
 class Unsupported(ValueError):
@@ -167,6 +177,12 @@ def local_partials(ev: DagEvaluator, e: sp.Basic, active: Sequence[bool]) -> lis
         return [ev.value(sp.cos(e.args[0]))]
     if isinstance(e, sp.cos):
         return [alg.neg(ev.value(sp.sin(e.args[0])))]
+    if isinstance(e, sp.Piecewise):  # d/d(branch i) = [branch i is the one taken]
+        return [ev.value(branch_indicator(e, i)) if a else None for i, a in enumerate(active)]
+    if isinstance(e, ExprCondPair):
+        return [alg.one if active[0] else None, None]
+    if isinstance(e, Boolean):  # relations and their logic: constant away from equality
+        return [None] * len(active)
     raise Unsupported(f"no derivative rule for {type(e).__name__} (in {e})")
 
 

@@ -54,7 +54,7 @@ EXACT_TREE = 10_000
 #: "exact").
 METHOD_CHOICES = ("auto", "exact", "identity", "evaluation", "simplification")
 
-_KINKS = (sp.Heaviside, sp.sign, sp.Abs, sp.Max, sp.Min)
+_KINKS = (sp.Heaviside, sp.sign, sp.Abs, sp.Max, sp.Min, sp.Piecewise)
 
 
 def equivalent(lhs: Mapping[str, Any], rhs: Mapping[str, Any], *, subject: str = "claim",
@@ -122,8 +122,8 @@ def decide(labels: Sequence[Label], lhs: Side, rhs: Side, *, subject: str,
 
 
 #: What a proof involving relu, abs, sign, max or min assumes.
-KINK_ASSUMPTION = ("away from the kinks: no argument of a step, sign, abs, max or min is 0 "
-                   "and no two arguments of a max or min tie")
+KINK_ASSUMPTION = ("away from the kinks: no argument of a step, sign, abs, max or min is 0, "
+                   "no two arguments of a max or min tie and no comparison's sides are equal")
 __all__.append("KINK_ASSUMPTION")
 
 

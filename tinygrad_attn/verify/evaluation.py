@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+import operator
+
 import numpy as np
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import Boolean, BooleanAtom
 
 __all__ = ["DEFAULT_DOMAIN", "POSITIVE_DOMAIN", "MpmathAlgebra", "compile_expressions",
            "random_points", "to_mpf"]
@@ -42,9 +46,17 @@ def _dirac(x: Any, *k: Any) -> Any:
 
 
 _MPMATH = [{"Heaviside": _heaviside, "DiracDelta": _dirac, "Max": max, "Min": min}, "mpmath"]
+
+
+def _select(conditions: Sequence[Any], choices: Sequence[Any], default: Any = np.nan) -> Any:
+    """``numpy.select`` (a compiled Piecewise) with every condition made a bool array: a
+    condition may be ``True`` or a Piecewise of truth values itself."""
+    return np.select([np.asarray(c).astype(bool) for c in conditions], choices, default)
+
+
 _NUMPY = [{"Heaviside": lambda x, h0=0.5: np.where(x > 0, 1.0, np.where(x < 0, 0.0, h0)),
            "DiracDelta": lambda x, *k: np.zeros_like(x),
-           "Max": np.maximum, "Min": np.minimum}, "numpy"]
+           "Max": np.maximum, "Min": np.minimum, "select": _select}, "numpy"]
 
 
 def compile_expressions(syms: Sequence[sp.Symbol], exprs: Sequence[sp.Expr],
@@ -103,6 +115,8 @@ class MpmathAlgebra:
 
     def function(self, e: sp.Basic, v: Sequence[Any], ev: Any) -> Any:
         mp = self.mp
+        if isinstance(e, (sp.Piecewise, ExprCondPair, Boolean)):
+            return _logic(e, v)
         if not e.args:
             return self._number(e)
         name = type(e).__name__
@@ -131,6 +145,33 @@ class MpmathAlgebra:
         if e is sp.S.Exp1:
             return mp.e
         return mp.mpf(e.evalf(mp.mp.dps))
+
+
+#: The relations by their operator: ``(x > 0).rel_op`` is ``">"``.
+_RELATIONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+              "==": operator.eq, "!=": operator.ne}
+
+
+def _logic(e: sp.Basic, v: Sequence[Any]) -> Any:
+    """Piecewise (the value of the first branch whose condition holds), its branches and
+    conditions (relations, and, or, not, if-then-else) at a point: ``v`` are the
+    arguments' values."""
+    if isinstance(e, ExprCondPair):
+        return tuple(v)
+    if isinstance(e, sp.Piecewise):
+        for value, holds in v:
+            if holds:
+                return value
+        raise ValueError(f"evaluate: no branch of {e} holds")
+    if isinstance(e, BooleanAtom):
+        return bool(e)
+    if e.is_Relational:
+        return _RELATIONS[e.rel_op](v[0], v[1])
+    logic = {"Not": lambda: not v[0], "And": lambda: all(v), "Or": lambda: any(v),
+             "ITE": lambda: v[1] if v[0] else v[2]}
+    if type(e).__name__ in logic:
+        return logic[type(e).__name__]()
+    raise ValueError(f"evaluate: no numeric rule for {type(e).__name__} (in {e})")
 
 
 def random_points(syms: Sequence[sp.Symbol], domains: Mapping[sp.Symbol, tuple],

@@ -180,7 +180,8 @@ def scope_head(node: Tensor) -> int | None:
 def kink_signature(outs: Sequence[Tensor]) -> list[tuple[str, bytes]]:
     """Per computed node, its op and the pattern that selects a branch of a non-smooth op:
     the signs of a ``relu`` or ``abs`` input, the arg-max of a ``max``, the condition of a
-    ``where``.  Two evaluations with different patterns lie on two sides of a kink."""
+    ``where``, the pattern an op's ``branches`` gives (maximum, clamp, elu, softplus).
+    Two evaluations with different patterns lie on two sides of a kink."""
     sig = []
     for node in toposort([o for o in outs if o.requires_grad]):
         ctx = node._ctx
@@ -193,9 +194,12 @@ def kink_signature(outs: Sequence[Tensor]) -> list[tuple[str, bytes]]:
             bits = a == np.max(a, axis=ctx.attrs.get("axis"), keepdims=True)
         elif ctx.name == "where":
             bits = np.asarray(ctx.attrs["cond"])
-        else:
-            sig.append((ctx.name, b""))
-            continue
+        else:  # maximum, clamp, elu, softplus: the op says (None: smooth)
+            branches = getattr(type(ctx), "branches", None)
+            bits = branches(ctx) if branches is not None and not ctx.xp.symbolic else None
+            if bits is None:
+                sig.append((ctx.name, b""))
+                continue
         sig.append((ctx.name, np.ascontiguousarray(bits).tobytes()))
     return sig
 

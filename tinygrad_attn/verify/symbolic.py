@@ -284,7 +284,9 @@ class Derivation:
             flat = [e for n in names for e in self.gradients[n].reshape(-1)]
             if self._numpy_fn is None:
                 self._numpy_fn = compile_expressions(self.symbols, flat, "numpy")
-            vals = [float(v) for v in self._numpy_fn(*[float(a) for a in args])]
+            # one-element arrays: a Piecewise compiles to numpy.select, which needs arrays
+            vals = [float(np.asarray(v).reshape(-1)[0])
+                    for v in self._numpy_fn(*[np.array([float(a)]) for a in args])]
         else:
             import mpmath
 
@@ -357,8 +359,17 @@ def _engine_vjp(outs: Sequence[Tensor], inputs: Mapping[str, Tensor],
 
 def _run(who: str, fn: Callable[..., Any], args: Sequence[Tensor]) -> tuple[Tensor, ...]:
     """``fn(*args)`` with the graph recorded, as a tuple of Tensors."""
-    with enable_grad():
-        out = fn(*args)
+    try:
+        with enable_grad():
+            out = fn(*args)
+    except TypeError as exc:  # a branch in Python or NumPy on a SymPy relation
+        if "truth value of Relational" not in str(exc):
+            raise
+        raise TypeError(f"{who}: {getattr(fn, '__name__', 'fn')} compared symbolic values "
+                        f"outside the engine ({exc}): compare the Tensors, x > 0 (not "
+                        f"x.data > 0), and select with ta.where(x > 0, a, b), which builds an "
+                        f"exact Piecewise; a Python if on the data cannot run symbolically"
+                        ) from exc
     outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
     for i, o in enumerate(outs):
         if not isinstance(o, Tensor):
