@@ -140,6 +140,20 @@ class Proof:
         return "\n".join([head] + _more([f"  {n}{list(i)}: residual {r:.3e}"
                                          for n, i, r in self.failures]) + more)
 
+    def _repr_markdown_(self) -> str:
+        """``str(proof)`` as Markdown, for notebooks (Jupyter calls this): the verdict in
+        bold and the claim, then the sentence of ``str(proof)`` and each element or
+        assumption it lists, as bullets."""
+        head, *rest = str(self).split("\n")
+        head = head[len(self.claim) + 2:] if head.startswith(f"{self.claim}: ") else head
+        lines = [f"**{_markdown(self.verdict)}**: {_markdown(self.claim)}", ""]
+        return "\n".join(lines + [f"- {_markdown(r.strip())}" for r in [head, *rest]])
+
+
+def _markdown(text: str) -> str:
+    """``text`` with the characters Markdown would read as markup escaped."""
+    return "".join("\\" + c if c in "\\`*_[]<>|#" else c for c in text)
+
 
 def _more(lines: list[str]) -> list[str]:
     """The first :data:`SHOWN` lines, and a count of the rest."""
