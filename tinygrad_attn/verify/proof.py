@@ -25,7 +25,7 @@ VERDICTS = ("proven (exact)", "proven with probability >= 1 - 2^-{k} (identity t
 SHOWN = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Proof:
     """Whether ``claim`` holds (``ok``, also ``bool(proof)``) and how (``method``).
 
@@ -139,6 +139,9 @@ class Proof:
                 f"{names}{sample} differ: {self.how}")
         return "\n".join([head] + _more([f"  {n}{list(i)}: residual {r:.3e}"
                                          for n, i, r in self.failures]) + more)
+
+    def __repr__(self) -> str:
+        return f"Proof({self.claim!r}: {self.verdict})"
 
     def _repr_markdown_(self) -> str:
         """``str(proof)`` as Markdown, for notebooks (Jupyter calls this): the verdict in
