@@ -2,7 +2,14 @@
 
 Errors the user can fix (a missing file, no such function, a bad shape string, a
 function that raises) are one line on stderr and exit code 2; a failed check is exit
-code 1.
+code 1. An error raised in the user's function names the file and line it came from
+(:func:`user_error`; ``--traceback`` prints the whole trace).
+
+A command that calls a user's function on random inputs (``check``, ``graph``) takes
+:func:`add_input_arguments`: ``--shape NAME=DIMS[:RANGE]`` (read by :func:`parse_shape`,
+turned into Tensors by :func:`make_inputs`), ``--seed``, ``--traceback``.  Every
+subcommand gets :class:`HelpFormatter` (each option's default shown), and
+:func:`undocumented_options` lists any option without help text or shown default.
 """
 from __future__ import annotations
 
