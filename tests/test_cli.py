@@ -290,3 +290,12 @@ def test_an_error_in_the_users_function_names_its_file_and_line(variant, capsys)
     assert err.startswith("Traceback (most recent call last):")
     assert f'File "{variant}", line {line + 1}, in helper' in err
     assert err.strip().splitlines()[-1].startswith("tinygrad-attn check: error: calls_a_helper")
+
+
+def test_a_file_that_fails_to_import_names_the_line(tmp_path, capsys):
+    path = tmp_path / "bad_import.py"
+    path.write_text("import math\n\nSCALE = math.sqrt(-1)\n\ndef f(q):\n    return q\n")
+    assert main(["check", f"{path}:f", "--shape", "q=2"]) == 2
+    err = capsys.readouterr().err
+    assert f"failed to import: ValueError: math domain error (at {path}:3, in <module>: " \
+           f"SCALE = math.sqrt(-1))" in err

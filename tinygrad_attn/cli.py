@@ -54,7 +54,8 @@ def _import_function(spec: str) -> Callable[..., Any]:
         try:
             module_spec.loader.exec_module(module)
         except Exception as exc:  # the user's file failed to import
-            raise ValueError(f"{where} failed to import: {type(exc).__name__}: {exc}") from None
+            raise ValueError(f"{where} failed to import: {type(exc).__name__}: {exc}"
+                             f"{where_raised(exc, str(path))}") from None
         finally:
             sys.path.pop(0)
     else:
@@ -183,22 +184,31 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                         "(without: one line naming the file and line)")
 
 
+def where_raised(exc: BaseException, filename: str) -> str:
+    """`` (at FILE:LINE, in FUNCTION: SOURCE)``: the deepest line of ``filename`` that
+    ``exc`` passed through, or "" when it passed through none."""
+    target = os.path.abspath(filename)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.abspath(f.filename) == target]
+    if not frames:
+        return ""
+    at = frames[-1]
+    here = os.path.relpath(at.filename)  # the path as typed, from the current folder
+    path = at.filename if here.startswith("..") else here
+    line = f": {at.line}" if at.line else ""
+    return f" (at {path}:{at.lineno}, in {at.name}{line})"
+
+
 def user_error(fn: Any, exc: BaseException) -> UsageError:
     """The one-line error for ``exc`` raised while running the user's ``fn``: its message
     and the deepest line of the user's file it passed through (``--traceback`` prints the
     whole trace)."""
     code = getattr(fn, "__code__", None)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if code is not None and f.filename == code.co_filename]
-    if not frames:  # the library's own message names what is wrong
+    where = where_raised(exc, code.co_filename) if code is not None else ""
+    if not where:  # not through the user's file: the library's message names the fault
         known = (ValueError, TypeError, RuntimeError, FileNotFoundError)
         return UsageError(str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}")
-    at = frames[-1]
-    here = os.path.relpath(at.filename)  # the path as typed, from the current folder
-    path = at.filename if here.startswith("..") else here
-    line = f": {at.line}" if at.line else ""
-    return UsageError(f"{fn.__name__} raised {type(exc).__name__}: {exc} (at {path}:"
-                      f"{at.lineno}, in {at.name}{line})")
+    return UsageError(f"{fn.__name__} raised {type(exc).__name__}: {exc}{where}")
 
 
 # ----------------------------------------------------------------------------- commands
