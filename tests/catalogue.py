@@ -337,12 +337,17 @@ ROWS: list[Row] = [
       "cli('check', 'user.py:scores', '--shape', 'q=2x3')", None,
       r"exit 2: .*missing --shape for parameter 'k' of scores",
       "tinygrad-attn check user.py:scores --shape q=2x3"),
+    R("command line", "a range that is empty",
+      "cli('check', 'user.py:scores', '--shape', 'q=2x3:2..1', '--shape', 'k=4x3')", None,
+      r"exit 2: .*bad --shape 'q=2x3:2\.\.1': the range needs finite LOW < HIGH",
+      "tinygrad-attn check user.py:scores --shape q=2x3:2..1 --shape k=4x3"),
     R("command line", "a shape for a parameter the function does not have",
       "cli('check', 'user.py:scores', '--shape', 'z=2')", None,
       r"exit 2: .*--shape names \['z'\] are not parameters of scores\(q, k\)",
       "tinygrad-attn check user.py:scores --shape z=2"),
     R("command line", "a function that raises", "cli('check', 'user.py:broken', '--shape', "
-      "'q=2')", None, r"exit 2: .*broken raised ValueError: q must be positive",
+      "'q=2')", None, r"exit 2: .*broken raised ValueError: q must be positive \(at "
+      r".*user\.py:6, in broken: raise ValueError",
       "tinygrad-attn check user.py:broken --shape q=2"),
     R("command line", "an unknown derivation", "cli('derive', 'nonsense')", None,
       r"exit 2: .*no derivation 'nonsense'", "tinygrad-attn derive nonsense"),

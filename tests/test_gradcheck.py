@@ -390,9 +390,13 @@ def test_repr_is_the_table_and_html_is_a_table():
     assert "InputReport(name=" not in repr(report)
     assert repr(report.inputs[0]).startswith("InputReport(x<1> 3: FAIL;")
     page = report._repr_html_()
-    assert page.count("<table>") == 1 and page.count("<tr>") == 3   # head, FD, SymPy
+    assert page.count("<table>") == 1 and page.count("<tr") == 3   # head, FD, SymPy
     assert "x&lt;1&gt;" in page and "x<1>" not in page
     assert "#c0392b" in page and "<li>" in page
+    failing = [r for r in ([report.inputs[0].fd, report.inputs[0].sym]) if r.status == "FAIL"]
+    assert failing and page.count('<tr class="fail"') == len(failing)   # whole lines marked
+    passing = ta.gradcheck(lambda x: (x * x).sum(), x)._repr_html_()
+    assert passing.count("<tr") == 2 and 'class="fail"' not in passing
 
 
 def test_undecided_raises_and_says_so():

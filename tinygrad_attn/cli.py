@@ -3,18 +3,27 @@ exercise``.
 
 Errors the user can fix (a missing file, no such function, a bad shape string, a
 function that raises) are one line on stderr and exit code 2; a failed check is exit
-code 1.
+code 1. An error raised in the user's function names the file and line it came from
+(:func:`user_error`; ``--traceback`` prints the whole trace).
+
+A command that calls a user's function on random inputs (``check``, ``graph``) takes
+:func:`add_input_arguments`: ``--shape NAME=DIMS[:RANGE]`` (read by :func:`parse_shape`,
+turned into Tensors by :func:`make_inputs`), ``--seed``, ``--traceback``.  Every
+subcommand gets :class:`HelpFormatter` (each option's default shown), and
+:func:`undocumented_options` lists any option without help text or shown default.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
+import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -47,7 +56,8 @@ def _import_function(spec: str) -> Callable[..., Any]:
         try:
             module_spec.loader.exec_module(module)
         except Exception as exc:  # the user's file failed to import
-            raise ValueError(f"{where} failed to import: {type(exc).__name__}: {exc}") from None
+            raise ValueError(f"{where} failed to import: {type(exc).__name__}: {exc}"
+                             f"{where_raised(exc, str(path))}") from None
         finally:
             sys.path.pop(0)
     else:
@@ -69,15 +79,61 @@ def load_function(spec: str) -> Callable[..., Any]:
         raise UsageError(str(exc)) from None
 
 
-def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """``q=4x8`` -> ("q", (4, 8)); ``beta=`` or ``beta=scalar`` -> ("beta", ())."""
+#: ``--shape``'s help, for every command that calls a user's function on random inputs.
+SHAPE_HELP = ("a parameter's shape and, optionally, its range: NAME=DIMS[:RANGE], repeated "
+              "for each parameter. DIMS: 4x8, or scalar (or nothing). RANGE: LOW..HIGH "
+              "draws the values uniformly from [LOW, HIGH] instead of N(0, 1); 'positive' "
+              "means 0.5..2. E.g. --shape q=4x8 --shape tau=scalar:positive "
+              "--shape s=3:0.1..2 (default: none, for a function of no parameters)")
+
+#: The named ranges of ``--shape NAME=DIMS:RANGE``.
+NAMED_RANGES: dict[str, tuple[float, float]] = {"positive": (0.5, 2.0)}
+
+
+class InputSpec(NamedTuple):
+    """One ``--shape``: the parameter's name, its shape, and the interval its values are
+    drawn from uniformly (``None``: the standard normal)."""
+
+    name: str
+    shape: tuple[int, ...]
+    range: tuple[float, float] | None = None
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Random float64 values of this shape, from this range."""
+        if self.range is None:
+            return np.asarray(rng.standard_normal(self.shape))
+        return np.asarray(rng.uniform(*self.range, size=self.shape))
+
+
+def _parse_range(text: str, spec: str) -> tuple[float, float]:
+    """``positive`` or ``LOW..HIGH`` -> (low, high), low < high."""
+    if text in NAMED_RANGES:
+        return NAMED_RANGES[text]
+    low, sep, high = text.partition("..")
+    try:
+        if not sep:
+            raise ValueError
+        bounds = float(low), float(high)
+    except ValueError:
+        raise UsageError(f"bad --shape {spec!r}: the range must be LOW..HIGH (e.g. 0.1..2) "
+                         f"or one of {', '.join(NAMED_RANGES)}") from None
+    if not (np.isfinite(bounds).all() and bounds[0] < bounds[1]):
+        raise UsageError(f"bad --shape {spec!r}: the range needs finite LOW < HIGH")
+    return bounds
+
+
+def parse_shape(text: str) -> InputSpec:
+    """``q=4x8`` -> InputSpec("q", (4, 8)); ``beta=`` or ``beta=scalar`` -> a scalar;
+    ``tau=scalar:positive`` or ``s=3:0.1..2`` -> values drawn from that range."""
     if "=" not in text:
         raise UsageError(f"bad --shape {text!r}: expected NAME=DxD..., e.g. q=4x8")
     name, dims = text.split("=", 1)
     if not name.isidentifier():
         raise UsageError(f"bad --shape {text!r}: {name!r} is not a parameter name")
+    dims, colon, range_text = dims.partition(":")
+    bounds = _parse_range(range_text, text) if colon else None
     if dims in ("", "scalar"):
-        return name, ()
+        return InputSpec(name, (), bounds)
     try:
         shape = tuple(int(d) for d in dims.lower().split("x"))
     except ValueError:
@@ -85,14 +141,20 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
                          f"by 'x', e.g. q=4x8") from None
     if any(d <= 0 for d in shape):
         raise UsageError(f"bad --shape {text!r}: dimensions must be positive")
-    return name, shape
+    return InputSpec(name, shape, bounds)
 
 
-def make_inputs(fn: Callable[..., Any], shapes: list[str], seed: int) -> list[Any]:
-    """Random float64 Tensors for the function's parameters, named after them."""
+def make_inputs(fn: Callable[..., Any], shapes: list[str], seed: int,
+                dtype: Any = np.float64) -> list[Any]:
+    """Random Tensors for the function's parameters, named after them: N(0, 1), or uniform
+    on the range a ``--shape`` gives (:func:`parse_shape`)."""
     import tinygrad_attn as ta
 
-    given = dict(parse_shape(s) for s in shapes)
+    specs = [parse_shape(s) for s in shapes]
+    given = {s.name: s for s in specs}
+    if len(given) < len(specs):
+        twice = sorted({s.name for s in specs if [t.name for t in specs].count(s.name) > 1})
+        raise UsageError(f"--shape given more than once for {twice}")
     params = list(inspect.signature(fn).parameters.values())
     unknown = sorted(set(given) - {p.name for p in params})
     if unknown:
@@ -104,13 +166,51 @@ def make_inputs(fn: Callable[..., Any], shapes: list[str], seed: int) -> list[An
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.name in given:
-            inputs.append(ta.Tensor(rng.standard_normal(given[p.name]), requires_grad=True,
-                                    name=p.name))
+            inputs.append(ta.Tensor(given[p.name].sample(rng).astype(dtype),
+                                    requires_grad=True, name=p.name))
         elif p.default is not p.empty:
             break  # the rest keep their defaults
         else:
             raise UsageError(f"missing --shape for parameter {p.name!r} of {fn.__name__}")
     return inputs
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """``--shape``, ``--seed`` and ``--traceback``: the options of a command that calls a
+    user's function on random inputs (``check``, ``graph``)."""
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS[:RANGE]",
+                   help=SHAPE_HELP)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--traceback", action="store_true",
+                   help="on an error in your function, print the whole Python traceback "
+                        "(without: one line naming the file and line)")
+
+
+def where_raised(exc: BaseException, filename: str) -> str:
+    """`` (at FILE:LINE, in FUNCTION: SOURCE)``: the deepest line of ``filename`` that
+    ``exc`` passed through, or "" when it passed through none."""
+    target = os.path.abspath(filename)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.abspath(f.filename) == target]
+    if not frames:
+        return ""
+    at = frames[-1]
+    here = os.path.relpath(at.filename)  # the path as typed, from the current folder
+    path = at.filename if here.startswith("..") else here
+    line = f": {at.line}" if at.line else ""
+    return f" (at {path}:{at.lineno}, in {at.name}{line})"
+
+
+def user_error(fn: Any, exc: BaseException) -> UsageError:
+    """The one-line error for ``exc`` raised while running the user's ``fn``: its message
+    and the deepest line of the user's file it passed through (``--traceback`` prints the
+    whole trace)."""
+    code = getattr(fn, "__code__", None)
+    where = where_raised(exc, code.co_filename) if code is not None else ""
+    if not where:  # not through the user's file: the library's message names the fault
+        known = (ValueError, TypeError, RuntimeError, FileNotFoundError)
+        return UsageError(str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}")
+    return UsageError(f"{fn.__name__} raised {type(exc).__name__}: {exc}{where}")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -140,7 +240,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                          f"(--time-limit {args.time_limit:g}); look for a loop that never "
                          f"ends, or raise the limit") from None
     except Exception as exc:
-        raise UsageError(f"{fn.__name__} raised {type(exc).__name__}: {exc}") from None
+        raise user_error(fn, exc) from exc
     print(report)
     return 0 if report.ok else 1
 
@@ -154,12 +254,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     from .pictures.figures import FIGURES, graph_command
 
-    target = args.target if args.target in FIGURES else load_function(args.target)
+    if args.target in FIGURES:
+        if args.shape:
+            raise UsageError(f"--shape is for a function; {args.target!r} is a built-in figure")
+        target, inputs = args.target, []
+    else:
+        target = load_function(args.target)
+        inputs = make_inputs(target, args.shape, args.seed)
     try:
         path = graph_command(target, args.output, backward=args.backward,
-                             renderer=args.renderer, rankdir=args.rankdir)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        raise UsageError(str(exc)) from None
+                             renderer=args.renderer, rankdir=args.rankdir, inputs=inputs)
+    except Exception as exc:
+        raise user_error(target, exc) from exc
     print(f"written: {path}")
     return 0
 
@@ -174,6 +280,12 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+DEFAULT_BENCHMARKS = ("engine", "attention")
+
+
+def benchmark_names() -> list[str]:
+    """The NAMEs of ``benchmarks/bench_NAME.py`` (none outside a source tree)."""
+    return sorted(p.stem[len("bench_"):] for p in BENCHMARKS.glob("bench_*.py"))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -182,8 +294,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not BENCHMARKS.is_dir():
         raise UsageError(f"the benchmarks live in the source tree ({BENCHMARKS} is missing); "
                          f"run from a clone installed with pip install -e .")
-    names = args.names or ["engine", "attention"]
-    available = sorted(p.stem[len("bench_"):] for p in BENCHMARKS.glob("bench_*.py"))
+    names = args.names or list(DEFAULT_BENCHMARKS)
+    available = benchmark_names()
     unknown = [n for n in names if n not in available]
     if unknown:
         raise UsageError(f"no benchmark {unknown[0]!r}; the benchmarks are "
@@ -245,15 +357,15 @@ def _add_exercise(sub: Any) -> None:
     p.add_argument("answer", nargs="?", metavar="FILE.py:FUNCTION",
                    help="your answer (default: show the exercise)")
     p.add_argument("--solutions", metavar="FILE",
-                   help="write every exercise with its solution to FILE (for teachers)")
+                   help="write every exercise with its solution to FILE, for teachers "
+                        "(default: none)")
     p.set_defaults(func=cmd_exercise)
 
 
 def _add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="the main job: every built-in mechanism run, checked "
                                     "three ways, derived and drawn, into an output folder")
-    p.add_argument("--out", default="tinygrad_attn_out", help="output folder "
-                   "(default: ./tinygrad_attn_out)")
+    p.add_argument("--out", default="tinygrad_attn_out", help="output folder")
     p.add_argument("--no-symbolic", action="store_true",
                    help="skip the SymPy comparison (finite differences only)")
     p.set_defaults(func=cmd_demo)
@@ -264,11 +376,9 @@ def _add_check(sub: Any) -> None:
                        description="Gradient-check FILE.py:FUNCTION (or MODULE:FUNCTION) at "
                                    "random inputs of the given shapes.")
     p.add_argument("function", help="FILE.py:FUNCTION or MODULE:FUNCTION")
-    p.add_argument("--shape", action="append", default=[], metavar="NAME=DxD",
-                   help="shape of a parameter, e.g. --shape q=4x8 (repeat for each)")
+    add_input_arguments(p)
     p.add_argument("--symbolic", action="store_true",
                    help="also compare with SymPy's exact gradient (three-way check)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--eps", type=float, default=None,
                    help="finite-difference step (default: by dtype, 1e-6 for float64)")
     p.add_argument("--atol", type=float, default=None,
@@ -278,16 +388,14 @@ def _add_check(sub: Any) -> None:
                    help="relative tolerance against finite differences (default: by dtype, "
                         "1e-6 for float64)")
     p.add_argument("--max-symbols", type=int, default=4096, metavar="N",
-                   help="with --symbolic: refuse a symbolic run of more input symbols "
-                        "(default 4096)")
+                   help="with --symbolic: refuse a symbolic run of more input symbols")
     p.add_argument("--sample", type=int, default=None, metavar="K",
                    help="with --symbolic: also prove K random elements of the engine's "
-                        "backward exactly")
+                        "backward exactly (default: none)")
     p.add_argument("--time-limit", type=float, default=600.0, metavar="SECONDS",
-                   help="stop with an error if the check takes longer (0: no limit; "
-                        "default 600)")
+                   help="stop with an error if the check takes longer (0: no limit)")
     p.add_argument("--report-dir", metavar="DIR", default=None,
-                   help="write an error heat map per input into DIR")
+                   help="write an error heat map per input into DIR (default: none)")
     p.add_argument("--mode", choices=("auto", "full", "fast"), default="auto",
                    help="full: every element; fast: random directions, then a bisection "
                         f"to the wrong element; auto (default): fast above {AUTO_ELEMENTS} "
@@ -315,60 +423,118 @@ def _add_derive(sub: Any) -> None:
                        description="Build the derivation NAME (or all): every claim in it is "
                                    "proven with SymPy; with --out, the Markdown is written to "
                                    "DIR/NAME.md.")
-    p.add_argument("name", help=f"all, {', '.join(NAMES)}")
-    p.add_argument("--out", metavar="DIR", help="write DIR/NAME.md")
+    p.add_argument("name", metavar="NAME", help=f"all, or one of: {', '.join(NAMES)}")
+    p.add_argument("--out", metavar="DIR", help="write DIR/NAME.md (default: print only)")
     p.set_defaults(func=cmd_derive)
 
 
 def _add_graph(sub: Any) -> None:
+    from .pictures.figures import FIGURES
+    from .pictures.renderers import RENDERERS
+
     p = sub.add_parser("graph", help="draw a built-in figure or your own function's graph",
-                       description="Draw NAME (additive, self_attention, causal, multihead, "
-                                   "decoder) or MODULE:FUNCTION / FILE.py:FUNCTION (a function "
-                                   "of no arguments returning the Tensor to draw).")
-    p.add_argument("target", help="a figure name, MODULE:FUNCTION or FILE.py:FUNCTION")
+                       description=f"Draw a built-in figure ({', '.join(FIGURES)}) or "
+                                   f"MODULE:FUNCTION / FILE.py:FUNCTION: the Tensor it returns "
+                                   f"when called on random inputs of the --shape given.")
+    p.add_argument("target", help=f"a figure ({', '.join(FIGURES)}), MODULE:FUNCTION or "
+                                  f"FILE.py:FUNCTION")
+    add_input_arguments(p)
     p.add_argument("-o", "--output", help="output file: .svg, .png, .pdf or .dot "
                    "(default: NAME[-backward].svg)")
     p.add_argument("--backward", action="store_true", help="draw the gradient graph")
-    p.add_argument("--rankdir", default="TB", choices=["TB", "LR", "BT", "RL"])
-    p.add_argument("--renderer", default="auto", choices=["auto", "dot", "wasm"],
-                   help="the system Graphviz, the embedded WebAssembly one, or auto")
+    p.add_argument("--rankdir", default="TB", choices=["TB", "LR", "BT", "RL"],
+                   help="layout direction: top to bottom, left to right, ...")
+    p.add_argument("--renderer", default="auto", choices=RENDERERS,
+                   help="dot: the system Graphviz; wasm: the embedded WebAssembly one; "
+                        "auto: dot when it is on PATH, else wasm")
     p.set_defaults(func=cmd_graph)
 
 
 def _add_bench(sub: Any) -> None:
+    names = benchmark_names()
     p = sub.add_parser("bench", help="run benchmarks side by side (engine vs NumPy, ...)",
-                       description="Run benchmarks/bench_NAME.py for each NAME (default: "
-                                   "engine attention); arguments after -- go to the scripts.")
+                       description="Run benchmarks/bench_NAME.py for each NAME; arguments "
+                                   "after the names (or after --) go to the scripts, e.g. "
+                                   "tinygrad-attn bench complexity -- --quick.")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="engine, attention, flash, complexity, symbolic, everysize, train")
+                   help=f"one of: {', '.join(names) or '(none: no benchmarks/ folder)'} "
+                        f"(default: {' '.join(DEFAULT_BENCHMARKS)})")
     p.add_argument("extra", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, ``(default: 600.0)``, unless the help
+    already says it (``(default: by dtype, ...)``) or the option is a flag (off unless
+    given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.nargs == 0 or action.default is None:
+            return text
+        return super()._get_help_string(action)
+
+
+def undocumented_options(parser: argparse.ArgumentParser, prefix: str = "") -> list[str]:
+    """``COMMAND OPTION: what is missing`` for every argument of ``parser`` and its
+    subcommands that has no help text, or (an option taking a value) shows no default."""
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                missing += undocumented_options(child, f"{prefix}{name} ")
+            continue
+        if action.help == argparse.SUPPRESS or isinstance(
+                action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        what = f"{prefix}{'/'.join(action.option_strings) or action.dest}"
+        if not action.help:
+            missing.append(f"{what}: no help text")
+        elif action.option_strings and action.nargs != 0 and \
+                "default" not in parser._get_formatter()._get_help_string(action):
+            missing.append(f"{what}: no default shown")
+    return missing
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The one parser: ``demo | check | train | derive | graph | bench | exercise``."""
     parser = argparse.ArgumentParser(
-        prog="tinygrad-attn",
+        prog="tinygrad-attn", formatter_class=HelpFormatter,
         description="Attention you can verify: run, gradient-check, derive and draw "
                     "attention mechanisms.")
     parser.add_argument("--version", action="version", version=f"tinygrad-attn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=functools.partial(argparse.ArgumentParser,
+                                                               formatter_class=HelpFormatter))
     for add in (_add_demo, _add_check, _add_train, _add_derive, _add_graph, _add_bench,
                 _add_exercise):
         add(sub)
     return parser
 
 
+def _split_bench_extra(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``bench NAME... -- ARGS``: the arguments before ``--``, and ARGS for the scripts
+    (argparse would take ARGS for more names)."""
+    if argv[:1] == ["bench"] and "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, extra = _split_bench_extra(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if extra:
+        args.extra = [*args.extra, *extra]
     try:
         return args.func(args)
     except UsageError as exc:
+        if getattr(args, "traceback", False) and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
         print(f"tinygrad-attn {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

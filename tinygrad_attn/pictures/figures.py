@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -150,19 +150,21 @@ def write_figures(folder: str | Path, renderer: str = "auto",
     return written
 
 
-def graph_command(target: str | Callable[[], Any], output: str | Path | None = None,
-                  backward: bool = False, renderer: str = "auto", **options: Any) -> Path:
-    """``tinygrad-attn graph NAME|module:function [-o FILE] [--backward]``.
+def graph_command(target: str | Callable[..., Any], output: str | Path | None = None,
+                  backward: bool = False, renderer: str = "auto",
+                  inputs: Sequence[Any] = (), **options: Any) -> Path:
+    """``tinygrad-attn graph NAME|module:function [--shape ...] [-o FILE] [--backward]``.
 
-    ``target`` is a built-in figure name, or a function of no arguments that returns the
-    Tensor (or tuple of Tensors) to draw (the command line loads it from
-    ``module:function``).  The file defaults to ``<name>[-backward].svg``.
+    ``target`` is a built-in figure name, or a function that returns the Tensor (or tuple
+    of Tensors) to draw when called with ``inputs`` (the command line loads it from
+    ``module:function`` and makes the inputs from ``--shape``).  The file defaults to
+    ``<name>[-backward].svg``.
     """
     if target in FIGURES:
         g = draw_figure(target, backward=backward, **options)
         stem = target
     elif callable(target):
-        g = draw(target(), backward=backward, formulas=backward, **options)
+        g = draw(target(*inputs), backward=backward, formulas=backward, **options)
         stem = target.__name__
     else:
         raise ValueError(f"graph: {target!r} is not a figure ({', '.join(FIGURES)}); give a "

@@ -29,6 +29,7 @@ explicit ``+`` node.  The node labels are in :mod:`.labels`, the layout programs
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,13 +54,47 @@ MAX_NODES = 500
 
 
 def digraph(name: str) -> graphviz.Digraph:
-    """An empty ``graphviz.Digraph``; graphviz is imported here, when a picture is made."""
+    """An empty ``graphviz.Digraph`` that a notebook displays as SVG whether or not the
+    system Graphviz is installed (:func:`digraph_class`)."""
+    return digraph_class()(name=name)
+
+
+@functools.lru_cache(maxsize=None)
+def digraph_class() -> type:
+    """The ``graphviz.Digraph`` subclass :func:`draw` returns; graphviz is imported here,
+    when a picture is made.
+
+    ``graphviz.Digraph`` displays itself in Jupyter by running the system ``dot``, and
+    raises ``ExecutableNotFound`` where it is missing; this one lays out with
+    :func:`~tinygrad_attn.pictures.renderers.render_source` (the system ``dot`` when on
+    PATH, else the embedded WebAssembly Graphviz), so ``ta.draw(y)`` as a cell's last line
+    shows the picture after a plain ``pip install``.
+    """
     try:
         import graphviz
     except ImportError:  # pragma: no cover - graphviz is a declared dependency
         raise ImportError("draw: needs the graphviz Python package: pip install graphviz") \
             from None
-    return graphviz.Digraph(name=name)
+
+    class Digraph(graphviz.Digraph):
+        """A ``graphviz.Digraph`` whose notebook display (SVG) needs no system Graphviz."""
+
+        def svg(self, renderer: str = "auto") -> str:
+            """The picture as SVG text (``renderer``: ``"auto"``, ``"dot"`` or ``"wasm"``)."""
+            return render_source(self.source, "svg", renderer).decode("utf-8")
+
+        def _repr_svg_(self) -> str:
+            return self.svg()
+
+        def _repr_image_svg_xml(self) -> str:
+            return self.svg()
+
+        def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
+                              **kwargs: Any) -> dict[str, str]:
+            return {"image/svg+xml": self.svg()}
+
+    Digraph.__module__, Digraph.__qualname__ = __name__, "Digraph"
+    return Digraph
 
 
 # ----------------------------------------------------------------------------- walking

@@ -24,7 +24,7 @@ from .. import nn
 from ..engine import Tensor
 from ..engine.blas import blas_threads
 from ..verify.progress import Progress
-from .data import PAD, Split, Task, make_task
+from .data import PAD, TASKS, Split, Task, make_task
 from .models import Model, RNNSearch, Transformer
 from .plots import plot_alignments, showcase
 
@@ -268,15 +268,24 @@ def train(task: str | Task = "date", model: str = "rnn", steps: int | None = Non
 # ----------------------------------------------------------------------------- command line
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of ``tinygrad-attn train TASK --model rnn|transformer ...``."""
-    parser.add_argument("task", choices=["date", "reverse"], help="the toy translation task")
-    parser.add_argument("--model", choices=MODELS, default="rnn")
+    """The arguments of ``tinygrad-attn train TASK --model rnn|transformer ...``; every
+    option says its default (the command line's formatter adds it where a value is fixed)."""
+    def by_model(key: str) -> str:
+        return ", ".join(f"{d[key]:g} {m}" for m, d in DEFAULTS.items())
+
+    parser.add_argument("task", choices=sorted(TASKS), help="the toy translation task")
+    parser.add_argument("--model", choices=MODELS, default="rnn",
+                        help="RNNsearch with additive attention (rnn) or a transformer")
     parser.add_argument("--steps", type=int, default=None,
-                        help="training steps (default: 800 rnn, 1500 transformer)")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+                        help=f"training steps (default: {by_model('steps')})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"sentence pairs per step (default: {by_model('batch_size')})")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"peak learning rate of Adam (default: {by_model('lr')})")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data order and the initialisation")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="floating-point type of the parameters and activations")
     parser.add_argument("--out", default="runs", help="folder for parameters and heat maps "
                         "(written to OUT/TASK-MODEL)")
     parser.add_argument("--eval-every", type=int, default=0,

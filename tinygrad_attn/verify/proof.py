@@ -25,7 +25,7 @@ VERDICTS = ("proven (exact)", "proven with probability >= 1 - 2^-{k} (identity t
 SHOWN = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Proof:
     """Whether ``claim`` holds (``ok``, also ``bool(proof)``) and how (``method``).
 
@@ -139,6 +139,23 @@ class Proof:
                 f"{names}{sample} differ: {self.how}")
         return "\n".join([head] + _more([f"  {n}{list(i)}: residual {r:.3e}"
                                          for n, i, r in self.failures]) + more)
+
+    def __repr__(self) -> str:
+        return f"Proof({self.claim!r}: {self.verdict})"
+
+    def _repr_markdown_(self) -> str:
+        """``str(proof)`` as Markdown, for notebooks (Jupyter calls this): the verdict in
+        bold and the claim, then the sentence of ``str(proof)`` and each element or
+        assumption it lists, as bullets."""
+        head, *rest = str(self).split("\n")
+        head = head[len(self.claim) + 2:] if head.startswith(f"{self.claim}: ") else head
+        lines = [f"**{_markdown(self.verdict)}**: {_markdown(self.claim)}", ""]
+        return "\n".join(lines + [f"- {_markdown(r.strip())}" for r in [head, *rest]])
+
+
+def _markdown(text: str) -> str:
+    """``text`` with the characters Markdown would read as markup escaped."""
+    return "".join("\\" + c if c in "\\`*_[]<>|#" else c for c in text)
 
 
 def _more(lines: list[str]) -> list[str]:

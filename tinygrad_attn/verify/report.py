@@ -186,6 +186,7 @@ class GradcheckReport:
         """The table as HTML, for notebooks (Jupyter calls this)."""
         colour = {"ok": "#1e8449", "PASSED": "#1e8449", "FAIL": "#c0392b",
                   "FAILED": "#c0392b", "undecided": "#b9770e", "UNDECIDED": "#b9770e"}
+        shade = {"FAIL": "#fdedec", "undecided": "#fef5e7"}
         esc = html.escape
         head, rows = self.table()
         cell = 'style="text-align:left;font-family:monospace;padding:2px 8px"'
@@ -197,7 +198,10 @@ class GradcheckReport:
             tds = [f"<td {cell}>{esc(v)}</td>" for v in row[:-1]]
             tds.append(f'<td {cell}><b style="color:{colour.get(row[-1], "inherit")}">'
                        f"{esc(row[-1])}</b></td>")
-            out.append("<tr>" + "".join(tds) + "</tr>")
+            marked = row[-1] in ("FAIL", "undecided")   # the whole line, not only its verdict
+            tr = (f'<tr class="{row[-1].lower()}" style="background:{shade[row[-1]]}">'
+                  if marked else "<tr>")
+            out.append(tr + "".join(tds) + "</tr>")
         out.append("</tbody></table>")
         if self.notes:
             out.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")

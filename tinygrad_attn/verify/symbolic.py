@@ -128,6 +128,10 @@ def _latex_base(name: str) -> str:
 
 # ----------------------------------------------------------------------------- Derivation
 
+#: Longest LaTeX of one gradient ``Derivation._repr_latex_`` writes out in a notebook.
+LATEX_CHARS = 20000
+
+
 class Derivation:
     """Exact gradients of a function of Tensors (build one with :func:`derive`).
 
@@ -334,6 +338,23 @@ class Derivation:
         if g.ndim > 2:
             raise ValueError(f"latex: {name} has {g.ndim} dimensions; pass an index")
         return sp.latex(sp.Matrix(np.atleast_2d(g)), symbol_names=names)
+
+    def _repr_latex_(self) -> str:
+        """The objective and each input's exact gradient as LaTeX, for notebooks (Jupyter
+        calls this); a gradient of more than 2 dimensions or of more than
+        :data:`LATEX_CHARS` characters of LaTeX is named, not written out."""
+        outs = ", ".join(_latex_base(n) for n in self.output_names)
+        rows = [r"L &= \textstyle\sum \bar{O} \odot O, \quad " + outs + " = "
+                + r"\mathrm{" + self.fn_name.strip("<>").replace("_", r"\_") + "}("
+                + ", ".join(_latex_base(n) for n in self.inputs) + ")"]
+        for name, t in self.inputs.items():
+            lhs = r"\frac{\partial L}{\partial " + _latex_base(name) + "}"
+            body = self.latex(name) if t.data.ndim <= 2 else ""
+            if not body or len(body) > LATEX_CHARS:
+                shape = r" \times ".join(map(str, t.shape)) or "1"
+                body = r"\text{(}" + shape + r"\text{ exact expressions: see .gradients)}"
+            rows.append(f"{lhs} &= {body}")
+        return "$$\\begin{aligned}" + r" \\ ".join(rows) + "\\end{aligned}$$"
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{k}{tuple(t.shape)}" for k, t in self.inputs.items())
