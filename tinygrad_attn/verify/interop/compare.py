@@ -86,7 +86,7 @@ def compare(reference: Callable[..., Any], implementation: Callable[..., Any],
         for dtype in dtypes:
             report.cells += run_case(reference, implementation, framework, names, diff,
                                      inputs, case.name, dtype, np.random.default_rng([seed, k]),
-                                     report.notes)
+                                     report.run_notes)
     return report
 
 
@@ -176,8 +176,9 @@ def rounded(inputs: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarra
 def run_case(reference: Callable[..., Any], implementation: Callable[..., Any],
              framework: str, names: Sequence[str], diff: Sequence[str],
              inputs: Mapping[str, np.ndarray], case: str, dtype: str,
-             rng: np.random.Generator, notes: list[str]) -> list[Cell]:
-    """The three cells (output, VJP, HVP) of one case in one dtype."""
+             rng: np.random.Generator, runs: dict[str, list[str]]) -> list[Cell]:
+    """The three cells (output, VJP, HVP) of one case in one dtype; what the
+    implementation's runner noted goes to ``runs`` (note -> the runs that noted it)."""
     x = rounded(inputs, dtype)
     us = {n: rng.standard_normal(x[n].shape).astype(dtype).astype(np.float64) for n in diff}
     out_shape = reference_shape(reference, names, x, diff)
@@ -189,8 +190,8 @@ def run_case(reference: Callable[..., Any], implementation: Callable[..., Any],
         problem = (f"the implementation raised {type(exc).__name__}: {exc}"
                    f"{user_line(exc, implementation)}")
         return [Cell(case, dtype, k, "error", problem=problem) for k in KINDS]
-    notes += [f"case {case}, {dtype}: {n}" for n in impl.notes
-              if f"case {case}, {dtype}: {n}" not in notes]
+    for n in impl.notes:
+        runs.setdefault(n, []).append(f"{case} {dtype}")
     judge = Judge(case, dtype, Namer(reference, names, x, diff, leaves, out),
                   Floor(reference, names, x, diff, g, us, dtype, ref))
     cells = [judge.cell("output", {"output": (impl.output, ref.output)})]
@@ -261,9 +262,9 @@ class Judge:
 
     def cell(self, kind: str, pairs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Cell:
         """Every (implementation, reference) pair of arrays of one quantity: the status
-        (ok; undecided: beyond the tolerance, within the reference's floor; FAIL) and
-        the element furthest beyond its tolerance."""
-        worst, largest, status = None, 0.0, "ok"
+        (ok; undecided: beyond the tolerance, within the dtype's floor; FAIL), the element
+        furthest beyond its tolerance, and every quantity that failed."""
+        worst, largest, status, failed = None, 0.0, "ok", []
         for quantity, (impl, ref) in pairs.items():
             if impl.shape != ref.shape:
                 return Cell(self.case, self.dtype, kind, "FAIL", float("nan"), None,
@@ -278,6 +279,7 @@ class Judge:
             flat = int(np.argmax(ratio))
             mine = "ok" if ratio.flat[flat] <= 1 else \
                 "undecided" if np.max(err) <= self.floor(quantity) else "FAIL"
+            failed += [quantity] if mine == "FAIL" else []
             if RANK[mine] > RANK[status] or (RANK[mine] == RANK[status] and (
                     worst is None or ratio.flat[flat] > worst.ratio)):
                 index = tuple(int(i) for i in np.unravel_index(flat, ref.shape))
@@ -290,7 +292,7 @@ class Judge:
                                                                      worst.index))
             if status == "undecided":
                 worst = dataclasses.replace(worst, floor=self.floor(worst.quantity))
-        return Cell(self.case, self.dtype, kind, status, largest, worst)
+        return Cell(self.case, self.dtype, kind, status, largest, worst, failed=failed)
 
 
 RANK = {"ok": 0, "undecided": 1, "FAIL": 2}

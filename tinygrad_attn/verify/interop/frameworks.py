@@ -122,10 +122,12 @@ def run_torch(fn: Callable[..., Any], names: Sequence[str], inputs: Mapping[str,
         result.vjp = {n: zeros_or(gx, inputs[n]) for n, gx in zip(diff, gs)}
         terms = [(gx * torch.tensor(us[n], dtype=gx.dtype)).sum()
                  for n, gx in zip(diff, gs) if gx is not None and gx.requires_grad]
-        if len(terms) < sum(gx is not None for gx in gs):
-            result.notes.append("a gradient of the implementation is not differentiable (a "
-                                "custom autograd.Function whose backward autograd does not "
-                                "record, or detached): its HVPs are taken as zero")
+        flat = [n for n, gx in zip(diff, gs) if gx is not None and not gx.requires_grad]
+        if flat:
+            result.notes.append(f"the implementation's VJP of {', '.join(flat)} does not "
+                                f"depend on the inputs through autograd (made from tensors "
+                                f"a custom autograd.Function saved in forward, or detached): "
+                                f"the double backward takes it as a constant")
     if "VJP" in result.errors or not terms:
         return result
     with stage(result, "HVP", fn):

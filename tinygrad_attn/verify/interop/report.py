@@ -50,6 +50,7 @@ class Cell:
     max_error: float = float("nan")
     worst: Worst | None = None
     problem: str = ""             # what went wrong when there is no worst element
+    failed: list[str] = field(default_factory=list)   # every quantity that failed
 
     @property
     def ok(self) -> bool:
@@ -57,7 +58,11 @@ class Cell:
         return self.status in ("ok", "undecided")
 
     def detail(self) -> str:
-        return self.problem if self.problem else str(self.worst) if self.worst else ""
+        """The problem, or the worst element (and the other quantities that failed)."""
+        if self.problem or self.worst is None:
+            return self.problem
+        others = [q for q in self.failed if q != self.worst.quantity]
+        return str(self.worst) + (f"; {', '.join(others)} fail too" if others else "")
 
 
 @dataclass
@@ -71,6 +76,13 @@ class ComparisonReport:
     cells: list[Cell]
     tolerances: dict[str, tuple[float, float]]          # dtype -> (atol, rtol)
     notes: list[str] = field(default_factory=list)
+    run_notes: dict[str, list[str]] = field(default_factory=dict)  # note -> "case dtype"s
+
+    def all_notes(self) -> list[str]:
+        """The notes, a note of the implementation's runs once with the runs it holds in."""
+        runs = len(self.rows())
+        return self.notes + [f"{n} ({'every run' if len(r) == runs else ', '.join(r)})"
+                             for n, r in self.run_notes.items()]
 
     @property
     def ok(self) -> bool:
@@ -108,8 +120,10 @@ class ComparisonReport:
     def headline(self) -> str:
         shapes = ", ".join(f"{n}={'x'.join(map(str, s)) or 'scalar'}"
                            for n, s in self.shapes.items())
-        verdict = self.status if self.ok else f"FAIL ({len(self.failures)} of {len(self.cells)} " \
-                                       f"comparisons)"
+        n = len(self.cells)
+        verdict = f"FAIL ({len(self.failures)} of {n} comparisons)" if not self.ok else \
+            f"ok ({len(self.undecided)} of {n} comparisons undecided: within the float " \
+            f"floor)" if self.undecided else f"ok ({n} comparisons)"
         return (f"{self.implementation} ({self.framework}) against the reference "
                 f"{self.reference}, {shapes}: {verdict}")
 
@@ -125,13 +139,13 @@ class ComparisonReport:
             f"{d} atol {a:g} x max(1, max|ref|), rtol {r:g}"
             for d, (a, r) in self.tolerances.items()))
         if self.failures:
-            lines += ["", "worst element of each failing comparison:"]
-            lines += [f"  {c.case}, {c.dtype}, {c.kind}: {c.detail()}" for c in self.failures]
+            lines += ["", "worst element of each failing comparison (the first dtype's):"]
+            lines += [f"  {line}" for line in grouped(self.failures)]
         if self.undecided:
-            lines += ["", "undecided (beyond the tolerance, within the reference's own rounding "
-                      "noise at this point: no evidence either way):"]
-            lines += [f"  {c.case}, {c.dtype}, {c.kind}: {c.detail()}" for c in self.undecided]
-        lines += [f"note: {n}" for n in self.notes]
+            lines += ["", "undecided (beyond the tolerance, within the float floor of the "
+                      "dtype at this point: no evidence either way):"]
+            lines += [f"  {line}" for line in grouped(self.undecided)]
+        lines += [f"note: {n}" for n in self.all_notes()]
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -151,10 +165,18 @@ class ComparisonReport:
                 tip = f' title="{esc(c.detail())}"' if c.detail() else ""
                 tds.append(f"<td{style}{tip}>{esc(c.status)} {c.max_error:.1e}</td>")
             body.append(f"<tr><td>{esc(case)}</td><td>{esc(dtype)}</td>{''.join(tds)}</tr>")
-        fails = "".join(f"<li><b>{esc(c.case)}, {esc(c.dtype)}, {esc(c.kind)}</b>: "
-                        f"{esc(c.detail())}</li>" for c in self.failures)
-        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+        fails = "".join(f"<li>{esc(line)}</li>" for line in grouped(self.failures))
+        notes = "".join(f"<li>{esc(n)}</li>" for n in self.all_notes())
         return (f"<div><p><b>{esc(self.headline())}</b></p><table><tr>{head}</tr>"
                 f"{''.join(body)}</table>"
                 + (f"<p>worst element of each failing comparison:</p><ul>{fails}</ul>"
                    if fails else "") + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
+
+
+def grouped(cells: list[Cell]) -> list[str]:
+    """One line per case and quantity: the dtypes it fails in, the first one's detail."""
+    by: dict[tuple[str, str], list[Cell]] = {}
+    for c in cells:
+        by.setdefault((c.case, c.kind), []).append(c)
+    return [f"{case}, {kind} ({', '.join(c.dtype for c in group)}): {group[0].detail()}"
+            for (case, kind), group in by.items()]
