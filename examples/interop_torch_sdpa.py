@@ -1,12 +1,12 @@
 """Cross-check a PyTorch attention against the engine: a custom autograd.Function for
-scaled dot-product attention, its first draft with two bugs, a second draft that fixes
-them and has two more, and the fixed version (docs/interop.md works through them).
+scaled dot-product attention in four versions -- three drafts, each with a bug that
+``tinygrad-attn compare`` finds, and the fixed one (docs/interop.md works through them).
 
     tinygrad-attn compare examples/interop_torch_sdpa.py:reference \\
-        examples/interop_torch_sdpa.py:sdpa_draft \\
+        examples/interop_torch_sdpa.py:sdpa_v1 \\
         --shape q=2x4x8 --shape k=2x5x8 --shape v=2x5x8 --shape mask=4x5
 
-(then ``:sdpa_second_draft`` and ``:sdpa``).  Needs PyTorch: pip install
+(then ``:sdpa_v2``, ``:sdpa_v3`` and ``:sdpa``).  Needs PyTorch: pip install
 'tinygrad_attn[torch]'.
 """
 import torch
@@ -19,10 +19,8 @@ def reference(q, k, v, mask):
     return ta.attention.scaled_dot_product(q, k, v, mask=mask)[0]
 
 
-# ----------------------------------------------------------------------------- first draft
-
-class DraftSDPA(torch.autograd.Function):
-    """softmax(Q K^T / sqrt(d)) V with a hand-written backward -- and two bugs."""
+class SDPAv1(torch.autograd.Function):
+    """softmax(Q K^T / sqrt(d)) V with a hand-written backward: the first draft."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask):
@@ -39,14 +37,8 @@ class DraftSDPA(torch.autograd.Function):
         return ds @ k, ds.mT @ q, p.mT @ g, None
 
 
-def sdpa_draft(q, k, v, mask):
-    return DraftSDPA.apply(q, k, v, mask)
-
-
-# ----------------------------------------------------------------------------- second draft
-
-class SecondDraftSDPA(torch.autograd.Function):
-    """Both bugs fixed: the mask before the softmax, the scale in the backward."""
+class SDPAv2(SDPAv1):
+    """The mask before the softmax; the backward is still v1's."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask):
@@ -56,6 +48,10 @@ class SecondDraftSDPA(torch.autograd.Function):
         ctx.scale = scale
         return p @ v
 
+
+class SDPAv3(SDPAv2):
+    """v2's forward, the scale in the backward."""
+
     @staticmethod
     def backward(ctx, g):
         q, k, v, p = ctx.saved_tensors
@@ -63,12 +59,6 @@ class SecondDraftSDPA(torch.autograd.Function):
         ds = p * (dp - (dp * p).sum(-1, keepdim=True)) * ctx.scale
         return ds @ k, ds.mT @ q, p.mT @ g, None
 
-
-def sdpa_second_draft(q, k, v, mask):
-    return SecondDraftSDPA.apply(q, k, v, mask)
-
-
-# ----------------------------------------------------------------------------- fixed
 
 def masked_softmax(s, mask):
     """softmax over the attended entries; a fully masked row gives zero weights."""
@@ -80,9 +70,9 @@ def masked_softmax(s, mask):
 
 
 class SDPA(torch.autograd.Function):
-    """softmax(Q K^T / sqrt(d)) V with a hand-written backward that autograd can
-    differentiate again: the weights are recomputed from the saved inputs, not saved
-    (a tensor made in forward is a constant to the double backward)."""
+    """The fixed version: a fully masked row gives zero weights, and the weights are
+    recomputed in backward from the saved inputs, so autograd can differentiate the
+    backward again (a tensor made in forward is a constant to the double backward)."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask):
@@ -97,6 +87,18 @@ class SDPA(torch.autograd.Function):
         dp = g @ v.mT
         ds = p * (dp - (dp * p).sum(-1, keepdim=True)) * scale
         return ds @ k, ds.mT @ q, p.mT @ g, None
+
+
+def sdpa_v1(q, k, v, mask):
+    return SDPAv1.apply(q, k, v, mask)
+
+
+def sdpa_v2(q, k, v, mask):
+    return SDPAv2.apply(q, k, v, mask)
+
+
+def sdpa_v3(q, k, v, mask):
+    return SDPAv3.apply(q, k, v, mask)
 
 
 def sdpa(q, k, v, mask):

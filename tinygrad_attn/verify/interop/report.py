@@ -26,7 +26,7 @@ class Worst:
     ref: float
     error: float                  # |impl - ref|
     ratio: float                  # error / (atol + rtol |ref|): > 1 fails
-    floor: float | None = None    # the reference's float floor, when within it
+    floor: float | None = None    # the float floor of the dtype, when within it
 
     def __str__(self) -> str:
         name, _, of = self.quantity.partition(" of ")
@@ -34,7 +34,7 @@ class Worst:
         where = f" ({self.where})" if self.where else ""
         head = element + where if not of else f"{name} of {element}{where}"
         floor = "" if self.floor is None else \
-            f", within the reference's float floor {self.floor:.1e}"
+            f", within the float floor {self.floor:.1e}"
         return (f"{head}: impl {self.impl:.6g}, ref {self.ref:.6g}, error {self.error:.2e} "
                 f"= {self.ratio:.3g} x tolerance{floor}")
 
@@ -62,7 +62,8 @@ class Cell:
         if self.problem or self.worst is None:
             return self.problem
         others = [q for q in self.failed if q != self.worst.quantity]
-        return str(self.worst) + (f"; {', '.join(others)} fail too" if others else "")
+        verb = "fails" if len(others) == 1 else "fail"
+        return str(self.worst) + (f"; {', '.join(others)} {verb} too" if others else "")
 
 
 @dataclass
