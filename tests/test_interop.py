@@ -306,3 +306,20 @@ def test_importing_the_package_or_interop_loads_neither_torch_nor_jax():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_guide_shows_what_the_command_prints(capsys):
+    """docs/interop.md: each pasted run of `tinygrad-attn compare` is its output now."""
+    import re
+    import shlex
+
+    page = (ROOT / "docs" / "interop.md").read_text()
+    runs = re.findall(r"```console\n\$ (tinygrad-attn compare (?:[^\n]*\\\n)*[^\n]*)\n"
+                      r"(.*?)\nexit code (\d)\n```", page, flags=re.S)
+    assert len(runs) == 4
+    for command, shown, code in runs:
+        argv = shlex.split(command.replace("\\\n", " "))[1:]
+        argv[1:3] = [str(ROOT / a) for a in argv[1:3]]
+        assert main(argv) == int(code)
+        printed = capsys.readouterr().out.rstrip("\n")
+        assert printed == shown, command

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...engine import Tensor, grad
 
-__all__ = ["Derivatives", "FRAMEWORKS", "run_engine", "run_jax", "run_torch", "user_line"]
+__all__ = ["FRAMEWORKS", "Derivatives", "run_engine", "run_jax", "run_torch", "user_line"]
 
 
 @dataclass

@@ -143,8 +143,8 @@ class ComparisonReport:
             lines += ["", "worst element of each failing comparison (the first dtype's):"]
             lines += [f"  {line}" for line in grouped(self.failures)]
         if self.undecided:
-            lines += ["", "undecided (beyond the tolerance, within the float floor of the "
-                      "dtype at this point: no evidence either way):"]
+            lines += ["", ("undecided (beyond the tolerance, within the float floor of the "
+                           "dtype at this point: no evidence either way):")]
             lines += [f"  {line}" for line in grouped(self.undecided)]
         lines += [f"note: {n}" for n in self.all_notes()]
         return "\n".join(lines)
