@@ -229,6 +229,21 @@ def test_a_user_case_runs_and_one_that_does_not_apply_is_noted():
                                                "batch_heads"}
 
 
+def test_a_scalar_temperature_and_a_single_query():
+    def ref(q, k, v, beta):
+        return ta.attention.dot_product(q * beta, k, v)[0]
+
+    def impl(q, k, v, beta):
+        return torch.softmax(k @ (q * beta), -1) @ v
+
+    report = interop.compare(ref, impl, {"q": (8,), "k": (5, 8), "v": (5, 3), "beta": ()})
+    assert report.ok and report.shapes["beta"] == ()
+    assert {c.case for c in report.cells} == {"random", "large_logits", "single_key"}
+    wrong = interop.compare(ref, lambda q, k, v, beta: impl(q, k, v, beta * 1.001), {
+        "q": (8,), "k": (5, 8), "v": (5, 3), "beta": ()}, cases=["random"])
+    assert "VJP of beta" in failing(wrong, "random", "VJP").failed
+
+
 def test_the_report_reads_as_text_and_marks_failing_cells_in_html():
     report = interop.compare(reference, example("sdpa_v2"), SHAPES, cases=["random"],
                              dtypes=["float64"])

@@ -116,7 +116,7 @@ def random_inputs(names: Sequence[str], shapes: Mapping[str, tuple[int, ...]],
     for name in names:
         shape = tuple(shapes[name])
         out[name] = random_mask(shape, rng) if name == roles.mask else \
-            rng.standard_normal(shape)
+            np.asarray(rng.standard_normal(shape))
     return out
 
 

@@ -160,7 +160,7 @@ def largest_score(reference: Callable[..., Any], names: Sequence[str],
 
 def needs(case: str) -> str:
     """What a built-in case needs, for the note of a case that does not apply."""
-    return {"masked_row": "a mask parameter", "causal": "a mask of at least 2 axes",
+    return {"masked_row": "a mask parameter", "causal": "a mask parameter of at least 2 axes",
             "large_logits": "an input scaling the logits and attention weights in the "
                             "reference",
             "single_key": "key and value parameters",
@@ -271,7 +271,7 @@ class Judge:
                             f"{quantity} has shape {impl.shape}, the reference's {ref.shape}")
             if not ref.size:
                 continue
-            err = np.abs(impl - ref)
+            err = np.array(np.abs(impl - ref), dtype=np.float64)
             err[np.isnan(err)] = np.inf
             largest = max(largest, float(np.max(err)))
             ratio = relative_error(err, ref, self.atol * max(1.0, float(np.max(np.abs(ref)))),

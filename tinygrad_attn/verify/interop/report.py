@@ -167,11 +167,14 @@ class ComparisonReport:
                 tds.append(f"<td{style}{tip}>{esc(c.status)} {c.max_error:.1e}</td>")
             body.append(f"<tr><td>{esc(case)}</td><td>{esc(dtype)}</td>{''.join(tds)}</tr>")
         fails = "".join(f"<li>{esc(line)}</li>" for line in grouped(self.failures))
+        undecided = "".join(f"<li>{esc(line)}</li>" for line in grouped(self.undecided))
         notes = "".join(f"<li>{esc(n)}</li>" for n in self.all_notes())
         return (f"<div><p><b>{esc(self.headline())}</b></p><table><tr>{head}</tr>"
                 f"{''.join(body)}</table>"
                 + (f"<p>worst element of each failing comparison:</p><ul>{fails}</ul>"
-                   if fails else "") + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
+                   if fails else "")
+                + (f"<p>undecided (within the float floor):</p><ul>{undecided}</ul>"
+                   if undecided else "") + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
 
 
 def grouped(cells: list[Cell]) -> list[str]:
