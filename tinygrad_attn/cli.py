@@ -279,10 +279,12 @@ def _add_compare(sub: Any) -> None:
                        description="Compare IMPL (PyTorch or JAX) with REFERENCE (written with "
                                    "the engine): outputs, VJPs and Hessian-vector products in "
                                    "float64 and float32, on random inputs and the edge cases "
-                                   "of attention.  Exit code 1 on a mismatch.")
-    p.add_argument("reference", help="FILE.py:FUNCTION or MODULE:FUNCTION written with the engine")
-    p.add_argument("impl", help="FILE.py:FUNCTION or MODULE:FUNCTION in PyTorch or JAX, with "
-                                "the reference's parameters")
+                                   "of attention.  Exit code 1 on a mismatch, 2 on a usage "
+                                   "error.")
+    p.add_argument("reference", metavar="REFERENCE",
+                   help="FILE.py:FUNCTION or MODULE:FUNCTION written with the engine")
+    p.add_argument("impl", metavar="IMPL", help="FILE.py:FUNCTION or MODULE:FUNCTION in "
+                                                "PyTorch or JAX, with the reference's parameters")
     p.add_argument("--shape", action="append", default=[], metavar="NAME=DxD",
                    help="shape of a parameter, e.g. --shape q=4x8 (repeat for each)")
     p.add_argument("--framework", default="auto", choices=["auto", "torch", "jax"],
