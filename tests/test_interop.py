@@ -314,6 +314,37 @@ def test_the_cli_tells_the_framework_or_asks_for_it(tmp_path, capsys):
     assert "give --framework torch or --framework jax" in capsys.readouterr().err
 
 
+def test_the_cli_takes_the_roles(tmp_path, capsys):
+    """Additive attention: the logits are linear in its scoring vector v (--logits v)."""
+    ref, impl = tmp_path / "ref.py", tmp_path / "impl.py"
+    ref.write_text("import tinygrad_attn as ta\n\n"
+                   "def additive(query, keys, values, W_q, W_k, v, mask):\n"
+                   "    return ta.attention.additive(query, keys, values, W_q, W_k, v, mask)[0]\n")
+    impl.write_text("import torch\n\n"
+                    "def additive(query, keys, values, W_q, W_k, v, mask):\n"
+                    "    s = torch.tanh((query @ W_q)[:, None] + (keys @ W_k)[None]) @ v\n"
+                    "    return torch.softmax(s.masked_fill(~mask, float(\"-inf\")), -1) @ values\n")
+    shapes = [f"--shape={n}={'x'.join(map(str, s))}" for n, s in ADDITIVE.items()]
+    argv = ["compare", f"{ref}:additive", f"{impl}:additive", *shapes, "--case", "large_logits"]
+    assert main([*argv, "--logits", "v"]) == 0
+    assert "large_logits  float64  ok" in capsys.readouterr().out
+    assert main([*argv, "--logits", "w"]) == 2
+    assert "roles: logits='w' is not a parameter of the reference" in capsys.readouterr().err
+
+
+def test_a_case_the_reference_rejects_is_noted():
+    def picky(q, k, v, mask):
+        if k.shape[-2] < 2:
+            raise ValueError("needs two keys")
+        return reference(q, k, v, mask)
+
+    report = interop.compare(picky, example("sdpa"), SHAPES, cases=["random", "single_key"],
+                             dtypes=["float64"])
+    assert {c.case for c in report.cells} == {"random"}
+    assert "case single_key: the reference rejects it (ValueError: needs two keys (" in \
+        str(report)
+
+
 def test_importing_the_package_or_interop_loads_neither_torch_nor_jax():
     code = ("import sys, tinygrad_attn as ta\nfrom tinygrad_attn import interop\n"
             "import tinygrad_attn.testing\nprint(sorted(m for m in ('torch', 'jax') "
