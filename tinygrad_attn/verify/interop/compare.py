@@ -75,7 +75,8 @@ def compare(reference: Callable[..., Any], implementation: Callable[..., Any],
                               {n: shapes[n] for n in names}, [],
                               {d: tolerance(d) for d in dtypes})
     for k, case in enumerate(chosen):
-        inputs = case.build(base, np.random.default_rng([seed, k]))
+        inputs = case.build({n: a.copy() for n, a in base.items()},
+                            np.random.default_rng([seed, k]))
         if inputs is None:
             report.notes.append(f"case {case.name}: does not apply (needs {needs(case.name)})")
             continue
@@ -164,7 +165,8 @@ def needs(case: str) -> str:
             "large_logits": "an input scaling the logits and attention weights in the "
                             "reference",
             "single_key": "key and value parameters",
-            "batch_heads": "query, key and value of 2 or 3 axes"}.get(case, "its inputs")
+            "batch_heads": "query, key and value of 2 or 3 axes"}.get(
+        case, "the case returned None")
 
 
 def rounded(inputs: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]:
