@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from tinygrad_attn.testing import assert_matches_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "interop_torch_sdpa.py"
+EXAMPLE_JAX = ROOT / "examples" / "interop_jax_sdpa.py"
 SHAPES = {"q": (2, 4, 8), "k": (2, 5, 8), "v": (2, 5, 8), "mask": (4, 5)}
 ADDITIVE = {"query": (3, 4), "keys": (5, 4), "values": (5, 2), "W_q": (4, 3), "W_k": (4, 3),
             "v": (3,), "mask": (3, 5)}
@@ -31,6 +31,10 @@ ADDITIVE = {"query": (3, 4), "keys": (5, 4), "values": (5, 2), "W_q": (4, 3), "W
 
 def example(name):
     return load_function(f"{EXAMPLE}:{name}")
+
+
+def example_jax(name):
+    return load_function(f"{EXAMPLE_JAX}:{name}")
 
 
 def reference(q, k, v, mask):
@@ -52,46 +56,9 @@ def safe_softmax_torch(s, mask):
     return example("masked_softmax")(s, mask)
 
 
-def jax_softmax(s, mask, shift=True):
-    s = jnp.where(mask, s, -jnp.inf)
-    top = jnp.max(s, axis=-1, keepdims=True)
-    top = jnp.where(jnp.isfinite(top), top, 0.0) if shift else jnp.zeros_like(top)
-    e = jnp.where(mask, jnp.exp(s - jax.lax.stop_gradient(top)), 0.0)
-    total = jnp.sum(e, axis=-1, keepdims=True)
-    return e / jnp.where(total > 0, total, 1.0)
-
-
-def jax_sdpa(q, k, v, mask):
-    s = q @ jnp.swapaxes(k, -1, -2) / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
-    return jax_softmax(s, mask) @ v
-
-
 def jax_additive(query, keys, values, W_q, W_k, v, mask):
     scores = jnp.tanh((query @ W_q)[..., :, None, :] + (keys @ W_k)[..., None, :, :]) @ v
-    return jax_softmax(scores, mask) @ values
-
-
-@jax.custom_vjp
-def jax_sdpa_custom(q, k, v, mask):
-    return jax_sdpa(q, k, v, mask)
-
-
-def jax_sdpa_fwd(q, k, v, mask):
-    return jax_sdpa(q, k, v, mask), (q, k, v, mask)
-
-
-def jax_sdpa_bwd(saved, g):
-    """Right to first order; the weights are held constant (stop_gradient), so the
-    derivative of this backward -- the HVP -- is wrong (the planted bug)."""
-    q, k, v, mask = saved
-    scale = 1 / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
-    p = jax.lax.stop_gradient(jax_softmax(q @ jnp.swapaxes(k, -1, -2) * scale, mask))
-    dp = g @ jnp.swapaxes(v, -1, -2)
-    ds = p * (dp - jnp.sum(dp * p, axis=-1, keepdims=True)) * scale
-    return ds @ k, jnp.swapaxes(ds, -1, -2) @ q, jnp.swapaxes(p, -1, -2) @ g, None
-
-
-jax_sdpa_custom.defvjp(jax_sdpa_fwd, jax_sdpa_bwd)
+    return example_jax("masked_softmax")(scores, mask) @ values
 
 
 def torch_unshifted(q, k, v, mask):
@@ -125,7 +92,7 @@ def test_the_roles_are_read_from_the_parameter_names():
 
 
 def test_correct_jax_implementations_pass():
-    report = assert_matches_reference(reference, jax_sdpa, SHAPES, framework="jax")
+    report = assert_matches_reference(reference, example_jax("sdpa"), SHAPES, framework="jax")
     assert len(report.cells) == 36
     assert_matches_reference(additive_reference, jax_additive, ADDITIVE, framework="jax",
                              cases=["random", "masked_row"], dtypes=["float64"])
@@ -179,7 +146,7 @@ def test_a_backward_autograd_cannot_differentiate_fails_the_hvp_only():
 
 
 def test_a_jax_backward_held_constant_fails_the_hvp_only():
-    report = interop.compare(reference, jax_sdpa_custom, SHAPES, framework="jax",
+    report = interop.compare(reference, example_jax("sdpa_custom_vjp"), SHAPES, framework="jax",
                              cases=["random"], dtypes=["float64"])
     assert [c.kind for c in report.cells if not c.ok] == ["HVP"]
     assert failing(report, "random", "HVP").worst.quantity in ("HVP of q", "HVP of k")
@@ -323,7 +290,8 @@ def test_the_cli_takes_the_roles(tmp_path, capsys):
     impl.write_text("import torch\n\n"
                     "def additive(query, keys, values, W_q, W_k, v, mask):\n"
                     "    s = torch.tanh((query @ W_q)[:, None] + (keys @ W_k)[None]) @ v\n"
-                    "    return torch.softmax(s.masked_fill(~mask, float(\"-inf\")), -1) @ values\n")
+                    "    s = s.masked_fill(~mask, float('-inf'))\n"
+                    "    return torch.softmax(s, -1) @ values\n")
     shapes = [f"--shape={n}={'x'.join(map(str, s))}" for n, s in ADDITIVE.items()]
     argv = ["compare", f"{ref}:additive", f"{impl}:additive", *shapes, "--case", "large_logits"]
     assert main([*argv, "--logits", "v"]) == 0
@@ -362,7 +330,7 @@ def test_the_guide_shows_what_the_command_prints(capsys):
     page = (ROOT / "docs" / "interop.md").read_text()
     runs = re.findall(r"```console\n\$ (tinygrad-attn compare (?:[^\n]*\\\n)*[^\n]*)\n"
                       r"(.*?)\nexit code (\d)\n```", page, flags=re.S)
-    assert len(runs) == 4
+    assert len(runs) == 5
     for command, shown, code in runs:
         argv = shlex.split(command.replace("\\\n", " "))[1:]
         argv[1:3] = [str(ROOT / a) for a in argv[1:3]]

@@ -159,9 +159,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def guess_framework(fn: Callable[..., Any]) -> str:
-    """``torch`` or ``jax``: the one of them the function's module imported."""
-    found = {name for name in ("torch", "jax") for value in getattr(fn, "__globals__", {}).values()
-             if getattr(value, "__name__", "").split(".")[0] == name}
+    """``torch`` or ``jax``: the one of them the function's module imported (or the
+    framework whose object it is, such as a ``jax.custom_vjp``)."""
+    inner = getattr(fn, "fun", None) or inspect.unwrap(fn)      # jax.custom_vjp, wrappers
+    found = {name for name in ("torch", "jax")
+             if type(fn).__module__.split(".")[0] == name
+             or any(getattr(value, "__name__", "").split(".")[0] == name
+                    for value in getattr(inner, "__globals__", {}).values())}
     if len(found) != 1:
         raise UsageError(f"cannot tell whether {fn.__name__} is PyTorch or JAX (its module "
                          f"imports {' and '.join(sorted(found)) or 'neither'}); give "
