@@ -30,11 +30,13 @@ _LAZY = {
     "claims": ("tinygrad_attn.study.claims", None),
     "draw": ("tinygrad_attn.pictures.graph", "draw"),
     "render": ("tinygrad_attn.pictures.graph", "render"),
+    "interop": ("tinygrad_attn.verify.interop", None),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Load ``ta.symbolic``, ``ta.claims``, ``ta.draw`` and ``ta.render`` on first use."""
+    """Load ``ta.symbolic``, ``ta.claims``, ``ta.draw``, ``ta.render`` and ``ta.interop``
+    on first use."""
     if name not in _LAZY:
         raise AttributeError(f"module 'tinygrad_attn' has no attribute {name!r}")
     module_name, attr = _LAZY[name]
@@ -52,5 +54,6 @@ __all__ = [
     "Function", "Tensor", "concat", "enable_grad", "grad", "is_grad_enabled", "no_grad",
     "scope", "stack", "unbroadcast", "where", "maximum", "minimum", "clamp", "elu",
     "softplus", "logsumexp", "einsum", "sin", "cos", "gradcheck", "GradcheckReport",
-    "GradcheckError", "draw", "render", "attention", "claims", "nn", "symbolic", "__version__",
+    "GradcheckError", "draw", "render", "attention", "claims", "interop", "nn", "symbolic",
+    "__version__",
 ]

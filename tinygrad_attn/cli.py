@@ -1,5 +1,5 @@
-"""The command line: ``tinygrad-attn demo | check | derive | graph | bench | train |
-exercise``.
+"""The command line: ``tinygrad-attn demo | check | compare | derive | graph | bench |
+train | exercise``.
 
 Errors the user can fix (a missing file, no such function, a bad shape string, a
 function that raises) are one line on stderr and exit code 2; a failed check is exit
@@ -245,6 +245,44 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .verify.interop import Roles, compare
+
+    reference, implementation = load_function(args.reference), load_function(args.impl)
+    specs = [parse_shape(s) for s in args.shape]
+    shapes = {spec.name: spec.shape for spec in specs}
+    ranges = {spec.name: spec.range for spec in specs if spec.range is not None}
+    framework = args.framework if args.framework != "auto" else guess_framework(implementation)
+    roles = None
+    if args.mask or args.logits:
+        inferred = Roles.infer(list(inspect.signature(reference).parameters))
+        roles = Roles(**{**inferred.__dict__, **{k: v for k, v in (
+            ("mask", args.mask), ("logits", args.logits)) if v}})
+    try:
+        report = compare(reference, implementation, shapes, framework=framework,
+                         dtypes=args.dtype or ("float64", "float32"), cases=args.case or None,
+                         roles=roles, seed=args.seed, ranges=ranges)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise UsageError(str(exc)) from None
+    print(report)
+    return 0 if report.ok else 1
+
+
+def guess_framework(fn: Callable[..., Any]) -> str:
+    """``torch`` or ``jax``: the one of them the function's module imported (or the
+    framework whose object it is, such as a ``jax.custom_vjp``)."""
+    inner = getattr(fn, "fun", None) or inspect.unwrap(fn)      # jax.custom_vjp, wrappers
+    found = {name for name in ("torch", "jax")
+             if type(fn).__module__.split(".")[0] == name
+             or any(getattr(value, "__name__", "").split(".")[0] == name
+                    for value in getattr(inner, "__globals__", {}).values())}
+    if len(found) != 1:
+        raise UsageError(f"cannot tell whether {fn.__name__} is PyTorch or JAX (its module "
+                         f"imports {' and '.join(sorted(found)) or 'neither'}); give "
+                         f"--framework torch or --framework jax")
+    return found.pop()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .study.demo import run_demo
 
@@ -406,6 +444,39 @@ def _add_check(sub: Any) -> None:
     p.set_defaults(func=cmd_check)
 
 
+def _add_compare(sub: Any) -> None:
+    from .verify.interop import BUILTIN
+
+    p = sub.add_parser("compare", help="cross-check a PyTorch or JAX function against an "
+                                       "engine reference",
+                       description="Compare IMPL (PyTorch or JAX) with REFERENCE (written with "
+                                   "the engine): outputs, VJPs and Hessian-vector products in "
+                                   "float64 and float32, on random inputs and the edge cases "
+                                   "of attention.  Exit code 1 on a mismatch, 2 on a usage "
+                                   "error.")
+    p.add_argument("reference", metavar="REFERENCE",
+                   help="FILE.py:FUNCTION or MODULE:FUNCTION written with the engine")
+    p.add_argument("impl", metavar="IMPL", help="FILE.py:FUNCTION or MODULE:FUNCTION in "
+                                                "PyTorch or JAX, with the reference's parameters")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=DIMS[:RANGE]",
+                   help=SHAPE_HELP)
+    p.add_argument("--framework", default="auto", choices=["auto", "torch", "jax"],
+                   help="the implementation's framework (default: auto, the one its module "
+                        "imports)")
+    p.add_argument("--dtype", action="append", choices=["float64", "float32"],
+                   help="run in this dtype (repeat; default: float64 and float32)")
+    p.add_argument("--case", action="append", choices=list(BUILTIN),
+                   help="run only this case (repeat; default: every case that applies)")
+    p.add_argument("--mask", metavar="NAME", default=None,
+                   help="the boolean mask parameter, True = attend (default: the one named "
+                        "mask or attn_mask)")
+    p.add_argument("--logits", metavar="NAME", default=None,
+                   help="the input the logits are linear in, scaled by the large_logits "
+                        "case (default: the query)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.set_defaults(func=cmd_compare)
+
+
 def _add_train(sub: Any) -> None:
     from .study.train import add_arguments
 
@@ -497,7 +568,8 @@ def undocumented_options(parser: argparse.ArgumentParser, prefix: str = "") -> l
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The one parser: ``demo | check | train | derive | graph | bench | exercise``."""
+    """The one parser: ``demo | check | compare | train | derive | graph | bench |
+    exercise``."""
     parser = argparse.ArgumentParser(
         prog="tinygrad-attn", formatter_class=HelpFormatter,
         description="Attention you can verify: run, gradient-check, derive and draw "
@@ -506,8 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND",
                                 parser_class=functools.partial(argparse.ArgumentParser,
                                                                formatter_class=HelpFormatter))
-    for add in (_add_demo, _add_check, _add_train, _add_derive, _add_graph, _add_bench,
-                _add_exercise):
+    for add in (_add_demo, _add_check, _add_compare, _add_train, _add_derive, _add_graph,
+                _add_bench, _add_exercise):
         add(sub)
     return parser
 

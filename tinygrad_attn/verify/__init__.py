@@ -17,7 +17,10 @@
   fields with a degree and height bound; ``dag.py`` the reference derivative (reverse
   mode over the SymPy expression graph); ``estimate.py`` the size and time of a run.
 * ``proof.py`` -- ``Proof``, the one result type of both provers, and its verdicts.
+* ``interop/`` -- ``ta.interop``: a PyTorch or JAX implementation against its engine
+  reference (outputs, VJPs, Hessian-vector products; the edge cases of attention);
+  PyTorch and JAX load only when a comparison runs (the extras ``[torch]``, ``[jax]``).
 
 Only ``gradcheck`` and the modules of its report load with ``import tinygrad_attn``; everything that
-needs SymPy loads on first use.  The pytest helper is ``tinygrad_attn.testing``.
+needs SymPy loads on first use.  The pytest helpers are in ``tinygrad_attn.testing``.
 """
