@@ -306,8 +306,14 @@ numeric = NumericBackend()
 symbolic = SymbolicBackend()
 
 
-def backend_of(*arrays: Any) -> NumericBackend | SymbolicBackend:
-    """The backend for these arrays: symbolic as soon as one is an object array."""
+def backend_of(*arrays: Any) -> Any:
+    """The backend for these arrays: an array that names its own namespace (``__xp__``,
+    the index arrays of :mod:`.indexbackend`) first, then symbolic as soon as one is an
+    object array, else numeric."""
+    for a in arrays:
+        xp = getattr(type(a), "__xp__", None)
+        if xp is not None:
+            return a.__xp__
     for a in arrays:
         if isinstance(a, np.ndarray) and a.dtype == object:
             return symbolic
@@ -338,6 +344,8 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     complex arrays unless ``dtype`` is given; object arrays must hold SymPy expressions
     (the symbolic backend).
     """
+    if getattr(type(data), "__xp__", None) is not None:
+        return data  # an array of its own namespace (index arrays)
     if dtype is not None:
         dtype = np.dtype(dtype)
         check_float_dtype("Tensor", dtype)
@@ -362,6 +370,12 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
         raise TypeError(f"Tensor: cannot make a float array from {type(data).__name__}: "
                         f"{exc}") from None
     return arr
+
+
+def asarray(data: Any) -> Any:
+    """``np.asarray(data)``, except for an array of its own namespace (``__xp__``: the
+    index arrays of :mod:`.indexbackend`), which is returned as it is."""
+    return data if getattr(type(data), "__xp__", None) is not None else np.asarray(data)
 
 
 def _all_sympy(arr: np.ndarray) -> bool:
