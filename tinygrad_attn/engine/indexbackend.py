@@ -28,7 +28,8 @@ What each operation means (all exact, SymPy imported lazily):
   of an index, which the prover does not reason about, so it raises;
 * ``where(M, a, b)`` with ``M`` a 0/1 mask input (:func:`index_input` with
   ``mask=True``): $M a + (1 - M) b$, and $a + \log M$ when $b = -\infty$, so that
-  ``exp`` gives $M e^{a}$ (:meth:`IndexBackend.exp` turns $e^{\log M}$ into $M$);
+  ``exp`` gives $M e^{a}$ (:meth:`IndexBackend.exp` turns $e^{\log M}$ into $M$), and
+  $M a = a$ when $a$ has the factor $M$ already (a 0/1 mask is idempotent, $M^2 = M$);
 * softmax is the plain $e^x / \sum e^x$ (``stability_shift`` is 0), as symbolically;
 * ``is_zero`` is structural: an array is zero only if its expression is 0.  A row of
   masked scores whose normaliser is 0 is assumed away, as the prover assumes every
@@ -70,6 +71,18 @@ _SIZES: dict[int, Any] = {}          # prime -> size symbol
 def size_symbol(name: str) -> Any:
     """The size ``name`` as a positive integer SymPy symbol (the project's convention)."""
     return _sp().Symbol(name, positive=True, integer=True)
+
+
+def parse_size(size: Any) -> Any:
+    """A size from its name (``"d_k"``), a formula of names (``"H*d_h"``, ``"1"``) or a
+    SymPy expression; every name is a positive integer symbol (:func:`size_symbol`)."""
+    sp = _sp()
+    if not isinstance(size, str):
+        return sp.sympify(size)
+    if size.isidentifier():
+        return size_symbol(size)
+    expr = sp.sympify(size)
+    return expr.xreplace({s: size_symbol(s.name) for s in expr.free_symbols})
 
 
 def stand_in(size: Any) -> int:
@@ -250,11 +263,11 @@ class IndexArray:
 def index_input(name: str, sizes: Sequence[Any], mask: bool = False) -> IndexArray:
     """The input ``name`` of shape ``sizes`` (size names or SymPy sizes): element
     ``name[i, j, ...]`` of an ``IndexedBase``; ``mask=True``: a 0/1 mask (dtype bool)."""
-    sp = _sp()
-    sizes = tuple(size_symbol(s) if isinstance(s, str) else sp.sympify(s) for s in sizes)
+    sizes = tuple(parse_size(s) for s in sizes)
     for s in sizes:
         stand_in(s)
     idx = tuple(_fresh() for _ in sizes)
+    sp = _sp()
     expr = sp.IndexedBase(name)[idx] if sizes else sp.Symbol(name)
     return IndexArray(sizes, expr, idx, dtype=bool if mask else object)
 
@@ -513,7 +526,8 @@ class IndexBackend:
 
     def where(self, cond: Any, a: Any, b: Any) -> IndexArray:
         """``cond ? a : b`` for a 0/1 mask ``cond``: $M a + (1 - M) b$; with
-        $b = -\\infty$, $a + \\log M$ ($\\log 0 = -\\infty$)."""
+        $b = -\\infty$, $a + \\log M$ ($\\log 0 = -\\infty$); with $b = 0$, $M a$, or
+        $a$ itself when $M$ is already a factor of it ($M^2 = M$)."""
         sp = _sp()
         a, b = lift(a), lift(b)
         if not isinstance(cond, IndexArray):
@@ -527,6 +541,8 @@ class IndexBackend:
             return elementwise(lambda m, u: u + sp.log(m), cond, a)
         if a.ndim == 0 and a.expr == -sp.oo:
             return elementwise(lambda m, v: v + sp.log(1 - m), cond, b)
+        if b.ndim == 0 and b.expr == 0:  # M a, and M a = a if a has the factor M (M^2 = M)
+            return elementwise(lambda m, u: u if m in sp.Mul.make_args(u) else m * u, cond, a)
         return elementwise(lambda m, u, v: m * u + (1 - m) * v, cond, a, b)
 
     @staticmethod
