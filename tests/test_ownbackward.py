@@ -14,9 +14,9 @@ from tinygrad_attn.attention import mechanisms as mech
 from tinygrad_attn.engine import ops
 from tinygrad_attn.engine.backend import SymbolicUnsupported
 from tinygrad_attn.engine.indexbackend import (IndexUnsupported, index, index_input,
-                                               size_symbol, stand_in)
+                                               parse_size, size_symbol, stand_in)
 from tinygrad_attn.verify import ownbackward as ob
-from tinygrad_attn.verify.indexcalc import evaluate
+from tinygrad_attn.verify.indexcalc import evaluate, prove_equal
 from tinygrad_attn.verify.proof import Proof
 
 
@@ -32,30 +32,42 @@ def test_every_case_is_proven_from_the_engines_code(case: ob.Case) -> None:
 
 # ----------------------------------------------------------------------------- semantics
 
-_SIZES = {"m": 2, "n": 3, "d_k": 2, "d_v": 2}
+_SIZES = {"m": 2, "n": 3, "d_k": 2, "d_v": 2, "d_q": 3, "h": 2, "H": 2, "d_h": 2,
+          "d_model": 2}
+
+
+def _concrete(size: str) -> int:
+    return int(parse_size(size).subs({size_symbol(k): v for k, v in _SIZES.items()}))
 
 
 def _numeric_gradients(case: ob.Case, data: dict[str, np.ndarray], mask: np.ndarray | None
                        ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The NumPy engine's output and gradients of sum(Obar * O)."""
     tensors = {k: ta.Tensor(v, requires_grad=True) for k, v in data.items()}
-    out = case.run(tensors, None if mask is None else mask.astype(bool))
+    run = case.run
+    if case.mechanism == "multi_head":  # the number of heads, H, as a number
+        run = lambda t, m: mech.multi_head(t["X"], t["X"], t["W_q"], t["W_k"], t["W_v"],  # noqa
+                                           t["W_o"], _SIZES["H"])[0]
+    out = run(tensors, None if mask is None else mask.astype(bool))
     obar = np.random.default_rng(1).normal(size=out.shape)
     grads = ta.grad(out, list(tensors.values()), grad_outputs=obar)
     return obar, {k: g.data for k, g in zip(tensors, grads)}
 
 
 @pytest.mark.parametrize("name", ["scaled_dot_product composed, mask M (m, n)",
-                                  "scaled_dot_product fused, padding mask M (1, n)"])
+                                  "scaled_dot_product fused, padding mask M (1, n)",
+                                  "multi_head fused"])
 def test_index_gradients_equal_the_numpy_engines_at_concrete_sizes(name: str) -> None:
-    """An independent check of the index arrays' meaning: the index expressions, evaluated
-    by looping over every Sum, give the NumPy engine's numbers."""
+    """An independent check of the index arrays' meaning (heads split and merged by
+    reshape included): the index expressions, evaluated by looping over every Sum, give
+    the NumPy engine's numbers."""
     case = next(c for c in ob.CASES if c.name == name)
     rng = np.random.default_rng(0)
-    data = {k: rng.normal(size=tuple(_SIZES[s] for s in sizes)) for k, sizes in case.inputs}
-    shape = tuple(1 if s == "1" else _SIZES[s] for s in case.mask)
-    mask = (rng.random(shape) < 0.6).astype(float)
-    mask[..., 0] = 1.0                                       # no fully masked row
+    data = {k: rng.normal(size=tuple(map(_concrete, sizes))) for k, sizes in case.inputs}
+    mask = None
+    if case.mask is not None:
+        mask = (rng.random(tuple(map(_concrete, case.mask))) < 0.6).astype(float)
+        mask[..., 0] = 1.0                                   # no fully masked row
     obar, want = _numeric_gradients(case, data, mask)
     run = ob.run_case(case)
     values = {size_symbol(k): v for k, v in _SIZES.items()}
@@ -65,6 +77,24 @@ def test_index_gradients_equal_the_numpy_engines_at_concrete_sizes(name: str) ->
         got = np.array([[evaluate(g.at(i, j), values) for j in range(want[k].shape[1])]
                         for i in range(want[k].shape[0])])
         np.testing.assert_allclose(got, want[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_the_mixed_radix_delta_collapses_only_over_exactly_its_ranges() -> None:
+    """sum_{t<A} sum_{c<B} delta(t B + c, q) F[t, c] = F[q // B, q % B] for q in [0, AB):
+    the prover's rule for a merged axis; with any range off by one it is not proven."""
+    A, B = size_symbol("H"), size_symbol("d_h")
+    t, c, q = sp.symbols("t c q", integer=True)
+    F = sp.IndexedBase("F")
+    want = F[sp.floor(q / B), sp.Mod(q, B)]
+
+    def lhs(t_hi: sp.Expr, c_hi: sp.Expr) -> sp.Expr:
+        return sp.Sum(sp.KroneckerDelta(t * B + c, q) * F[t, c], (t, 0, t_hi), (c, 0, c_hi))
+    assert prove_equal(lhs(A - 1, B - 1), want, {q: (0, A * B - 1)}).ok
+    assert not prove_equal(lhs(A - 1, B - 1), want, {q: (0, A * B)}).ok
+    assert not prove_equal(lhs(A, B - 1), want, {q: (0, A * B - 1)}).ok
+    assert not prove_equal(lhs(A - 1, B), want, {q: (0, A * B - 1)}).ok
+    assert not prove_equal(lhs(A - 1, B - 1), F[sp.Mod(q, B), sp.floor(q / B)],
+                           {q: (0, A * B - 1)}).ok
 
 
 def test_reshape_splits_an_axis_into_heads_as_index_h_d_plus_c() -> None:
@@ -86,10 +116,10 @@ def test_what_the_index_arrays_cannot_represent_raises_naming_it() -> None:
         q[0] = 1
     with pytest.raises(IndexUnsupported, match="concrete boolean mask"):
         index.where(kernels.causal_mask(*q.shape), q, q)
-    (multi_head,) = ob.OUT_OF_REACH
+    (multi_head,) = ob.OUT_OF_REACH                 # heads one by one: slices at offsets
     reason = ob.out_of_reach_reason(multi_head)
-    assert "Reshape.forward" in reason and "merging axes" in reason
-    with pytest.raises(SymbolicUnsupported, match="Reshape.forward"):
+    assert "GetItem.forward" in reason and "indexing with slice(0, " in reason
+    with pytest.raises(SymbolicUnsupported, match="GetItem.forward"):
         ob.run_case(multi_head)
 
 

@@ -331,7 +331,7 @@ def matmul(a: IndexArray, b: IndexArray) -> IndexArray:
     idx = tuple(_fresh() for _ in batch) + (_fresh("r"), _fresh("c"))
     t, k = _fresh("t"), a2.sizes[-1]
     body = _aligned(a2, idx[:-1] + (t,)) * _aligned(b2, idx[:-2] + (t, idx[-1]))
-    expr = substitute(body, {t: sp.Integer(0)}) if k == 1 else sp.Sum(body, (t, 0, k - 1))
+    expr = substitute(body, {t: sp.Integer(0)}) if k == 1 else split_sum(body, t, k)
     out = IndexArray(batch + (a2.sizes[-2], b2.sizes[-1]), expr, idx)
     if a.ndim == 1:
         out = _drop_axis(out, out.ndim - 2)
@@ -356,15 +356,10 @@ def reduce_sum(a: IndexArray, axis: Any = None, keepdims: bool = False) -> Index
     """The sum over ``axis``: a ``Sum`` over a fresh bound index per summed axis."""
     sp = _sp()
     axes = _axes(axis, a.ndim)
-    limits, mapping = [], {}
-    for k in axes:
-        if a.sizes[k] == 1:
-            continue
-        bound = _fresh("s")
-        mapping[a.idx[k]] = bound
-        limits.append((bound, 0, a.sizes[k] - 1))
-    body = substitute(a.expr, mapping)
-    expr = sp.Sum(body, *limits) if limits else body
+    bound = {a.idx[k]: (_fresh("s"), a.sizes[k]) for k in axes if a.sizes[k] != 1}
+    expr = substitute(a.expr, {v: u for v, (u, _) in bound.items()})
+    for u, size in bound.values():
+        expr = split_sum(expr, u, size)
     if keepdims:
         sizes = tuple(sp.Integer(1) if k in axes else s for k, s in enumerate(a.sizes))
         return IndexArray(sizes, expr, tuple(_fresh() if k in axes else v
@@ -396,31 +391,67 @@ def broadcast_to(a: IndexArray, shape: Sequence[int]) -> IndexArray:
 
 
 def reshape(a: IndexArray, shape: Sequence[int]) -> IndexArray:
-    """Axes of size 1 inserted or removed, or one axis of size A B split into (A, B)."""
+    r"""Axes of size 1 inserted or removed; one axis of size $A B$ split into $(A, B)$
+    (old index $t B + c$); two axes $(A, B)$ merged into one of size $A B$ (old indices
+    $\lfloor y / B \rfloor$ and $y \bmod B$, which a sum over $y$ turns back into two
+    sums, :func:`split_sum`)."""
     sp = _sp()
-    shape = tuple(shape)
-    if -1 in shape:
+    if -1 in tuple(shape):
         raise IndexUnsupported("reshape with -1 is not supported on index arrays")
     sizes = tuple(size_of(s) for s in shape)
-    one = sp.Integer(1)
-    old = [(s, v) for s, v in zip(a.sizes, a.idx) if s != one]
     new_idx = tuple(_fresh() for _ in sizes)
-    new = [(s, v) for s, v in zip(sizes, new_idx) if s != one]
-    mapping, p = {}, 0
-    for s, v in old:
-        if p < len(new) and new[p][0] == s:
-            mapping[v], p = new[p][1], p + 1
-        elif p + 1 < len(new) and sp.expand(new[p][0] * new[p + 1][0] - s) == 0:
-            mapping[v] = new[p][1] * new[p + 1][0] + new[p + 1][1]   # split: a B + b
-            p += 2
+    old = [(s, v) for s, v in zip(a.sizes, a.idx) if s != 1]
+    new = [(s, v) for s, v in zip(sizes, new_idx) if s != 1]
+    mapping, i, j = {}, 0, 0
+    while i < len(old) and j < len(new):
+        (so, vo), (sn, vn) = old[i], new[j]
+        if so == sn:
+            mapping[vo], i, j = vn, i + 1, j + 1
+        elif j + 1 < len(new) and sp.expand(sn * new[j + 1][0] - so) == 0:
+            mapping[vo], i, j = vn * new[j + 1][0] + new[j + 1][1], i + 1, j + 2   # split
+        elif i + 1 < len(old) and sp.expand(so * old[i + 1][0] - sn) == 0:
+            b = old[i + 1][0]                                                       # merge
+            mapping[vo], mapping[old[i + 1][1]] = sp.floor(vn / b), sp.Mod(vn, b)
+            i, j = i + 2, j + 1
         else:
-            raise IndexUnsupported(
-                f"reshape from sizes {a.sizes} to {sizes}: only axes of size 1 and the "
-                f"split of one axis A*B into (A, B) are representable (merging axes needs "
-                f"floor and Mod of an index)")
-    if p != len(new):
-        raise IndexUnsupported(f"reshape from sizes {a.sizes} to {sizes} is not supported")
+            break
+    if i != len(old) or j != len(new):
+        raise IndexUnsupported(
+            f"reshape from sizes {a.sizes} to {sizes}: only axes of size 1, the split of "
+            f"one axis A*B into (A, B) and the merge of (A, B) into A*B are representable")
     return IndexArray(sizes, substitute(a.expr, mapping), new_idx)
+
+
+def split_sum(body: Any, u: Any, size: Any) -> Any:
+    r"""$\sum_{u=0}^{AB-1}$ body, as two sums $\sum_{t<A}\sum_{c<B}$ over $u = t B + c$
+    when the body reads ``u`` through $\lfloor u/B \rfloor$ or $u \bmod B$ (a merged
+    axis): exact, since $u \mapsto (\lfloor u/B \rfloor, u \bmod B)$ is a bijection of
+    $[0, AB)$ onto $[0, A) \times [0, B)$; the floors and remainders become $t$ and $c$."""
+    sp = _sp()
+    b = next((f.args[1] for f in body.atoms(sp.Mod) if f.args[0] == u), None)
+    if b is None:
+        b = next((sp.fraction(f.args[0])[1] for f in body.atoms(sp.floor)
+                  if sp.fraction(f.args[0])[0] == u), None)
+    if b is None or size == b:
+        return sp.Sum(body, (u, 0, size - 1))
+    t, c = _fresh("t"), _fresh("c")
+    swap = {sp.floor(u / b): t, sp.Mod(u, b): c}
+    body = _replace(body, swap, u)
+    body = substitute(body, {u: t * b + c})
+    return sp.Sum(body, (c, 0, b - 1), (t, 0, sp.cancel(size / b) - 1))
+
+
+def _replace(expr: Any, mapping: dict, guard: Any) -> Any:
+    """Replace the sub-expressions in ``mapping`` (which all contain ``guard``)."""
+    sp = _sp()
+    if expr in mapping:
+        return mapping[expr]
+    if not expr.args or guard not in expr.free_symbols:
+        return expr
+    args = tuple(_replace(x, mapping, guard) for x in expr.args)
+    if isinstance(expr, sp.Function) and not isinstance(expr, sp.KroneckerDelta):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
 
 
 def getitem(a: IndexArray, index: Any) -> IndexArray:

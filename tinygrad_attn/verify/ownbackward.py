@@ -23,6 +23,7 @@ Public entry points: :data:`CASES`, :func:`run_case`, :func:`prove_case`,
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -119,8 +120,6 @@ def prove_case(case: Case) -> Run:
 
 
 def _timed(proof: Proof, seconds: float) -> Proof:
-    import dataclasses
-
     return dataclasses.replace(proof, seconds=seconds)
 
 
@@ -172,10 +171,11 @@ def _projections(fused: bool) -> Runner:
                                                fused=fused)[0]
 
 
-def _multi_head(t: dict[str, Tensor], mask: Any) -> Tensor:
+def _multi_head(fused: bool) -> Runner:
+    """Multi-head self-attention with H heads (the stand-in integer of the size H)."""
     heads = stand_in(sp.Symbol("H", positive=True, integer=True))
-    return mech.multi_head(t["X"], t["X"], t["W_q"], t["W_k"], t["W_v"], t["W_o"], heads,
-                           fused=True)[0]
+    return lambda t, mask: mech.multi_head(t["X"], t["X"], t["W_q"], t["W_k"], t["W_v"],
+                                           t["W_o"], heads, fused=fused)[0]
 
 
 CASES: tuple[Case, ...] = tuple(_sdpa_cases()) + (
@@ -202,12 +202,26 @@ CASES: tuple[Case, ...] = tuple(_sdpa_cases()) + (
          ("n", "n"), note="any 0/1 mask; the causal mask is M_ij = [j <= i]"),
 )
 
+_MULTI_HEAD = (("X", ("n", "d_model")), ("W_q", ("d_model", "H*d_h")),
+               ("W_k", ("d_model", "H*d_h")), ("W_v", ("d_model", "H*d_h")),
+               ("W_o", ("H*d_h", "d_model")))
+
+CASES += (
+    Case("multi_head fused", "multi_head", _MULTI_HEAD, _multi_head(True),
+         note="H heads of width d_h, self-attention (x_q = x_kv)"),
+    Case("location", "location", (("Q", ("m", "d_q")), ("V", ("n", "d_v")),
+                                  ("W", ("d_q", "n"))),
+         lambda t, mask: mech.location(t["Q"], t["V"], t["W"])[0]),
+    Case("content", "content", (("Q", ("m", "d_k")), ("K", ("n", "d_k")),
+                                ("V", ("n", "d_v"))),
+         lambda t, mask: mech.content(t["Q"], t["K"], t["V"], beta=2.0)[0],
+         note="cosine scores with the exact norms (no eps clamp), key strength 2"),
+)
+
 #: Cases the index arrays cannot run, each with the reason the engine's code gives.
 OUT_OF_REACH: tuple[Case, ...] = (
-    Case("multi_head fused", "multi_head",
-         (("X", ("n", "d_model")), ("W_q", ("d_model", "H*d_h")),
-          ("W_k", ("d_model", "H*d_h")), ("W_v", ("d_model", "H*d_h")),
-          ("W_o", ("H*d_h", "d_model"))), _multi_head),
+    Case("multi_head composed", "multi_head", _MULTI_HEAD, _multi_head(False),
+         note="heads one by one: a Python loop over H, slices at offsets t d_h, concat"),
 )
 
 
