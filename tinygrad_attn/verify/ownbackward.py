@@ -24,6 +24,7 @@ Public entry points: :data:`CASES`, :func:`run_case`, :func:`prove_case`,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -35,6 +36,7 @@ from ..engine import Tensor, grad
 from ..engine.backend import SymbolicUnsupported
 from ..engine.indexbackend import IndexArray, index_input, stand_in
 from . import indexforms as F
+from .everysize import MECHANISMS as CLOSED_FORMS
 from .indexcalc import prove_equal
 from .proof import Proof
 
@@ -147,7 +149,7 @@ def _general_score(ii: Any, jj: Any) -> Any:
 
 
 _QKV = (("Q", ("m", "d_k")), ("K", ("n", "d_k")), ("V", ("n", "d_v")))
-_SDPA, _SELF = "scaled_dot_product", "self_attention"
+_SDPA, _SELF = "scaled_dot_product", "self_attention"   # self-attention: in the SDPA document
 
 
 def _sdpa_cases() -> list[Case]:
@@ -193,10 +195,10 @@ CASES: tuple[Case, ...] = tuple(_sdpa_cases()) + (
           ("W", ("d_q", "d_k"))),
          lambda t, mask: mech.general(t["Q"], t["K"], t["V"], t["W"])[0],
          closed_form=_attention_form(_general_score)),
-    Case(f"{_SELF} composed", _SELF,
+    Case(f"{_SELF} composed", _SDPA,
          (("X", ("n", "d_model")), ("W_q", ("d_model", "d_k")),
           ("W_k", ("d_model", "d_k")), ("W_v", ("d_model", "d_v"))), _projections(False)),
-    Case(f"{_SELF} fused, mask M (n, n)", _SELF,
+    Case(f"{_SELF} fused, mask M (n, n)", _SDPA,
          (("X", ("n", "d_model")), ("W_q", ("d_model", "d_k")),
           ("W_k", ("d_model", "d_k")), ("W_v", ("d_model", "d_v"))), _projections(True),
          ("n", "n"), note="any 0/1 mask; the causal mask is M_ij = [j <= i]"),
@@ -226,8 +228,13 @@ OUT_OF_REACH: tuple[Case, ...] = (
 
 
 def prove_all(mechanism: str | None = None) -> list[Run]:
-    """Prove every case (of ``mechanism``, if given)."""
-    return [prove_case(c) for c in CASES if mechanism is None or c.mechanism == mechanism]
+    """Prove every case (of ``mechanism``, if given); cached per process."""
+    return [_proven(c) for c in CASES if mechanism is None or c.mechanism == mechanism]
+
+
+@functools.lru_cache(maxsize=None)
+def _proven(case: Case) -> Run:
+    return prove_case(case)
 
 
 def out_of_reach_reason(case: Case) -> str:
@@ -259,15 +266,24 @@ def timing_table(runs: list[Run]) -> str:
     return "\n".join(rows)
 
 
+_ENGINE_METHOD = (
+    "The engine's own code, run at symbolic sizes (`tinygrad_attn/verify/ownbackward.py`): "
+    "each input is an index array (`tinygrad_attn/engine/indexbackend.py`), the "
+    "mechanism's forward and the engine's backward (the op table's VJPs, or the fused "
+    "op's hand-written backward) run unchanged for a symbolic upstream gradient "
+    "$\\bar O$, and each input's gradient is proven equal to `sympy.diff` of "
+    "$L = \\sum \\bar O \\odot O$, $O$ the engine's own forward.")
+
+
 def every_size_lines(mechanism: str) -> list[str]:
     """Markdown lines for a derivation document: which of ``mechanism``'s gradients hold
-    for every size *for the engine's code* (proven here), as opposed to the hand-written
-    closed forms of :mod:`tinygrad_attn.verify.everysize`."""
+    for every size *for the engine's code* (proven here), and that the intermediate
+    identities hold for every size for the hand-written closed forms only."""
     runs = prove_all(mechanism)
     reach = [c for c in OUT_OF_REACH if c.mechanism == mechanism]
     if not runs and not reach:
         return []
-    lines = ["### The engine's own code, every size", ""]
+    lines = ["### The engine's own code, every size", "", _ENGINE_METHOD, ""]
     for run in runs:
         proven = [p.claim.split(": ", 1)[1] for p in run.proofs if p.ok]
         failed = [p.claim.split(": ", 1)[1] for p in run.proofs if not p.ok]
@@ -276,7 +292,15 @@ def every_size_lines(mechanism: str) -> list[str]:
                      (f"; **not proven**: {', '.join(failed)}" if failed else "")
                      + (f" ({run.case.note})" if run.case.note else ""))
     for case in reach:
-        lines.append(f"- `{case.name}`: out of reach for the engine's code (only the "
-                     f"hand-written closed forms above hold for every size): "
+        lines.append(f"- `{case.name}`: out of reach for the engine's code ({case.note}): "
                      f"{out_of_reach_reason(case)}")
-    return lines + [""]
+    if mechanism not in CLOSED_FORMS:
+        return lines + ["", "No hand-written closed form of this mechanism is proven for "
+                        "every size (the section above): what holds for every size here "
+                        "is the engine's code.", ""]
+    return lines + ["", "What holds for every size only for the hand-written closed forms: "
+                    "the intermediate identities of the section above (the adjoints of "
+                    "$P$ and $S$, the softmax Jacobian and its row sums, "
+                    "$\\operatorname{rowsum}(P \\odot \\bar P)$), which the engine's code "
+                    "never states apart: it is proven on the gradients of its inputs, "
+                    "which compose them.", ""]
