@@ -184,8 +184,14 @@ class IndexArray:
         return substitute(self.expr, dict(zip(self.idx, indices)))
 
     def __repr__(self) -> str:
-        return f"IndexArray(sizes={self.sizes}, [{', '.join(map(str, self.idx))}] -> " \
-               f"{self.expr})"
+        """The sizes and ``[free indices] -> element``, every index given its own name."""
+        sp = _sp()
+        names: dict[Any, Any] = {}
+        for d in list(self.idx) + sorted(self.expr.atoms(sp.Dummy), key=sp.default_sort_key):
+            names.setdefault(d, sp.Symbol(f"{d.name}{len(names)}"))
+        shown = substitute(self.expr, names)
+        return f"IndexArray(sizes={self.sizes}, [{', '.join(str(names[v]) for v in self.idx)}]" \
+               f" -> {shown})"
 
     # -- arithmetic
     def _binary(self, other: Any, fn: Any, reflected: bool = False) -> IndexArray:

@@ -280,9 +280,10 @@ _NOT_COVERED: dict[str, str] = {
         "not modelled."),
     MH: (
         "Heads are written as their own index $t$ ($(W_q)_{atb}$, $Q_{tib}$). The PyTorch "
-        "layout slices columns $t d_h + b$ of one projection; a Kronecker delta "
-        "$\\delta(t d_h + b, y)$ with a compound index is never collapsed by the prover, so "
-        "the sliced form is not proven here: the head axis is the same tensor reshaped. "
+        "layout slices columns $t d_h + b$ of one projection: that form is not proven here "
+        "for the closed forms, but from the engine's own code (below), where the prover "
+        "collapses $\\delta(t d_h + b, y)$ over exactly $t < H$, $b < d_h$; the head axis "
+        "is the same tensor reshaped. "
         "$\\bar X_q$ and $\\bar X_{kv}$ (sums over the $Q$, $K$ and $V$ paths) and masks "
         "in multi-head are not among the claims."),
     ADD: (
@@ -325,10 +326,11 @@ def every_size_section(mechanism: str) -> str:
     """
     lines = ["## For every size", ""]
     if mechanism in _NOT_PROVEN_HERE:
-        lines += [f"The gradients of {_NOT_PROVEN_HERE[mechanism]} are not yet proven for "
-                  "symbolic sizes; the checks in this document hold at the explicit sizes "
-                  "they use. `tinygrad_attn.verify.everysize` proves the scaled dot-product, "
-                  "additive, dot, general and multi-head forms for every size.", ""]
+        lines += [f"The hand-written gradients of {_NOT_PROVEN_HERE[mechanism]} are not yet "
+                  "proven for symbolic sizes; the checks in this document hold at the "
+                  "explicit sizes they use. `tinygrad_attn.verify.everysize` proves the "
+                  "scaled dot-product, additive, dot, general and multi-head forms for every "
+                  "size.", ""]
         return "\n".join(lines)
     if mechanism not in MECHANISMS:
         raise ValueError(f"unknown mechanism {mechanism!r}; expected one of "
