@@ -22,7 +22,7 @@ from tinygrad_attn.verify.proof import Proof
 
 @pytest.mark.parametrize("case", ob.CASES, ids=lambda c: c.name)
 def test_every_case_is_proven_from_the_engines_code(case: ob.Case) -> None:
-    run = ob.prove_case(case)
+    run = ob.proven(case)
     claims = {p.claim.split(": ", 1)[1]: p for p in run.proofs}
     assert {f"bar {name}" for name, _ in case.inputs} <= set(claims)
     assert ("forward = closed form" in claims) == (case.closed_form is not None)

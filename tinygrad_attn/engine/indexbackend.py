@@ -156,7 +156,8 @@ class IndexArray:
         self.sizes = tuple(sp.sympify(s) for s in sizes)
         idx = tuple(_fresh() for _ in self.sizes) if idx is None else tuple(idx)
         ones = {v: sp.Integer(0) for v, s in zip(idx, self.sizes) if s == 1}
-        self.idx, self.expr = idx, substitute(sp.sympify(expr), ones) if ones else expr
+        expr = sp.sympify(expr)
+        self.idx, self.expr = idx, substitute(expr, ones) if ones else expr
         self.dtype = np.dtype(dtype)
 
     @property

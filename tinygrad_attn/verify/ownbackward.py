@@ -18,7 +18,7 @@ proven).  Where the paper's formula is at hand the engine's forward is also prov
 to it (``forward = closed form``), so the derivative is that of the mechanism itself.
 
 Public entry points: :data:`CASES`, :func:`run_case`, :func:`prove_case`,
-:func:`prove_all`, :func:`timing_table`, :func:`every_size_lines`.
+:func:`proven`, :func:`prove_all`, :func:`timing_table`, :func:`every_size_lines`.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from .everysize import MECHANISMS as CLOSED_FORMS
 from .indexcalc import prove_equal
 from .proof import Proof
 
-__all__ = ["Case", "Run", "CASES", "run_case", "prove_case", "prove_all", "timing_table",
-           "every_size_lines", "OUT_OF_REACH"]
+__all__ = ["Case", "Run", "CASES", "run_case", "prove_case", "proven", "prove_all",
+           "timing_table", "every_size_lines", "OUT_OF_REACH", "out_of_reach_reason"]
 
 _FREE = sp.symbols("x y z", integer=True)     # the free indices of a gradient
 Runner = Callable[[dict[str, Tensor], Any], Tensor]
@@ -229,11 +229,12 @@ OUT_OF_REACH: tuple[Case, ...] = (
 
 def prove_all(mechanism: str | None = None) -> list[Run]:
     """Prove every case (of ``mechanism``, if given); cached per process."""
-    return [_proven(c) for c in CASES if mechanism is None or c.mechanism == mechanism]
+    return [proven(c) for c in CASES if mechanism is None or c.mechanism == mechanism]
 
 
 @functools.lru_cache(maxsize=None)
-def _proven(case: Case) -> Run:
+def proven(case: Case) -> Run:
+    """:func:`prove_case`, cached per process (a document and a test share the work)."""
     return prove_case(case)
 
 
