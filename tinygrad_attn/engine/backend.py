@@ -6,6 +6,10 @@ Two backends share one interface:
 * :data:`symbolic` — NumPy *object* arrays whose elements are SymPy expressions; the
   same op code computes exact expressions (see :mod:`tinygrad_attn.verify.symbolic`).
 
+A third namespace, :mod:`.indexbackend` (index arrays of symbolic size, for proofs at
+every size), is not a NumPy array: such an array names its namespace itself
+(``__xp__``), and :func:`backend_of`, :func:`as_array` and :func:`asarray` hand it through.
+
 An op never imports NumPy for element math; it asks ``ctx.xp`` (the backend of its
 inputs, chosen by :func:`backend_of`).  Structural operations that NumPy performs
 identically on object arrays (reshape, transpose, indexing, concatenate, matmul, sum)
