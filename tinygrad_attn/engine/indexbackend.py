@@ -483,9 +483,18 @@ def getitem(a: IndexArray, index: Any) -> IndexArray:
             mapping[a.idx[axis]] = sp.Integer(int(p))
             axis += 1
         else:
-            raise IndexUnsupported(f"indexing with {p!r} (only full slices, None, ... and "
-                                   f"small non-negative integers are representable)")
+            raise IndexUnsupported(f"indexing with {_shown(p)} (only full slices, None, ... "
+                                   f"and small non-negative integers are representable)")
     return IndexArray(sizes, substitute(a.expr, mapping), idx)
+
+
+def _shown(part: Any) -> str:
+    """An index part with its integers read back as sizes: ``slice(0, d_h, None)``."""
+    def size(v: Any) -> Any:
+        return size_of(v) if isinstance(v, (int, np.integer)) and v >= 0 else v
+    if isinstance(part, slice):
+        return f"slice({size(part.start)}, {size(part.stop)}, {size(part.step)})"
+    return repr(size(part))
 
 
 def _unsupported(name: str) -> Any:

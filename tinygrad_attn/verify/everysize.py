@@ -308,10 +308,11 @@ _METHOD = (
     "$x, y, z$ are assumed to lie in their ranges.")
 
 _EXPLICIT = (
-    "What the explicit-size checks still add: the symbolic-size proofs are about the "
+    "What the explicit-size checks still add: the symbolic-size proofs above are about the "
     "*mathematics* (the closed forms in this document). The engine's own backward -- the "
     "VJPs of its op table, run symbolically -- is proven equal to `sympy.diff` at the "
-    "explicit sizes of the derivation above, and checked numerically against finite "
+    "explicit sizes of the derivation above (and, run on index arrays, for every size: "
+    "the next section), and checked numerically against finite "
     "differences; masks given as booleans, fully masked rows and the numerically stable "
     "softmax are exercised there too.")
 
