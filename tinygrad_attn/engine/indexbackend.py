@@ -128,16 +128,18 @@ def _fresh(name: str = "i") -> Any:
     return _sp().Dummy(name, integer=True)
 
 
-def substitute(expr: Any, mapping: dict) -> Any:
-    """Replace symbols by expressions at once; functions are rebuilt without evaluating
+def substitute(expr: Any, mapping: dict, guard: Any = None) -> Any:
+    """Replace sub-expressions at once (symbols, or, with ``guard``, any sub-expressions
+    that all contain the symbol ``guard``); functions are rebuilt without evaluating
     them again (re-evaluating ``tanh`` of a ``Sum`` queries SymPy's assumptions at a cost
     out of all proportion to a renaming), Kronecker deltas are."""
     sp = _sp()
     if expr in mapping:
         return mapping[expr]
-    if not expr.args or not (expr.free_symbols & set(mapping)):
+    keys = {guard} if guard is not None else set(mapping)
+    if not expr.args or not (expr.free_symbols & keys):
         return expr
-    args = tuple(substitute(a, mapping) for a in expr.args)
+    args = tuple(substitute(a, mapping, guard) for a in expr.args)
     if isinstance(expr, sp.Function) and not isinstance(expr, sp.KroneckerDelta):
         return expr.func(*args, evaluate=False)
     return expr.func(*args)
@@ -443,22 +445,9 @@ def split_sum(body: Any, u: Any, size: Any) -> Any:
         return sp.Sum(body, (u, 0, size - 1))
     t, c = _fresh("t"), _fresh("c")
     swap = {sp.floor(u / b): t, sp.Mod(u, b): c}
-    body = _replace(body, swap, u)
+    body = substitute(body, swap, guard=u)
     body = substitute(body, {u: t * b + c})
     return sp.Sum(body, (c, 0, b - 1), (t, 0, sp.cancel(size / b) - 1))
-
-
-def _replace(expr: Any, mapping: dict, guard: Any) -> Any:
-    """Replace the sub-expressions in ``mapping`` (which all contain ``guard``)."""
-    sp = _sp()
-    if expr in mapping:
-        return mapping[expr]
-    if not expr.args or guard not in expr.free_symbols:
-        return expr
-    args = tuple(_replace(x, mapping, guard) for x in expr.args)
-    if isinstance(expr, sp.Function) and not isinstance(expr, sp.KroneckerDelta):
-        return expr.func(*args, evaluate=False)
-    return expr.func(*args)
 
 
 def getitem(a: IndexArray, index: Any) -> IndexArray:
