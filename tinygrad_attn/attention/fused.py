@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import Function, Tensor, backend_of, is_grad_enabled, register
+from ..engine import Function, Tensor, asarray, backend_of, is_grad_enabled, register
 from . import flash, kernels
 
 #: The implementations a caller may ask for; ``auto`` picks ``blocked`` when the weights
@@ -54,12 +54,12 @@ def choose_impl(impl: str, m: int, n: int, *, fused: bool = True, need_weights: 
 def _scale_tensor(like: Tensor, scale: Any) -> Tensor:
     """The score scale s as a constant Tensor (exact symbolically, like's dtype numerically)."""
     xp = backend_of(like.data)
-    return Tensor(np.asarray(kernels.score_scale(xp, scale, like.shape[-1], like.data)),
+    return Tensor(asarray(kernels.score_scale(xp, scale, like.shape[-1], like.data)),
                   _validated=True)
 
 
 def _wrap(array: Any) -> Tensor | None:
-    return None if array is None else Tensor(np.asarray(array), _validated=True)
+    return None if array is None else Tensor(asarray(array), _validated=True)
 
 
 @register

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..engine import Tensor, backend_of, concat, scope, stack, where
+from ..engine import Tensor, asarray, backend_of, concat, scope, stack, where
 from . import kernels
 from .fused import choose_impl, fused_attention
 
@@ -112,7 +112,7 @@ def _mask(fn: str, mask: Any, weights_shape: tuple[int, ...]) -> np.ndarray | No
     """Validate a boolean mask against the weights' shape; None stays None."""
     if mask is None:
         return None
-    mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    mask = mask.data if isinstance(mask, Tensor) else asarray(mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"{fn}: mask must be a boolean array (True = attend), got dtype "
                         f"{mask.dtype}")
@@ -164,7 +164,7 @@ def _weights_shape(fn: str, query: Tensor, keys: Tensor, extra: Sequence[Tensor]
 def _sqrt_const(d: int, like: Tensor) -> Tensor:
     """sqrt(d) as a constant of ``like``'s dtype; exact (``sqrt(d)``) symbolically."""
     xp = backend_of(like.data)
-    return Tensor(np.asarray(xp.sqrt(xp.constant(d, like.data))), _validated=True)
+    return Tensor(asarray(xp.sqrt(xp.constant(d, like.data))), _validated=True)
 
 
 # ----------------------------------------------------------------------------- attend

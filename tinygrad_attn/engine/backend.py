@@ -6,6 +6,10 @@ Two backends share one interface:
 * :data:`symbolic` — NumPy *object* arrays whose elements are SymPy expressions; the
   same op code computes exact expressions (see :mod:`tinygrad_attn.verify.symbolic`).
 
+A third namespace, :mod:`.indexbackend` (index arrays of symbolic size, for proofs at
+every size), is not a NumPy array: such an array names its namespace itself
+(``__xp__``), and :func:`backend_of`, :func:`as_array` and :func:`asarray` hand it through.
+
 An op never imports NumPy for element math; it asks ``ctx.xp`` (the backend of its
 inputs, chosen by :func:`backend_of`).  Structural operations that NumPy performs
 identically on object arrays (reshape, transpose, indexing, concatenate, matmul, sum)
@@ -514,8 +518,14 @@ numeric = NumericBackend()
 symbolic = SymbolicBackend()
 
 
-def backend_of(*arrays: Any) -> NumericBackend | SymbolicBackend:
-    """The backend for these arrays: symbolic as soon as one is an object array."""
+def backend_of(*arrays: Any) -> Any:
+    """The backend for these arrays: an array that names its own namespace (``__xp__``,
+    the index arrays of :mod:`.indexbackend`) first, then symbolic as soon as one is an
+    object array, else numeric."""
+    for a in arrays:
+        xp = getattr(type(a), "__xp__", None)
+        if xp is not None:
+            return a.__xp__
     for a in arrays:
         if isinstance(a, np.ndarray) and a.dtype == object:
             return symbolic
@@ -546,6 +556,8 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     complex arrays unless ``dtype`` is given; object arrays must hold SymPy expressions
     (the symbolic backend).
     """
+    if getattr(type(data), "__xp__", None) is not None:
+        return data  # an array of its own namespace (index arrays)
     if dtype is not None:
         dtype = np.dtype(dtype)
         check_float_dtype("Tensor", dtype)
@@ -570,6 +582,12 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
         raise TypeError(f"Tensor: cannot make a float array from {type(data).__name__}: "
                         f"{exc}") from None
     return arr
+
+
+def asarray(data: Any) -> Any:
+    """``np.asarray(data)``, except for an array of its own namespace (``__xp__``: the
+    index arrays of :mod:`.indexbackend`), which is returned as it is."""
+    return data if getattr(type(data), "__xp__", None) is not None else np.asarray(data)
 
 
 def _all_sympy(arr: np.ndarray) -> bool:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .backend import asarray
+
 
 def normalize_axes(op: str, axis: Any, shape: tuple[int, ...], new_axis: bool = False
                    ) -> tuple[int, ...] | None:
@@ -103,7 +105,7 @@ def forward_output(fn: str, data: Any) -> np.ndarray:
         what = "None" if data is None else f"a {type(data).__name__}"
         raise TypeError(f"{fn}.forward returned {what}; a Function's forward returns one "
                         f"array (its one output)")
-    data = np.asarray(data)
+    data = asarray(data)
     if data.dtype not in (np.float32, np.float64) and data.dtype != object:
         raise TypeError(f"{fn}.forward returned an array of dtype {data.dtype}; an op must "
                         f"return a float32 or float64 (or symbolic) array")

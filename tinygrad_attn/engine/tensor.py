@@ -19,7 +19,7 @@ import numpy as np
 from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
-from .backend import SymbolicUnsupported, as_array, backend_of, check_float_dtype
+from .backend import SymbolicUnsupported, as_array, asarray, backend_of, check_float_dtype
 from .checks import (check_expand, checked_gradients, forward_output, normalize_axes,
                      record_saved, shape_argument, symbolic_misuse, user_gradient,
                      verify_saved)
@@ -523,7 +523,7 @@ def _norm_index(index: Any) -> Any:
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``cond`` is True, else ``b`` (NumPy broadcasting; cond is constant)."""
-    cond = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    cond = cond.data if isinstance(cond, Tensor) else asarray(cond)
     if cond.dtype != np.bool_ and cond.dtype != object:  # object: SymPy relations (x > 0)
         raise TypeError(f"where: the condition must be a boolean array, got dtype {cond.dtype}")
     ref = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)

@@ -11,7 +11,9 @@
   arrays of expressions are equal, ``evaluation.py`` evaluates expressions numerically.
 * ``indexcalc.py`` -- a normal form for sums in index notation, a prover for every size;
   ``indexforms.py`` the mechanisms in that notation, ``everysize.py`` the claims proven
-  with it and the sections the derivation documents embed.
+  with it and the sections the derivation documents embed; ``ownbackward.py`` the
+  engine's own forward and backward run on index arrays of symbolic size
+  (``engine/indexbackend.py``) and proven for every size.
 * ``atoms.py``, ``field.py``, ``bounds.py``, ``identity.py`` -- the exact decision: the
   transcendental atoms lifted to independent variables, identity testing in random prime
   fields with a degree and height bound; ``dag.py`` the reference derivative (reverse

@@ -280,9 +280,10 @@ _NOT_COVERED: dict[str, str] = {
         "not modelled."),
     MH: (
         "Heads are written as their own index $t$ ($(W_q)_{atb}$, $Q_{tib}$). The PyTorch "
-        "layout slices columns $t d_h + b$ of one projection; a Kronecker delta "
-        "$\\delta(t d_h + b, y)$ with a compound index is never collapsed by the prover, so "
-        "the sliced form is not proven here: the head axis is the same tensor reshaped. "
+        "layout slices columns $t d_h + b$ of one projection: that form is not proven here "
+        "for the closed forms, but from the engine's own code (below), where the prover "
+        "collapses $\\delta(t d_h + b, y)$ over exactly $t < H$, $b < d_h$; the head axis "
+        "is the same tensor reshaped. "
         "$\\bar X_q$ and $\\bar X_{kv}$ (sums over the $Q$, $K$ and $V$ paths) and masks "
         "in multi-head are not among the claims."),
     ADD: (
@@ -307,10 +308,11 @@ _METHOD = (
     "$x, y, z$ are assumed to lie in their ranges.")
 
 _EXPLICIT = (
-    "What the explicit-size checks still add: the symbolic-size proofs are about the "
+    "What the explicit-size checks still add: the symbolic-size proofs above are about the "
     "*mathematics* (the closed forms in this document). The engine's own backward -- the "
     "VJPs of its op table, run symbolically -- is proven equal to `sympy.diff` at the "
-    "explicit sizes of the derivation above, and checked numerically against finite "
+    "explicit sizes of the derivation above (and, run on index arrays, for every size: "
+    "the next section), and checked numerically against finite "
     "differences; masks given as booleans, fully masked rows and the numerically stable "
     "softmax are exercised there too.")
 
@@ -325,10 +327,11 @@ def every_size_section(mechanism: str) -> str:
     """
     lines = ["## For every size", ""]
     if mechanism in _NOT_PROVEN_HERE:
-        lines += [f"The gradients of {_NOT_PROVEN_HERE[mechanism]} are not yet proven for "
-                  "symbolic sizes; the checks in this document hold at the explicit sizes "
-                  "they use. `tinygrad_attn.verify.everysize` proves the scaled dot-product, "
-                  "additive, dot, general and multi-head forms for every size.", ""]
+        lines += [f"The hand-written gradients of {_NOT_PROVEN_HERE[mechanism]} are not yet "
+                  "proven for symbolic sizes; the checks in this document hold at the "
+                  "explicit sizes they use. `tinygrad_attn.verify.everysize` proves the "
+                  "scaled dot-product, additive, dot, general and multi-head forms for every "
+                  "size.", ""]
         return "\n".join(lines)
     if mechanism not in MECHANISMS:
         raise ValueError(f"unknown mechanism {mechanism!r}; expected one of "

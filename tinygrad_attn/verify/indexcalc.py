@@ -10,6 +10,9 @@ equality of such sums by bringing both sides to one normal form:
   apart so that nothing is captured);
 * $\\sum_{i \\in R} \\delta_{i v} f(i) = f(v)$ collapses a delta, **only** when $v$ is a
   variable whose range is the same range $R$ (same lower and upper bound expressions);
+* $\\sum_{t<A}\\sum_{c<B} \\delta_{tB + c,\\, q} f(t, c) = f(\\lfloor q/B \\rfloor, q \\bmod B)$
+  for $q \\in [0, AB)$ (an axis of size $AB$ read as $A$ heads of width $B$), only when the
+  ranges are exactly these;
 * a bound variable that no factor uses becomes the factor $|R| = hi - lo + 1$;
 * $\\sum_{j \\in R} f(j)\\, Z^e = Z^{e+1}$ when $Z = \\sum_{k \\in R} f(k)$ and $f(j)$ is
   every factor that mentions $j$ (a softmax row sums to one: $Z \\cdot 1/Z = 1$);
@@ -235,13 +238,15 @@ class _Normaliser:
                 if not isinstance(base, KroneckerDelta) or not (e.is_Integer and e > 0):
                     continue
                 pair = self._collapsible(base, term)
-                if pair is None:
+                sub = {pair[0]: pair[1]} if pair else self._mixed_radix(base, term)
+                if sub is None:
                     continue
-                a, b = pair
-                # Sum_{a in R} delta(a, b) f(a) = f(b)   (b ranges over the same R)
-                del term.bound[a]
+                # Sum_{a in R} delta(a, b) f(a) = f(b)   (b ranges over the same R), or the
+                # mixed-radix pair of _mixed_radix
+                for a in sub:
+                    del term.bound[a]
                 rest = term.factors[:idx] + term.factors[idx + 1:]
-                term.factors = [(_subs(f, {a: b}), ex) for f, ex in rest]
+                term.factors = [(_subs(f, sub), ex) for f, ex in rest]
                 changed = True
                 break
             if not self._move_numbers(term):
@@ -319,6 +324,35 @@ class _Normaliser:
             if drange is not None and _range_key(tuple(drange)) != _range_key(ra):
                 continue
             return a, b
+        return None
+
+    def _mixed_radix(self, delta: KroneckerDelta, term: _Term) -> dict | None:
+        """$\\sum_{t<A}\\sum_{c<B} \\delta_{tB + c,\\, q} f(t, c) = f(\\lfloor q/B
+        \\rfloor, q \\bmod B)$ for $q \\in [0, AB)$: the one pair with $tB + c = q$ (an
+        axis of size $AB$ read as $(A, B)$, the heads of a reshape).  Returns the
+        substitution of ``t`` and ``c``, or None when the delta is not of this form (both
+        bound, $c$ over $[0, B)$, $t$ over $[0, A)$, $q$ a variable over $[0, AB)$, $B$ a
+        positive size)."""
+        if len(delta.args) > 2:
+            return None
+        p0, q0 = delta.args
+        for p, q in ((p0, q0), (q0, p0)):
+            rq = self.range_of(q, term) if isinstance(q, sp.Symbol) else None
+            parts = sp.Add.make_args(sp.expand(p))
+            if rq is None or rq[0] != 0 or len(parts) != 2:
+                continue
+            for c, tb in (parts, parts[::-1]):
+                ts = [v for v in tb.free_symbols if v in term.bound]
+                if c not in term.bound or len(ts) != 1 or q in (c, ts[0]) or ts[0] == c:
+                    continue
+                t = ts[0]
+                b = sp.cancel(tb / t)
+                if not (self.is_coeff(b, set(term.bound)) and b.is_positive):
+                    continue
+                (lc, hc), (lt, ht) = term.bound[c], term.bound[t]
+                if lc == 0 and lt == 0 and sp.expand(hc + 1 - b) == 0 and \
+                        sp.expand((ht + 1) * b - rq[1] - 1) == 0:
+                    return {t: sp.floor(q / b), c: sp.Mod(q, b)}
         return None
 
     def _move_numbers(self, term: _Term) -> bool:
@@ -497,7 +531,7 @@ def prove_equal(lhs: sp.Basic, rhs: sp.Basic, ranges: Ranges, claim: str = "") -
 # Numeric evaluation at concrete sizes: an independent cross-check of proven identities.
 
 _FUNCS = {sp.exp: math.exp, sp.tanh: math.tanh, sp.log: math.log, sp.sin: math.sin,
-          sp.cos: math.cos, sp.Abs: abs}
+          sp.cos: math.cos, sp.Abs: abs, sp.floor: math.floor, sp.Mod: lambda a, b: a % b}
 
 
 def evaluate(expr: sp.Basic, values: Mapping[Any, Any]) -> float:
