@@ -9,7 +9,7 @@ pictures are current.
 ==================  =============================================================
 ``additive``        Bahdanau et al. 2014: $e_j = v^\top \tanh(q W_q + k_j W_k)$
 ``self_attention``  self-attention: $Q, K, V = X W_q, X W_k, X W_v$, Vaswani et al. 2017
-``causal``          scaled dot-product, causal mask: $\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)V$
+``causal``          scaled dot-product, causal mask: scores $-\infty$ for $j > i$, then $PV$
 ``multihead``       multi-head attention, 4 heads, each head drawn as one collapsed node
 ``decoder``         one step of the Bahdanau decoder: attend, then update the state (its
                     backward graph laid out for a 16:9 slide)
