@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import attention as A
 from ..engine import Tensor, grad
-from .plots import heatmap
+from .plots import heatmap, pyplot, save_figure
 
 __all__ = ["scaling", "mechanism_weights", "MECHANISMS", "picture_scaling",
            "picture_mechanisms", "PICTURES", "write_pictures"]
@@ -85,25 +85,10 @@ def mechanism_weights(seed: int = 0) -> dict[str, np.ndarray]:
     return {name: fn(x)[1].data for name, fn in MECHANISMS.items()}
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
-    return path
-
-
 def picture_scaling(path: Path) -> dict[str, Any]:
     """Three panels against $d_k$: score variance, mean largest weight, RMS of $\\bar S$."""
     r = scaling()
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
     panels = (("variance", "variance of the scores $S_{ij}$", True),
               ("max_weight", r"mean largest weight $\max_j P_{ij}$", False),
@@ -121,21 +106,21 @@ def picture_scaling(path: Path) -> dict[str, Any]:
     axes[0].legend(fontsize=8)
     fig.suptitle("why $1/\\sqrt{d_k}$: 2000 queries against 16 keys, entries N(0, 1)",
                  fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
     return r
 
 
 def picture_mechanisms(path: Path) -> dict[str, Any]:
     """One heat map of the weights per mechanism, all on the same queries and keys."""
     weights = mechanism_weights()
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(12, 5.6), layout="constrained")
     for ax, (name, w) in zip(axes.ravel(), weights.items()):
         heatmap(ax, w)
         ax.set_title(name, fontsize=9)
     fig.suptitle("the weights $P$ of each mechanism: the same 4 queries and 6 keys",
                  fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
     return {k: v.round(3).tolist() for k, v in weights.items()}
 
 

@@ -18,20 +18,29 @@ import numpy as np
 from .data import EOS, Task, format_date
 from .models import Model, RNNSearch
 
-__all__ = ["CMAP", "heatmap", "showcase", "alignment", "plot_alignment", "plot_alignments",
-           "plot_alignment_panel"]
+__all__ = ["CMAP", "heatmap", "pyplot", "save_figure", "showcase", "alignment",
+           "plot_alignment", "plot_alignments", "plot_alignment_panel"]
 
 #: The one colour map of weights in every picture: 0 = white, 1 = black.
 CMAP = "Greys"
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` with the file-only Agg backend: imported when a picture is
+    drawn, never at import time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Any:
+    """Write ``fig`` (110 dpi, tight, no timestamp so files are reproducible) and close it."""
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    pyplot().close(fig)
+    return path
 
 
 def heatmap(ax: Any, data: np.ndarray, xlabel: str = "key $j$", ylabel: str = "query $i$",
@@ -89,7 +98,7 @@ def plot_alignments(model: Model, task: Task, sources: Sequence[str], out_dir: s
                     prefix: str = "model") -> list[str]:
     """Write one PNG per source: the RNN's additive attention, or every cross-attention
     head of every decoder layer of the transformer.  Returns the paths."""
-    plt = _plt()
+    plt = pyplot()
     paths = []
     for k, source in enumerate(sources):
         target, w = alignment(model, task, source)
@@ -117,7 +126,7 @@ def plot_alignment_panel(model: RNNSearch, task: Task, sources: Sequence[str], p
                          cols: int = 2) -> str:
     """The RNN's alignments of several sources in one figure, panels (a), (b), ...,
     laid out as Bahdanau et al. (2014) lay out the four samples of their figure 3."""
-    plt = _plt()
+    plt = pyplot()
     if not isinstance(model, RNNSearch):
         raise TypeError(f"plot_alignment_panel: needs an RNNSearch (one attention per "
                         f"step), got {type(model).__name__}; use plot_alignments")

@@ -24,8 +24,8 @@ by cutting it into patches (Dosovitskiy et al. 2021, "An image is worth 16x16 wo
 
 1. **patchify**: an image $I \in \mathbb{R}^{H_\text{img} \times W_\text{img} \times C}$
    (height, width, channels; subscripted so as not to be read as a head count or a
-   weight matrix) becomes $N = (H_\text{img}/p)(W_\text{img}/p)$ rows of $p^2 C$ numbers, patch $(a, b)$ holding
-   $I_{ap + u,\ bp + v,\ c}$ at column $(up + v)C + c$;
+   weight matrix) becomes $N = (H_\text{img}/p)(W_\text{img}/p)$ rows of $p^2 C$
+   numbers, patch $(a, b)$ holding $I_{ap + u,\ bp + v,\ c}$ at column $(up + v)C + c$;
 2. **project**: $Q, K, V = X W_q, X W_k, X W_v$ (key width $d_k$, value width $d_v$);
 3. **attend**: $O = \operatorname{softmax}(QK^\top / \sqrt{d_k})\, V$, every patch
    against every patch ($m = n = N$), an $N \times N$ attention map;
