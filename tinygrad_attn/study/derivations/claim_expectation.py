@@ -76,7 +76,7 @@ on a log-log plot is drawn in [docs/study.md](../docs/study.md) (about $-0.5$);
 
 
 def covariance(p: list, V: np.ndarray, g: np.ndarray) -> np.ndarray:  # noqa: N803
-    """$\operatorname{Cov}_{J \sim p}(\langle v_J, \bar c\rangle, [J = k])$ for every $k$, by
+    r"""$\operatorname{Cov}_{J \sim p}(\langle v_J, \bar c\rangle, [J = k])$ for every $k$, by
     ``sympy.stats`` from the distribution of $J$ alone (three expectations)."""
     n = len(p)
     read = np.array([[sum(V[j, a] * g[a] for a in range(V.shape[1]))] for j in range(n)],
