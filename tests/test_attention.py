@@ -56,7 +56,7 @@ NUMPY_SCORES = {
     "additive": lambda q, k, p: np.einsum(
         "...ijh,h->...ij", np.tanh((q @ p["W_q"])[..., :, None, :]
                                    + (k @ p["W_k"])[..., None, :, :]), p["v"]),
-    # Luong et al. 2015, eq. 8: score = h_t^T W_a h_s ; h_t^T h_s ; a_t = softmax(W_a h_t)
+    # Luong et al. 2015, eq. 8: score = h_t^T W_a h_s ; h_t^T h_s ; eq. 9: a_t = softmax(W_a h_t)
     "general": lambda q, k, p: np.einsum("...id,de,...je->...ij", q, p["W"], k),
     "dot_product": lambda q, k, p: np.einsum("...id,...jd->...ij", q, k),
     "location": lambda q, k, p: q @ p["W"],

@@ -318,3 +318,51 @@ def test_write_pictures_draws_a_picture_and_refuses_unknown_names(tmp_path):
     assert numbers["claims_cross.png"]["max_context_difference"] < 1e-12
     with pytest.raises(ValueError, match="unknown pictures"):
         claim_pictures.write_pictures(tmp_path, ["nope.png"])
+
+
+# ------------------------------------------------- rather than a recurrence (Vaswani Table 1)
+
+def _constant_path(layer) -> bool:
+    """The check self-attention must pass: path length and sequential ops do not grow."""
+    from tinygrad_attn.study import paths
+
+    m = [paths.measure_layer(layer, n, 3) for n in (4, 8, 16)]
+    return len({(r["sequential"], r["max_path"]) for r in m}) == 1
+
+
+def test_self_attention_path_length_is_constant_and_recurrence_grows_linearly():
+    """Vaswani et al. 2017, Table 1: sequential operations and maximum path length are
+    O(1) for self-attention and O(n) for a recurrence, measured on the recorded graphs."""
+    from tinygrad_attn.study import paths
+
+    assert _constant_path(paths.attention_layer)
+    rnn = [paths.measure_layer(paths.recurrent_layer, n, 3) for n in (4, 8, 16)]
+    steps = [r["max_path"] for r in rnn]
+    assert steps[2] - steps[1] == 2 * (steps[1] - steps[0]) > 0      # linear in n
+    assert not _constant_path(paths.recurrent_layer)                   # negative control
+    conv = [paths.measure_layer(paths.convolution_layer, n, 3) for n in (4, 8, 16)]
+    assert len({r["sequential"] for r in conv}) == 1                   # one layer: O(1)
+    assert conv[2]["max_path"] > conv[1]["max_path"] > conv[0]["max_path"]  # the stack: n/r
+
+
+def test_recorded_multiply_adds_of_the_three_layers_match_their_formulas():
+    from tinygrad_attn.study import paths
+
+    n, d = 8, 3
+    assert paths.measure_layer(paths.attention_layer, n, d)["multiply_adds"] == \
+        3 * n * d * d + 2 * n * n * d
+    assert paths.measure_layer(paths.recurrent_layer, n, d)["multiply_adds"] == \
+        (2 * n - 1) * d * d                                            # h_{-1} = 0: no U
+    assert paths.measure_layer(paths.convolution_layer, n, d)["multiply_adds"] == \
+        3 * n * d * d                                                  # k = 3 taps
+
+
+def test_path_lengths_mark_unreached_positions():
+    """A recurrence is causal: input j never reaches output i < j (-1 in the matrix)."""
+    import numpy as np
+
+    from tinygrad_attn.study import paths
+
+    xs = paths.positions(4, 2)
+    L = paths.path_lengths(paths.recurrent_layer(xs, np.random.default_rng(0)), xs)
+    assert (L[np.triu_indices(4, 1)] == -1).all() and (np.tril(L) >= 0).all()

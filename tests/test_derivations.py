@@ -118,3 +118,21 @@ def test_report_writes_the_document_and_returns_0(tmp_path, built):
     assert derivations.report(["softmax"], tmp_path, echo=lines.append) == 0
     assert (tmp_path / "softmax.md").read_text() == built["softmax"].markdown
     assert lines[0].startswith("softmax: all proven (exact)")
+
+
+def test_worked_example_numbers_are_checked_and_a_wrong_step_is_rejected():
+    """derivations/worked_example.md: the hand steps equal the engine; dropping the D term
+    of the softmax backward (the classic slip) gives numbers the same check rejects."""
+    import numpy as np
+    import sympy as sp
+
+    from tinygrad_attn.study.derivations import worked_example as W
+    from tinygrad_attn.verify.symbolic import equivalent
+
+    x = {k: np.array([[sp.Integer(e) for e in r] for r in v], dtype=object)
+         for k, v in W.POINT.items()}
+    st = W.steps(x["Q"], x["K"], x["V"], x["O_bar"])
+    assert all(sp.simplify(sum(r)) == 0 for r in st["S_bar"])     # rows of S-bar sum to 0
+    wrong = st["P"] * st["P_bar"] @ x["K"] / sp.sqrt(2)            # no D term
+    assert equivalent({"Q": st["Q_bar"]}, {"Q": st["Q_bar"]}, subject="same").ok
+    assert not equivalent({"Q": wrong}, {"Q": st["Q_bar"]}, subject="no D").ok

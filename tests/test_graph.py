@@ -185,10 +185,23 @@ def test_backward_edges_run_from_the_output_to_the_leaves():
 def test_vjp_formulas_appear_only_when_asked_and_only_for_inputs_with_gradient():
     X, Ws, c, _ = self_attention()
     with_f, without = draw(c.sum(), backward=True, formulas=True), draw(c.sum(), backward=True)
-    bar_a = "A\u0304 = G Bᵀ"
+    bar_a = "A\u0304 = g Bᵀ"
     assert bar_a in with_f.source and bar_a not in without.source
     mul = next(t for t in labels(with_f) if t.startswith("mul × 0.7071 VJP"))
     assert "a\u0304 = g b" in mul and "b\u0304" not in mul  # the constant 1/sqrt(d_k): none
+
+
+def test_add_vjp_label_shows_the_sum_over_the_broadcast_axis():
+    """derivations/additive.md step 3: U = (QW_q)[:, None] + (KW_k)[None] broadcasts, so
+    the adjoint of each term is the upstream gradient summed over the other axis."""
+    a = ta.Tensor(np.ones((2, 1, 3)), requires_grad=True, name="a")
+    b = ta.Tensor(np.ones((1, 4, 3)), requires_grad=True, name="b")
+    c = ta.Tensor(np.ones((2, 4, 3)), requires_grad=True, name="c")
+    text = " ".join(labels(draw((a + b).sum(), backward=True, formulas=True)))
+    assert "a\u0304 = Σ over axis 1 of g" in text and "b\u0304 = Σ over axis 0 of g" in text
+    same = " ".join(labels(draw((a + c).sum(), backward=True, formulas=True)))
+    assert "Σ over axis 1 of g" in same and "b\u0304 = g" in same   # c is not broadcast
+    assert "Σ over axis 0" not in same
 
 
 @pytest.mark.parametrize("op", ops.OPS, ids=lambda op: op.__name__)
@@ -374,6 +387,16 @@ def test_committed_figure_is_current(name, backward):
     assert figures.draw_figure(name, backward=backward).source == committed, \
         f"docs/graphs/{stem}.dot is stale: run figures.write_figures('docs/graphs')"
     assert svg_texts(DOCS / f"{stem}.svg")
+
+
+def test_decoder_backward_graph_fits_a_16_to_9_slide():
+    """The committed decoder backward picture is laid out for a slide; the portrait
+    top-to-bottom layout of the other figures is the negative control."""
+    def aspect(path: Path) -> float:
+        root = ET.parse(path).getroot()
+        return float(root.get("width").rstrip("pt")) / float(root.get("height").rstrip("pt"))
+    assert 16 / 9 * 0.9 < aspect(DOCS / "decoder-backward.svg") < 16 / 9 * 1.1
+    assert aspect(DOCS / "decoder.svg") < 1       # the forward picture is portrait
 
 
 def test_figure_check_can_fail():

@@ -294,7 +294,7 @@ def additive_concat(query: Any, keys: Any, values: Any, W: Any, v: Any,
 
 
 def location(query: Any, values: Any, W: Any, mask: Any = None) -> tuple[Tensor, Tensor]:
-    r"""Location-based attention (Luong et al. 2015, eq. 8, "location"):
+    r"""Location-based attention (Luong et al. 2015, eq. 9, "location"):
     $\alpha = \operatorname{softmax}(W_a h_t)$: the scores depend on the query alone, one per
     position.  Row vectors: ``softmax(q @ W)`` with W (d_q, n) and n = the values' length.
     """

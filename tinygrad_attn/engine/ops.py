@@ -188,7 +188,7 @@ class PowScalar(_Op):
 
 class MatMul(_Op):
     r"""$Y = A B$ with NumPy's rules (batch axes broadcast, 1-D operands promoted);
-    $\bar A = G B^\top,\ \bar B = A^\top G$."""
+    $\bar A = g B^\top,\ \bar B = A^\top g$."""
 
     op = "matmul"
     saves = ("partners",)

@@ -9,9 +9,10 @@ pictures are current.
 ==================  =============================================================
 ``additive``        Bahdanau et al. 2014: $e_j = v^\top \tanh(q W_q + k_j W_k)$
 ``self_attention``  self-attention: $Q, K, V = X W_q, X W_k, X W_v$, Vaswani et al. 2017
-``causal``          scaled dot-product, causal mask: $\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)V$
+``causal``          scaled dot-product, causal mask: scores $-\infty$ for $j > i$, then $PV$
 ``multihead``       multi-head attention, 4 heads, each head drawn as one collapsed node
-``decoder``         one step of the Bahdanau decoder: attend, then update the state
+``decoder``         one step of the Bahdanau decoder: attend, then update the state (its
+                    backward graph laid out for a 16:9 slide)
 ==================  =============================================================
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Figure:
     params: list[Tensor] = field(default_factory=list)
     title: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    #: The backward drawing laid out for a 16:9 slide: left to right, height/width 9/16.
+    slide: bool = False
 
 
 def _inputs(rng: np.random.Generator, **shapes: tuple[int, ...]) -> list[Tensor]:
@@ -104,11 +107,15 @@ def decoder() -> Figure:
     rng = np.random.default_rng(4)
     cell = BahdanauDecoderCell(d_in=2, d_enc=3, hidden=3, d_attn=2, cell="tanh", rng=4,
                                name="dec")
-    y_prev, s_prev, H = _inputs(rng, y_prev=(2,), s_prev=(3,), H=(4, 3))
-    s, c, a = cell(y_prev, s_prev, H)
+    y_prev, s_prev, h = _inputs(rng, y_prev=(2,), s_prev=(3,), h=(4, 3))  # encoder states
+    s, c, a = cell(y_prev, s_prev, h)
     s.name, a.name = "s_i", "weights"
-    return Figure((s, a), (s,), params=cell.parameters(), title="Bahdanau decoder step")
+    return Figure((s, a), (s,), params=cell.parameters(), title="Bahdanau decoder step",
+                  slide=True)
 
+
+#: Height over width of a 16:9 slide.
+SLIDE = 9 / 16
 
 #: The built-in figures by name (the names of the files in docs/graphs/).
 FIGURES: dict[str, Callable[[], Figure]] = {
@@ -126,10 +133,16 @@ def draw_figure(name: str, backward: bool = False, **options: Any) -> graphviz.D
         raise ValueError(f"figure: unknown figure {name!r}; the figures are "
                          f"{', '.join(FIGURES)}")
     fig = FIGURES[name]()
+    slide = backward and fig.slide
     opts = dict(fig.options, params=fig.params or None, formulas=backward,
                 title=fig.title + (" — backward" if backward else ""))
+    if slide:
+        opts["rankdir"] = "LR"
     opts.update(options)
-    return draw(fig.backward if backward else fig.outputs, backward=backward, **opts)
+    g = draw(fig.backward if backward else fig.outputs, backward=backward, **opts)
+    if slide:
+        g.attr(ratio=str(SLIDE))  # stretch the wide left-to-right layout to 16:9
+    return g
 
 
 def write_figures(folder: str | Path, renderer: str = "auto",

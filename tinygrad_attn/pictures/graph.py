@@ -354,7 +354,7 @@ def _adjoint_node(build: ClusterBuilder, n: _Node, pids: set[int],
     if n.kind == "op":
         label = f"{op_title(t)} VJP\ng {shape_text(t.shape)}"
         if formulas:
-            label += "".join("\n" + line for line in formula_lines(t._ctx))
+            label += "".join("\n" + line for line in formula_lines(t._ctx, t.shape))
         label += _extra(t, grads, show_values, "g ")
         return build.node("b" + n.id, n.scope, label, STYLE["vjp"])
     kind = leaf_kind(t, pids)

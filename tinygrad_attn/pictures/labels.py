@@ -221,12 +221,43 @@ def vjp_formula(fn: Function | type[Function]) -> str:
     return re.sub(r"(?<![A-Za-z])-", "−", text).replace("⟮", "(").replace("⟯", ")")
 
 
-def formula_lines(ctx: Function) -> list[str]:
+#: Ops whose inputs broadcast against each other; the engine sums an input's adjoint back
+#: over the axes it was broadcast along (one ``unbroadcast``), so its label shows that sum.
+BROADCASTING = ("add", "sub", "mul", "div", "pow", "where", "matmul")
+
+
+def broadcast_axes(in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                   matrix: bool = False) -> tuple[int, ...]:
+    """The axes of ``out_shape`` that an input of ``in_shape`` was broadcast along: the
+    leading axes it lacks and the axes where it has size 1 (``matrix``: the last two axes
+    of a matmul operand are not broadcast)."""
+    lead = len(out_shape) - len(in_shape)
+    last = len(out_shape) - (2 if matrix else 0)
+    return tuple(ax for ax in range(max(last, 0)) if ax < lead
+                 or (in_shape[ax - lead] == 1 and out_shape[ax] != 1))
+
+
+def summed_line(line: str, axes: tuple[int, ...]) -> str:
+    """``ā = g`` as ``ā = Σ over axis 1 of g``: the adjoint of a broadcast input."""
+    lhs, _, rhs = line.partition(" = ")
+    word = "axis" if len(axes) == 1 else "axes"
+    rhs = f"({rhs})" if " " in rhs else rhs
+    return f"{lhs} = Σ over {word} {', '.join(map(str, axes))} of {rhs}"
+
+
+def formula_lines(ctx: Function, out_shape: tuple[int, ...] | None = None) -> list[str]:
     """The VJP formula's lines, without those for inputs that get no gradient
-    (``b̄`` of ``mul × 0.125`` is left out: the constant needs none)."""
+    (``b̄`` of ``mul × 0.125`` is left out: the constant needs none).  Given the output's
+    shape, an input broadcast by the op shows the sum over the broadcast axes
+    (``ā = Σ over axis 1 of g``), the step the engine's ``unbroadcast`` takes."""
     keep = []
     for line in vjp_formula(ctx).split("\n"):
         k = "ab".find(line[:1].lower()) if line[1:2] == MACRON else -1
-        if line and (k < 0 or k >= len(ctx.needs_input_grad) or ctx.needs_input_grad[k]):
-            keep.append(line)
+        if not line or (0 <= k < len(ctx.needs_input_grad) and not ctx.needs_input_grad[k]):
+            continue
+        parent = ctx.parents[k] if 0 <= k < len(ctx.parents) else None
+        if out_shape is not None and parent is not None and ctx.name in BROADCASTING:
+            axes = broadcast_axes(parent.shape, tuple(out_shape), ctx.name == "matmul")
+            line = summed_line(line, axes) if axes else line
+        keep.append(line)
     return keep

@@ -20,25 +20,11 @@ from .claims import (conv1d, conv1d_as_attention, cross_as_masked_self, cross_ma
                      future_change, future_gradient, image_example, image_self_attention,
                      log_log_slope, mask_after_softmax, monte_carlo_error, receptive_field,
                      recorded_cost, weights_change)
+from .plots import heatmap, pyplot, save_figure
 
 __all__ = ["PICTURES", "write_pictures", "picture_expectation", "picture_convolution",
            "picture_cross", "picture_causal", "picture_image", "picture_image_graph",
            "picture_cost"]
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
-    return path
 
 
 def _example_sequence(n: int = 12, d: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
@@ -60,7 +46,7 @@ def picture_expectation(path: Path) -> dict[str, Any]:
     c = p @ values
     theory = math.sqrt(float(np.sum(p[:, None] * (values - c) ** 2))) / np.sqrt(Ns)
     slope = log_log_slope(Ns, err)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     ax.loglog(Ns, err, "o", label=f"measured RMS error (400 trials), slope {slope:.3f}")
     ax.loglog(Ns, theory, "-", color="grey",
@@ -69,7 +55,7 @@ def picture_expectation(path: Path) -> dict[str, Any]:
     ax.set_ylabel(r"$\sqrt{E\,\|\hat c_N - c\|^2}$")
     ax.set_title(r"Monte-Carlo context $\hat c_N = \frac{1}{N}\sum v_{J_k}$, $J_k \sim p$")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     return {"slope": slope, "sample_sizes": Ns, "error": err.tolist(),
             "theory": theory.tolist()}
 
@@ -85,18 +71,16 @@ def picture_convolution(path: Path) -> dict[str, Any]:
     def conv(x: np.ndarray) -> np.ndarray:
         return conv1d_as_attention(x, ex["kernel"])[1].data[:, 1:n + 1]  # drop padding
 
-    plt = _plt()
-    fig, axes = plt.subplots(2, 2, figsize=(7, 6.6))
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(8, 6.6), layout="constrained")
     for row, key in enumerate(("x", "x2")):
         for col, (title, fn) in enumerate((("convolution, kernel (1/4, 1/2, 1/4)", conv),
                                            ("self-attention", sa))):
             ax = axes[row, col]
-            im = ax.imshow(fn(ex[key]), cmap="Greys", vmin=0, vmax=1)
+            heatmap(ax, fn(ex[key]), xlabel="input position $j$",
+                    ylabel="output position $i$", label="weight $W_{ij}$")
             ax.set_title(f"{title}\ninput {'A' if row == 0 else 'B'}", fontsize=9)
-            ax.set_xlabel("key j")
-            ax.set_ylabel("query i")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="weight $W_{ij}$")
-    _save(fig, path)
+    save_figure(fig, path)
     return {"conv_change": weights_change(conv, ex["x"], ex["x2"]),
             "attention_change": weights_change(sa, ex["x"], ex["x2"]),
             "conv_field": int(receptive_field(lambda t: conv1d(t, ex["kernel"]),
@@ -114,19 +98,18 @@ def picture_cross(path: Path) -> dict[str, Any]:
     W_q, W_k, W_v = rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=(5, 2))
     c1, w1 = A.cross_attention(x_dec, x_enc, W_q, W_k, W_v)
     c2, w2 = cross_as_masked_self(x_dec, x_enc, W_q, W_k, W_v)
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-    axes[0].imshow(cross_mask(m, n), cmap="Greys", vmin=0, vmax=1)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+    heatmap(axes[0], cross_mask(m, n), xlabel="key $j$ of $Z$", ylabel="query $i$ of $Z$",
+            label="mask $M_{ij}$ (1 = may attend)")
     axes[0].set_title("mask over [encoder; decoder]\n(black = may attend)", fontsize=9)
     axes[0].axhline(n - 0.5, color="tab:red")
     axes[0].axvline(n - 0.5, color="tab:red")
     for ax, w, title in ((axes[1], w1.data, "cross_attention(x_dec, x_enc)"),
                          (axes[2], w2.data, "decoder rows of masked self-attention")):
-        ax.imshow(w, cmap="Greys", vmin=0, vmax=1)
+        heatmap(ax, w, xlabel="encoder position $j$", ylabel="decoder position $i$")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("encoder position j")
-        ax.set_ylabel("decoder position i")
-    _save(fig, path)
+    save_figure(fig, path)
     return {"max_context_difference": float(np.max(np.abs(c1.data - c2.data))),
             "max_weights_difference": float(np.max(np.abs(w1.data - w2.data)))}
 
@@ -138,12 +121,11 @@ def picture_causal(path: Path) -> dict[str, Any]:
     causal = lambda x: A.self_attention(x, ex["W_q"], ex["W_k"], ex["W_v"],  # noqa: E731
                                         causal=True)
     after = lambda x: mask_after_softmax(x, ex["W_q"], ex["W_k"], ex["W_v"])  # noqa: E731
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.6))
-    axes[0].imshow(causal(ex["x"])[1].data, cmap="Greys", vmin=0, vmax=1)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), layout="constrained")
+    heatmap(axes[0], causal(ex["x"])[1].data, xlabel="key $j$", ylabel="query $t$",
+            label="weight $P_{tj}$")
     axes[0].set_title("causal weights (exactly 0 above the diagonal)", fontsize=9)
-    axes[0].set_xlabel("key j")
-    axes[0].set_ylabel("query i")
     out = {}
     for label, fn, marker in (("mask on the scores (correct)", causal, "o"),
                               ("mask after the softmax (leaks)", after, "x")):
@@ -153,11 +135,11 @@ def picture_causal(path: Path) -> dict[str, Any]:
         axes[1].semilogy(range(n), np.where(g > 0, g, 1e-18), marker, label=label)
     axes[1].axvline(t + 0.5, color="grey", ls=":")
     axes[1].set_ylim(1e-19, None)
-    axes[1].set_xlabel("input position j")
-    axes[1].set_ylabel(rf"$\sum |\partial y_{{{t}}} / \partial x_j|$ (0 drawn at 1e-18)")
+    axes[1].set_xlabel("input position $j$")
+    axes[1].set_ylabel(rf"$\sum |\partial O_{{{t}}} / \partial x_j|$ (0 drawn at 1e-18)")
     axes[1].set_title(f"what output t = {t} depends on", fontsize=9)
     axes[1].legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     return out
 
 
@@ -169,23 +151,23 @@ def picture_image(path: Path) -> dict[str, Any]:
     g = img.shape[0] // p
     q = ex["query"]
     amap = w.data[q].reshape(g, g)
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-    axes[0].imshow(img[:, :, 0], cmap="gray", vmin=0, vmax=1)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    heatmap(axes[0], img[:, :, 0], xlabel="pixel column", ylabel="pixel row",
+            label="pixel value (0 = white, 1 = black)")
     a, b = divmod(q, g)
     axes[0].add_patch(plt.Rectangle((b * p - 0.5, a * p - 0.5), p, p, fill=False,
                                     ec="tab:red", lw=2))
     axes[0].set_title(f"image {img.shape[0]}x{img.shape[1]}, {g * g} patches of {p}x{p}\n"
                       f"query patch ({a}, {b}) in red", fontsize=9)
-    im = axes[1].imshow(amap, cmap="magma")
+    heatmap(axes[1], amap, xlabel="patch column $b$", ylabel="patch row $a$",
+            label=f"weight $P_{{{q}j}}$ of key patch $j$", vmax=float(amap.max()))
     axes[1].set_title(f"weights of patch ({a}, {b})\nover the {g * g} patches", fontsize=9)
-    fig.colorbar(im, ax=axes[1], shrink=0.8)
-    axes[2].imshow(out.data[:, :, 0], cmap="gray")
+    shown = out.data[:, :, 0]
+    heatmap(axes[2], shown, xlabel="pixel column", ylabel="pixel row",
+            label="output value", vmin=float(shown.min()), vmax=float(shown.max()))
     axes[2].set_title("output: each patch a weighted average", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    _save(fig, path)
+    save_figure(fig, path)
     order = np.argsort(-w.data[q])
     return {"query": (a, b), "top": [(divmod(int(j), g), float(w.data[q, j]))
                                      for j in order[:10]],
@@ -212,17 +194,18 @@ def picture_cost(path: Path) -> dict[str, Any]:
     """Counted cost of self-attention against n (log-log): multiply-adds, floats held."""
     ns = [2 ** k for k in range(2, 11)]
     counts = [recorded_cost(n, 16) for n in ns]
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for key, label in (("multiply_adds", "multiply-adds"), ("floats", "floats held"),
                        ("pairs", "weights (pairs)")):
         ys = [c[key] for c in counts]
         ax.loglog(ns, ys, "o-", label=f"{label}, slope {log_log_slope(ns[-4:], ys[-4:]):.2f}")
     ax.loglog(ns, [n * n for n in ns], ":", color="grey", label=r"$n^2$")
-    ax.set_xlabel("tokens n")
+    ax.set_xlabel("tokens $n$")
+    ax.set_ylabel("count")
     ax.set_title("self-attention, d = d_k = 16: counted on the recorded graph", fontsize=9)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     return {"n": ns, "counts": counts}
 
 

@@ -267,10 +267,10 @@ closed matrix form, and checks it against the exact derivative and the engine's 
 (Markdown with LaTeX); each says how its claims were decided.</p>
 <ul>$derivations</ul>
 <h2>What attention is: the claims, pictured</h2>
-<p>The context is an expectation; self-attention is a convolution whose kernel is computed
-from the data; cross attention is masked self-attention; causal masking; attention over
-image patches; the O(n²) cost. Each claim is checked in its <code>claim_*</code>
-derivation above, with its verdict.</p>
+<p>The context is an expectation; self-attention mixes positions like a convolution,
+but with weights computed from the data; cross attention is masked self-attention;
+causal masking; attention over image patches; the O(n²) cost. Each claim is checked in
+its <code>claim_*</code> derivation above, with its verdict.</p>
 <div class=graphs>$pictures</div>
 $sections
 </body></html>

@@ -4,8 +4,10 @@ A :class:`Claim` pairs an identity builder of :mod:`tinygrad_attn.verify.indexfo
 (the mechanism in index notation, its exact derivative and a closed form) with the
 statement a document prints; ``claim.prove()`` decides it for symbolic sizes with
 :func:`tinygrad_attn.verify.indexcalc.prove_equal`.  :data:`CLAIMS` are the closed-form
-gradients of scaled dot-product and multi-head (Vaswani et al. 2017), additive (Bahdanau
-et al. 2014), dot and general attention (Luong et al. 2015); :data:`NEGATIVE_CONTROLS`
+gradients of scaled dot-product and multi-head attention (forward: Vaswani et al. 2017),
+additive (forward: Bahdanau et al. 2014), dot and general attention (forward: Luong et al.
+2015); the papers give the forward passes, the gradients are derived here, and each
+claim's ``source`` says what its source gives. :data:`NEGATIVE_CONTROLS`
 are deliberately wrong forms the prover must reject.  Sizes and symbols follow the
 project notation (``docs/notation.md``): $m$ queries, $n$ keys, key width $d_k$, value
 width $d_v$, upstream gradient $\\bar O$, the adjoint of $X$ written $\\bar X$.
@@ -34,7 +36,9 @@ class Claim:
     """One identity: ``build()`` returns ``(lhs, rhs, ranges)``; ``prove()`` decides it.
 
     ``name`` is a short ASCII statement (``bar X`` is the adjoint :math:`\\bar X`),
-    ``latex`` the identity in index notation as documents print it, ``source`` the paper.
+    ``latex`` the identity in index notation as documents print it, ``source`` what the
+    claim rests on (the paper whose forward pass it differentiates, or the paper that
+    derives the identity).
     ``holds`` is False for a negative control (a deliberately wrong closed form), which
     the prover must not prove.
     """
@@ -74,7 +78,16 @@ def _bad(mech: str, name: str, latex: str, fn: Callable, src: str, **kw: Any) ->
     return Claim(mech, name, latex, functools.partial(fn, wrong=True, **kw), False, src)
 
 
-V17, B14, L15 = "Vaswani et al. 2017", "Bahdanau et al. 2014", "Luong et al. 2015"
+#: What each source gives: the papers define the forward passes only (none writes a
+#: gradient), so a gradient cites the forward it differentiates; the identity
+#: rowsum(P * bar P) = rowsum(bar O * O) is derived by FlashAttention; the softmax facts
+#: follow from its definition.
+V17 = "gradient of Vaswani et al. 2017, eq. 1, derived here"
+MH17 = "gradient of Vaswani et al. 2017, sec. 3.2.2, derived here"
+B14 = "gradient of Bahdanau et al. 2014, Appendix A.1.2, derived here"
+L15 = "gradient of Luong et al. 2015, eq. 8, derived here"
+D22 = "Dao et al. 2022, Appendix B.2; used in its Algorithm 4"
+SMX = "softmax, from its definition"
 SDPA, ADD, DOT, GEN, MH = "scaled_dot_product", "additive", "dot_product", "general", \
     "multi_head"
 _SD = "\\tfrac{1}{\\sqrt{d_k}}"
@@ -93,18 +106,18 @@ CLAIMS: tuple[Claim, ...] = (
     _c(SDPA, "bar P = bar O V^T", _d("P_{xy}") + "\\sum_c \\bar O_{xc} V_{yc}", F.sdpa_dP, V17),
     _c(SDPA, "bar S = P * (bar P - rowsum(P * bar P))", _d("S_{xy}") + _dS, F.sdpa_dS, V17),
     _c(SDPA, "rowsum(P * bar P) = rowsum(bar O * O)",
-       "\\sum_l P_{xl}\\,\\bar P_{xl} = \\sum_c \\bar O_{xc} O_{xc}", F.sdpa_rowsum, V17),
+       "\\sum_l P_{xl}\\,\\bar P_{xl} = \\sum_c \\bar O_{xc} O_{xc}", F.sdpa_rowsum, D22),
     _c(SDPA, "bar S = P * (bar P - D), D = rowsum(bar O * O)",
        _d("S_{xy}") + "P_{xy}\\big(\\bar P_{xy} - \\textstyle\\sum_c \\bar O_{xc}O_{xc}\\big)",
-       F.sdpa_dS_via_D, V17),
+       F.sdpa_dS_via_D, D22),
     _c(SDPA, "bar Q = bar S K / sqrt(d_k)", _d("Q_{xy}") + _SD + "\\sum_j \\bar S_{xj} K_{jy}",
        F.sdpa_dQ, V17),
     _c(SDPA, "bar K = bar S^T Q / sqrt(d_k)",
        _d("K_{xy}") + _SD + "\\sum_i \\bar S_{ix} Q_{iy}", F.sdpa_dK, V17),
-    _c(SDPA, "softmax Jacobian", _JAC, F.softmax_jacobian, V17),
-    _c(SDPA, "softmax rows sum to one", "\\sum_j P_{xj} = 1", F.softmax_rows, V17),
+    _c(SDPA, "softmax Jacobian", _JAC, F.softmax_jacobian, SMX),
+    _c(SDPA, "softmax rows sum to one", "\\sum_j P_{xj} = 1", F.softmax_rows, SMX),
     _c(SDPA, "softmax Jacobian rows sum to zero",
-       "\\sum_j \\frac{\\partial P_{ij}}{\\partial S_{xy}} = 0", F.softmax_jacobian_rows, V17),
+       "\\sum_j \\frac{\\partial P_{ij}}{\\partial S_{xy}} = 0", F.softmax_jacobian_rows, SMX),
     _c(SDPA, "rows of bar S sum to zero", "\\sum_y \\frac{\\partial L}{\\partial S_{xy}} = 0",
        F.sdpa_dS_rows, V17),
     _c(SDPA, "masked bar V = P^T bar O", _d("V_{xy}") + "\\sum_i P_{ix} \\bar O_{iy}",
@@ -115,8 +128,8 @@ CLAIMS: tuple[Claim, ...] = (
        _d("Q_{xy}") + _SD + "\\sum_j \\bar S_{xj} K_{jy}", F.sdpa_dQ, V17, mask=F.M),
     _c(SDPA, "masked bar K = bar S^T Q / sqrt(d_k)",
        _d("K_{xy}") + _SD + "\\sum_i \\bar S_{ix} Q_{iy}", F.sdpa_dK, V17, mask=F.M),
-    _c(SDPA, "masked softmax Jacobian", _JAC, F.softmax_jacobian, V17, mask=F.M),
-    _c(SDPA, "masked softmax rows sum to one", "\\sum_j P_{xj} = 1", F.softmax_rows, V17,
+    _c(SDPA, "masked softmax Jacobian", _JAC, F.softmax_jacobian, SMX, mask=F.M),
+    _c(SDPA, "masked softmax rows sum to one", "\\sum_j P_{xj} = 1", F.softmax_rows, SMX,
        mask=F.M),
     _c(SDPA, "masked rows of bar S sum to zero",
        "\\sum_y \\frac{\\partial L}{\\partial S_{xy}} = 0", F.sdpa_dS_rows, V17, mask=F.M),
@@ -144,16 +157,16 @@ CLAIMS: tuple[Claim, ...] = (
     _c(GEN, "bar K = bar S^T Q W", _d("K_{xy}") + "\\sum_{ia} \\bar S_{ix} Q_{ia} W_{ay}",
        F.general_dK, L15),
     _c(MH, "bar W_o = C^T bar O", _d("(W_o)_{xyz}") + "\\sum_i C_{xiy} \\bar O_{iz}",
-       F.mh_dWo, V17),
+       F.mh_dWo, MH17),
     _c(MH, "bar W_v = X_kv^T bar V",
        _d("(W_v)_{xyz}") + "\\sum_j (X_{kv})_{jx}\\, \\bar V_{yjz},\\ "
-       "\\bar V_{tjc} = \\sum_i P_{tij}\\, \\bar C_{tic}", F.mh_dWv, V17),
+       "\\bar V_{tjc} = \\sum_i P_{tij}\\, \\bar C_{tic}", F.mh_dWv, MH17),
     _c(MH, "bar W_q = X_q^T bar Q",
        _d("(W_q)_{xyz}") + "\\sum_i (X_q)_{ix}\\, \\bar Q_{yiz},\\ "
-       "\\bar Q_{tib} = " + _SH + " \\sum_j \\bar S_{tij} K_{tjb}", F.mh_dWq, V17),
+       "\\bar Q_{tib} = " + _SH + " \\sum_j \\bar S_{tij} K_{tjb}", F.mh_dWq, MH17),
     _c(MH, "bar W_k = X_kv^T bar K",
        _d("(W_k)_{xyz}") + "\\sum_j (X_{kv})_{jx}\\, \\bar K_{yjz},\\ "
-       "\\bar K_{tjb} = " + _SH + " \\sum_i \\bar S_{tij} Q_{tib}", F.mh_dWk, V17),
+       "\\bar K_{tjb} = " + _SH + " \\sum_i \\bar S_{tij} Q_{tib}", F.mh_dWk, MH17),
 )
 
 NEGATIVE_CONTROLS: tuple[Claim, ...] = (
@@ -163,23 +176,23 @@ NEGATIVE_CONTROLS: tuple[Claim, ...] = (
          F.sdpa_dP, V17),
     _bad(SDPA, "bar S = P * bar P (no D term)", "P_{xy}\\,\\bar P_{xy}", F.sdpa_dS, V17),
     _bad(SDPA, "bar S = P * bar P (no D = rowsum(bar O * O) term)", "P_{xy}\\,\\bar P_{xy}",
-         F.sdpa_dS_via_D, V17),
+         F.sdpa_dS_via_D, D22),
     _bad(SDPA, "rowsum(P * bar P) = rowsum(bar O * V)", "\\sum_c \\bar O_{xc} V_{xc}",
-         F.sdpa_rowsum, V17),
+         F.sdpa_rowsum, D22),
     _bad(SDPA, "bar Q = bar S K (no 1/sqrt(d_k))", "\\sum_j \\bar S_{xj} K_{jy}", F.sdpa_dQ,
          V17),
     _bad(SDPA, "bar K = bar S^T Q (no 1/sqrt(d_k))", "\\sum_i \\bar S_{ix} Q_{iy}",
          F.sdpa_dK, V17),
     _bad(SDPA, "softmax Jacobian with + P", "\\delta_{ix} P_{ij}(\\delta_{jy} + P_{iy})",
-         F.softmax_jacobian, V17),
-    _bad(SDPA, "softmax columns sum to one", "\\sum_i P_{ix} = 1", F.softmax_rows, V17),
+         F.softmax_jacobian, SMX),
+    _bad(SDPA, "softmax columns sum to one", "\\sum_i P_{ix} = 1", F.softmax_rows, SMX),
     _bad(SDPA, "softmax Jacobian columns sum to zero",
          "\\sum_i \\frac{\\partial P_{ij}}{\\partial S_{xy}} = 0", F.softmax_jacobian_rows,
          V17),
     _bad(SDPA, "rows of bar S sum to rows of bar P",
          "\\sum_y \\frac{\\partial L}{\\partial S_{xy}} = \\sum_y \\bar P_{xy}", F.sdpa_dS_rows,
          V17),
-    _bad(SDPA, "masked softmax columns sum to one", "\\sum_i P_{ix} = 1", F.softmax_rows, V17,
+    _bad(SDPA, "masked softmax columns sum to one", "\\sum_i P_{ix} = 1", F.softmax_rows, SMX,
          mask=F.M),
     _bad(SDPA, "masked bar S = P * bar P (no D term)", "P_{xy}\\,\\bar P_{xy}", F.sdpa_dS,
          V17, mask=F.M),
@@ -208,10 +221,10 @@ NEGATIVE_CONTROLS: tuple[Claim, ...] = (
          F.general_dQ, L15),
     _bad(GEN, "bar K = bar S^T Q W^T", "\\sum_{ia} \\bar S_{ix} Q_{ia} W_{ya}", F.general_dK,
          L15),
-    _bad(MH, "bar W_o with a wrong index", "\\sum_i C_{xiy} \\bar O_{iy}", F.mh_dWo, V17),
+    _bad(MH, "bar W_o with a wrong index", "\\sum_i C_{xiy} \\bar O_{iy}", F.mh_dWo, MH17),
     _bad(MH, "bar W_v with the query input", "\\sum_j (X_q)_{jx} \\bar V_{yjz}", F.mh_dWv,
          V17),
-    _bad(MH, "bar W_q with no 1/sqrt(d_h)", "\\sum_i (X_q)_{ix} \\bar Q_{yiz}", F.mh_dWq, V17),
+    _bad(MH, "bar W_q with no 1/sqrt(d_h)", "\\sum_i (X_q)_{ix} \\bar Q_{yiz}", F.mh_dWq, MH17),
 )
 
 MECHANISMS: tuple[str, ...] = (SDPA, ADD, DOT, GEN, MH)

@@ -84,7 +84,7 @@ def panel(fig: Any, ax: Any, c: Comparison, name: str, labels: list[str]) -> Non
     low = max(float(np.log10(positive.min())) if positive.size else top - 1, top - 12)
     low = min(low, top - 1)
     shown = np.log10(np.where(mat > 0, mat, 10.0 ** low))
-    image = ax.imshow(shown, cmap="magma", vmin=low, vmax=top, aspect="auto",
+    image = ax.imshow(shown, cmap="magma_r", vmin=low, vmax=top, aspect="auto",
                       interpolation="nearest")
     bar = fig.colorbar(image, ax=ax, label="log10 relative error (green line: rtol)"
                        if c.rtol else "log10 relative error")

@@ -201,11 +201,7 @@ class Judge:
             return out
         fd_vs_exact = np.abs(numeric - exact)
         if row.fd.ok and row.sym is not None and row.sym.status == "FAIL":
-            out.append(f"{row.name}: finite differences agree within atol/rtol, but the "
-                       f"engine differs from SymPy's exact gradient by "
-                       f"{row.sym.max_abs_err:.2e} at {list(row.sym.worst_index)} (finite "
-                       f"differences themselves are off by {np.max(fd_vs_exact):.2e}): a "
-                       f"VJP error hidden in the finite-difference noise")
+            out.append(self.hidden_error_note(row, float(np.max(fd_vs_exact))))
         if row.fd.status == "FAIL" and row.sym is not None and row.sym.ok:
             i = row.fd.worst_index
             out.append(f"{row.name}: the engine agrees with SymPy, but finite differences "
@@ -235,6 +231,20 @@ class Judge:
         if row.sym is None:
             return text + "; rerun with symbolic=True to decide"
         return text + ("; SymPy decides: the engine agrees with it" if row.sym.ok else "")
+
+    def hidden_error_note(self, row: InputReport, fd_err: float) -> str:
+        """Why finite differences passed a VJP that SymPy rejects: their own error is as
+        large as the engine's (noise), or they resolve it and ``rtol`` lets it pass."""
+        eng = row.sym.max_abs_err
+        head = (f"{row.name}: finite differences agree within atol/rtol, but the engine "
+                f"differs from SymPy's exact gradient by {eng:.2e} at "
+                f"{list(row.sym.worst_index)} (finite differences themselves are off by "
+                f"{fd_err:.2e})")
+        if fd_err >= eng:
+            return head + ": a VJP error hidden in the finite-difference noise"
+        return (head + f": the finite differences resolve it ({eng / fd_err:.0f} times their "
+                f"own error), but it is within rtol={self.tol.rtol:g}: a VJP error the "
+                f"tolerance lets pass")
 
     def sym_floor_note(self, row: InputReport, k: int, codes: np.ndarray,
                        exact: np.ndarray) -> str:

@@ -30,8 +30,8 @@ __all__ = ["NAMES", "run", "report", "main", "Result"]
 
 #: The derivations, in reading order: the mechanisms, then the claims of "what attention is".
 NAMES: tuple[str, ...] = (
-    "softmax", "scaled_dot_product", "additive", "dot_product_general", "location",
-    "content", "multi_head", "causal_masking",
+    "softmax", "scaled_dot_product", "worked_example", "additive", "dot_product_general",
+    "location", "content", "multi_head", "causal_masking",
     "claim_expectation", "claim_convolution", "claim_cross_as_self", "claim_causal",
     "claim_image", "claim_cost",
 )

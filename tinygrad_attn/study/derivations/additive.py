@@ -26,8 +26,8 @@ $V \in \mathbb{R}^{n \times d_v}$, $W_q \in \mathbb{R}^{d_q \times h}$,
 $W_k \in \mathbb{R}^{d_k \times h}$ and the score vector $v \in \mathbb{R}^h$ (Bahdanau's
 $v_a$; the engine's parameter `v` of `additive`):
 
-$$U_{ijr} = (Q W_q)_{ir} + (K W_k)_{jr}, \qquad H = \tanh(U), \qquad
-  S_{ij} = \sum_r v_r H_{ijr}, \qquad P = \operatorname{softmax}_{\text{rows}}(S), \qquad
+$$U_{ijr} = (Q W_q)_{ir} + (K W_k)_{jr}, \qquad T = \tanh(U), \qquad
+  S_{ij} = \sum_r v_r T_{ijr}, \qquad P = \operatorname{softmax}_{\text{rows}}(S), \qquad
   O = P V .$$
 
 ## The gradients, step by step
@@ -35,11 +35,11 @@ $$U_{ijr} = (Q W_q)_{ir} + (K W_k)_{jr}, \qquad H = \tanh(U), \qquad
 1. **Context and softmax** as in [scaled_dot_product.md](scaled_dot_product.md):
    $\bar V = P^\top \bar O$, $\bar P = \bar O V^\top$,
    $\bar S = P \odot (\bar P - \operatorname{rowsum}(\bar P \odot P))$.
-2. **Score network.** $\partial S_{ij} / \partial v_r = H_{ijr}$ and
-   $\partial S_{ij} / \partial U_{ijr} = v_r (1 - H_{ijr}^2)$ (since
+2. **Score network.** $\partial S_{ij} / \partial v_r = T_{ijr}$ and
+   $\partial S_{ij} / \partial U_{ijr} = v_r (1 - T_{ijr}^2)$ (since
    $\tanh' = 1 - \tanh^2$), so
-   $$\bar v_r = \sum_{ij} \bar S_{ij} H_{ijr}, \qquad
-     \bar U_{ijr} = \bar S_{ij}\, v_r\, (1 - H_{ijr}^2) .$$
+   $$\bar v_r = \sum_{ij} \bar S_{ij} T_{ijr}, \qquad
+     \bar U_{ijr} = \bar S_{ij}\, v_r\, (1 - T_{ijr}^2) .$$
 3. **Projections.** $U_{ijr}$ depends on $(QW_q)_{ir}$ for every $j$ and on $(KW_k)_{jr}$
    for every $i$: the broadcast sums the gradient back,
    $$\overline{QW_q} = \sum_j \bar U_{:j:} =: A \in \mathbb{R}^{m \times h}, \qquad
@@ -48,12 +48,12 @@ $$U_{ijr} = (Q W_q)_{ir} + (K W_k)_{jr}, \qquad H = \tanh(U), \qquad
 
 ## Closed matrix form
 
-$$\bar v = \sum_{ij} \bar S_{ij} H_{ij:}, \quad
+$$\bar v = \sum_{ij} \bar S_{ij} T_{ij:}, \quad
   \bar Q = A W_q^\top, \quad \bar W_q = Q^\top A, \quad
   \bar K = B W_k^\top, \quad \bar W_k = K^\top B, \quad \bar V = P^\top \bar O ,$$
 
-with $A_{ir} = \sum_j \bar S_{ij} v_r (1 - H_{ijr}^2)$ and
-$B_{jr} = \sum_i \bar S_{ij} v_r (1 - H_{ijr}^2)$.
+with $A_{ir} = \sum_j \bar S_{ij} v_r (1 - T_{ijr}^2)$ and
+$B_{jr} = \sum_i \bar S_{ij} v_r (1 - T_{ijr}^2)$.
 """
 
 INPUTS = ("Q", "K", "V", "W_q", "W_k", "v")
@@ -62,13 +62,13 @@ INPUTS = ("Q", "K", "V", "W_q", "W_k", "v")
 def closed_form(Q: np.ndarray, K: np.ndarray, V: np.ndarray, W_q: np.ndarray,  # noqa: N803
                 W_k: np.ndarray, v: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
     """The six gradients of the closed matrix form, for the upstream gradient ``g``."""
-    H = tanh((Q @ W_q)[:, None, :] + (K @ W_k)[None, :, :])   # (m, n, h)
-    P = softmax_rows(H @ v)                                     # (m, n)
+    T = tanh((Q @ W_q)[:, None, :] + (K @ W_k)[None, :, :])   # (m, n, h)
+    P = softmax_rows(T @ v)                                     # (m, n)
     S_bar = softmax_backward(P, g @ V.T)
-    U_bar = S_bar[:, :, None] * v * (1 - H * H)                 # (m, n, h)
+    U_bar = S_bar[:, :, None] * v * (1 - T * T)                 # (m, n, h)
     A_, B_ = U_bar.sum(axis=1), U_bar.sum(axis=0)               # (m, h), (n, h)
     return {"Q": A_ @ W_q.T, "W_q": Q.T @ A_, "K": B_ @ W_k.T, "W_k": K.T @ B_,
-            "v": np.einsum("ij,ijr->r", S_bar, H), "V": P.T @ g}
+            "v": np.einsum("ij,ijr->r", S_bar, T), "V": P.T @ g}
 
 
 def build(doc: Document) -> None:

@@ -1,6 +1,6 @@
 r"""Causal masking (Vaswani et al. 2017, sec. 3.2.3): a masked score has exactly zero
-gradient, a fully masked row has zero context and gradients; proven for the composed and
-the fused scaled dot-product attention.
+gradient; a fully masked row gets, by the engine's convention, zero context and
+gradients; proven for the composed and the fused scaled dot-product attention.
 
 ``python -m tinygrad_attn.study.derivations.causal_masking --out derivations`` rebuilds
 ``derivations/causal_masking.md``.
@@ -22,14 +22,21 @@ TEXT = r"""
 
 Causal (decoder) self-attention lets query $i$ attend key $j$ only when $j \le i$
 (Vaswani et al. 2017, sec. 3.2.3); queries and keys are the same $n$ positions
-($m = n$). A mask $M_{ij} = [j \le i]$ sets the other scores to $-\infty$ before the
-softmax:
+($m = n$). The mask $M_{ij} = [j \le i]$ enters in **one** of two equivalent ways:
+additively, the masked scores set to $-\infty$ before an ordinary softmax,
 
 $$S_{ij} = \begin{cases} \frac{q_i \cdot k_j}{\sqrt{d_k}} & j \le i \\ -\infty & j > i
-  \end{cases}, \qquad P_{ij} = \frac{M_{ij}\, e^{S_{ij}}}{\sum_k M_{ik}\, e^{S_{ik}}},
-  \qquad O = P V .$$
+  \end{cases}, \qquad P_{ij} = \frac{\exp S_{ij}}{\sum_l \exp S_{il}}, \qquad O = P V ,$$
 
-Symbolically $e^{-\infty} = 0$ exactly, so a masked entry is not "small": it is absent.
+or multiplicatively, the scores left finite ($S_{ij} = q_i \cdot k_j / \sqrt{d_k}$ for
+every $j$) and the softmax restricted to the allowed keys,
+
+$$P_{ij} = \frac{M_{ij} \exp S_{ij}}{\sum_l M_{il} \exp S_{il}} .$$
+
+With $\exp(-\infty) = 0$ the two give the same $P$ for every row that keeps at least one
+key (the engine computes the first; [the every-size proof](scaled_dot_product.md) uses
+the second). Symbolically $\exp(-\infty)$ is exactly 0, so a masked entry is not "small":
+it is absent.
 
 ## The gradients, step by step
 
@@ -43,8 +50,11 @@ the masked entries:
    $\bar K = \bar S^\top Q / \sqrt{d_k}$ key $j$ collects only from queries $i \ge j$; the
    last key receives gradient from the last query alone, and $\bar V_j$ likewise.
 
-A fully masked row (padding) has $P_{i:} = 0$: its context and all its gradients are 0,
-never $0/0$.
+A fully masked row (padding) is outside the mathematics: both forms divide $0$ by $0$
+there. The engine adopts a **convention**: such a row gets $P_{i:} = 0$ (the empty sum
+is taken as 1), so its context and all its gradients are 0 rather than NaN. This is a
+choice made for padding, checked below as the engine's behaviour, not a consequence of
+the formulas above.
 
 ## Closed matrix form
 
@@ -86,7 +96,8 @@ def prove_fully_masked_row(doc: Document) -> None:
                  {"Q": (2, 2), "K": (3, 2), "V": (3, 1)})
     row = [der.outputs[0][1, 0]] + list(der.gradients["Q"][1]) + \
         list(der.engine_gradients()["Q"][1])
-    doc.check("fully masked query row: context, `sympy.diff` and engine gradient exactly 0",
+    doc.check("fully masked query row (the engine's convention $P_{i:} = 0$): context, "
+              "`sympy.diff` of that computation and engine gradient exactly 0",
               sizes(m=2, n=3, d_k=2, d_v=1), zero_proof("fully masked row", row))
 
 

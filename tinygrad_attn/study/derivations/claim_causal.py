@@ -23,22 +23,28 @@ In a decoder, position $t$ may attend only positions $j \le t$
 (Vaswani et al. 2017, sec. 3.2.3). With the causal mask the scores of later positions are
 $-\infty$, so (see [causal_masking.md](causal_masking.md) for the gradients):
 
-1. the weights $P_{tj}$, $j > t$, are **exactly** 0, and so are their gradients;
-2. hence the output at $t$ is a function of $x_1, \dots, x_t$ alone:
-   $\partial O_t / \partial x_j = 0$ for every $j > t$ — **changing a later input
+1. the weights $P_{tj}$, $j > t$, are **exactly** 0, and they stay 0 for every value of
+   the inputs: $\partial P_{tj} / \partial (\text{any input}) = 0$ and the adjoint of a
+   masked score is $\bar S_{tj} = 0$. (The adjoint of the weight itself,
+   $\bar P_{tj} = \sum_c \bar O_{tc} V_{jc}$, is *not* zero: $O_t$ would change if
+   $P_{tj}$ could; it cannot, so nothing flows through it.)
+2. hence the output at $t$ is a function of $x_0, \dots, x_t$ alone (positions count from
+   0): $\partial O_t / \partial x_j = 0$ for every $j > t$ — **changing a later input
    cannot change an earlier output**, so a model can be trained on all positions of a
    sequence at once without seeing the answer.
 
-Below, causal self-attention $O = \operatorname{softmax}(XW_q (XW_k)^\top/\sqrt{d_k} + M)
-XW_v$ is run on symbolic $X$ ($n$ positions, $m = n$), and $\partial O_t / \partial X_j$
-is read off the gradient as the coefficient of $\bar O_t$ in $\partial L / \partial X_j$
-(with $L = \sum \bar O \odot O$), from `sympy.diff` and from the engine's backward.
+Below, causal self-attention $O = P\, X W_v$, $P = \operatorname{softmax}_\text{rows}(S)$
+with $S_{tj} = (x_t W_q) \cdot (x_j W_k) / \sqrt{d_k}$ for $j \le t$ and
+$S_{tj} = -\infty$ for $j > t$, is run on symbolic $X$ ($n$ positions, $m = n$), and
+$\partial O_t / \partial x_j$ is read off the gradient as the coefficient of $\bar O_t$ in
+$\partial L / \partial x_j$ (with $L = \sum \bar O \odot O$), from `sympy.diff` and from
+the engine's backward.
 
 ## The mistake this rules out
 
 Masking *after* the softmax, $\tilde P = \operatorname{softmax}(S) \odot M$
 (`tinygrad_attn.study.claims.mask_after_softmax`), also gives $\tilde P_{tj} = 0$ for
-$j > t$, yet the normaliser $\sum_k e^{S_{tk}}$ still runs over the future positions:
+$j > t$, yet the normaliser $\sum_l \exp S_{tl}$ still runs over the future positions:
 $O_t$ then depends on later inputs. At $n = 2$, $d = d_k = d_v = 1$ (inputs $x_0, x_1$,
 weights $w_q, w_k, w_v$), `sympy.diff` gives
 """
@@ -53,7 +59,8 @@ def leak_of_masking_after_softmax(doc: Document) -> None:
     names = {sym: ("x_" + sym.name.split("_")[1]) if sym.name.startswith("X") else
              ("w_" + sym.name.split("_")[1]) for sym in dep.free_symbols}
     doc.add(r"$$\frac{\partial \tilde O_0}{\partial x_1} = " + sp.latex(dep, symbol_names=names)
-            + r" \ne 0 ,$$" + "\n\nwhile with the mask applied to the scores it is 0, "
+            + r" \not\equiv 0 ,$$" + "\n\n(not identically zero: it vanishes only where a "
+            "factor does), while with the mask applied to the scores it is identically 0, "
             "as proven below.")
 
 

@@ -21,7 +21,19 @@ TEXT = r"""
 
 Self-attention compares every element with every other: over $n$ tokens it forms the
 $n \times n$ scores $QK^\top$ and weights $P$ ($m = n$), so its time and memory grow as
-$n^2$, where a convolution or an RNN grows as $n$ (Vaswani et al. 2017, Table 1).
+$n^2$, where a convolution or an RNN grows as $n$.
+
+That is half the comparison. Per layer, Vaswani et al. 2017 (sec. 4, Table 1) count
+$O(n^2 d)$ operations for self-attention against $O(n d^2)$ for a recurrence (and
+$O(k n d^2)$ for a convolution of width $k$): the RNN multiplies each of its $n$ states by
+a $d \times d$ matrix. So the $n^2$ term **dominates only when $n > d$**: for sentences
+shorter than the model width ($n < d$, the common case in machine translation, the
+paper notes) self-attention is *cheaper* than a recurrence, and it runs its $n$
+positions in parallel where the recurrence takes $n$ sequential steps
+([claim_convolution.md](claim_convolution.md) measures both). Counted below: the
+projections cost $3 n d d_k$, the two $n \times n$ products $2 n^2 d_k$, so with
+$d_k = d$ the quadratic part $2 n^2 d$ overtakes the projections' $3 n d^2$ at
+$n = 3d/2$.
 
 ## Counted on the recorded graph
 

@@ -36,15 +36,25 @@ $V \in \mathbb{R}^{n \times d_v}$.
 ## Its gradient is a covariance
 
 Differentiating the expectation through the softmax,
-$\partial p_j / \partial s_k = p_j (\delta_{jk} - p_k)$, gives, for the upstream gradient
-$\bar c$ of the context,
+$\partial p_j / \partial s_k = p_j (\delta_{jk} - p_k)$, gives the Jacobian of the context
+with respect to the scores, a $d_v \times n$ matrix,
 
-$$\frac{\partial c}{\partial s_k} = p_k\,(v_k - c), \qquad
-  \bar s_k = p_k\,\langle v_k - c,\ \bar c\,\rangle ,$$
+$$\frac{\partial c}{\partial s} = V^\top \bigl(\operatorname{diag}(p) - p p^\top\bigr),
+  \qquad \frac{\partial c_a}{\partial s_k} = p_k (V_{ka} - c_a)
+  = \operatorname{Cov}_{J \sim p}\bigl(V_{Ja},\ [J = k]\bigr) ,$$
+
+the covariance, under $J \sim p$, of the value read and the indicator that position $k$
+was the one read ($\mathbb{E}[V_{Ja} [J = k]] - \mathbb{E}[V_{Ja}]\,\mathbb{E}[[J = k]]
+= p_k V_{ka} - c_a p_k$). For the upstream gradient $\bar c$ of the context,
+
+$$\bar s = \bigl(\operatorname{diag}(p) - p p^\top\bigr) V \bar c, \qquad
+  \bar s_k = p_k\,\langle v_k - c,\ \bar c\,\rangle
+  = \operatorname{Cov}_{J \sim p}\bigl(\langle v_J, \bar c\rangle,\ [J = k]\bigr) ,$$
 
 the score-function identity $\nabla_s \mathbb{E}_p[v_J] = \mathbb{E}_p[v_J \nabla_s \log p_J]$:
 raising a score moves the context towards that position's value, in proportion to its
-weight and to how far its value is from the current average.
+weight and to how far its value is from the current average. Below, the covariance is
+computed by `sympy.stats` from $J$ alone and proven equal to `sympy.diff`.
 
 ## A Monte-Carlo estimate converges at rate $1/\sqrt N$
 
@@ -56,10 +66,27 @@ $$\mathbb{E}[\hat c_N] = c, \qquad
   \qquad \operatorname{Cov}(v_J) = \mathbb{E}[v_J v_J^\top] - c c^\top .$$
 
 Both are proven below with `sympy.stats` over the product space of $N$ independent draws
-(one value column, $p = (p_0, p_1, 1 - p_0 - p_1)$). The slope of the error against $N$
+(one value column, $p = (p_0, p_1, 1 - p_0 - p_1)$) for $N = 1, 2, 3$ **only**: the product
+space has $3^N$ outcomes. For larger $N$ they are the textbook facts (linearity of
+expectation; the variance of a mean of $N$ independent draws), not proven here; the
+measured slope of the error against $N$
 on a log-log plot is drawn in [docs/study.md](../docs/study.md) (about $-0.5$);
 `tinygrad_attn.study.claims.monte_carlo_error` computes it.
 """
+
+
+def covariance(p: list, V: np.ndarray, g: np.ndarray) -> np.ndarray:  # noqa: N803
+    r"""$\operatorname{Cov}_{J \sim p}(\langle v_J, \bar c\rangle, [J = k])$ for every $k$, by
+    ``sympy.stats`` from the distribution of $J$ alone (three expectations)."""
+    n = len(p)
+    read = np.array([[sum(V[j, a] * g[a] for a in range(V.shape[1]))] for j in range(n)],
+                    dtype=object)                      # <v_j, c_bar>, one row per outcome
+    out = []
+    for k in range(n):
+        hit = np.array([[int(j == k)] for j in range(n)], dtype=object)
+        both = read * hit
+        out.append(expectation(p, both)[0] - expectation(p, read)[0] * expectation(p, hit)[0])
+    return np.array(out, dtype=object)
 
 
 def prove_context(doc: Document, n: int, d_v: int) -> None:
@@ -78,6 +105,8 @@ def prove_context(doc: Document, n: int, d_v: int) -> None:
                        for k in range(n)], dtype=object)
     doc.check(r"$\bar s_k = p_k \langle v_k - c, \bar c\rangle$ vs `sympy.diff`", size,
               der.prove({"s": closed}))
+    doc.check(r"$\bar s_k = \operatorname{Cov}_{J \sim p}(\langle v_J, \bar c\rangle, [J = k])$ "
+              r"(`sympy.stats`) vs `sympy.diff`", size, der.prove({"s": covariance(p, V, g)}))
     doc.check("engine backward of `attend` vs `sympy.diff`", size, der.prove_engine())
 
 

@@ -1,4 +1,4 @@
-r"""Location-based attention (Luong, Pham and Manning 2015, eq. 8): the scores
+r"""Location-based attention (Luong, Pham and Manning 2015, eq. 9): the scores
 $S = QW$ depend on the query alone, one per source position; their gradients, proven.
 
 ``python -m tinygrad_attn.study.derivations.location --out derivations`` rebuilds
@@ -16,7 +16,7 @@ TITLE = "Location-based (Luong) attention"
 TEXT = r"""
 ## The mechanism
 
-Location-based attention (Luong, Pham and Manning 2015, eq. 8): the scores depend on the
+Location-based attention (Luong, Pham and Manning 2015, eq. 9): the scores depend on the
 query alone, one per source position,
 
 $$S = Q W, \qquad P = \operatorname{softmax}_{\text{rows}}(S), \qquad O = P V ,$$

@@ -62,7 +62,8 @@ Proof: $\sum_j P_{ij} \bar P_{ij} = \sum_j P_{ij} \sum_c \bar O_{ic} V_{jc}
 = \sum_c \bar O_{ic} \sum_j P_{ij} V_{jc} = \sum_c \bar O_{ic} O_{ic}$. It holds for *any*
 matrix $P$ (it is only associativity), and it lets a fused or tiled backward compute $D$
 from the $m \times d_v$ matrices $\bar O$ and $O$, without the $m \times n$ matrix $\bar P$
-(FlashAttention, Dao et al. 2022, Algorithm 2). The fused op
+(FlashAttention, Dao et al. 2022: the identity is derived in Appendix B.2 and used by the
+backward pass, Algorithm 4). The fused op
 `ScaledDotProductAttention` in `tinygrad_attn/attention/fused.py` uses it; its
 hand-derived backward is proven below like the composed reference (`fused=False`).
 """
