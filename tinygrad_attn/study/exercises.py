@@ -187,8 +187,9 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              r"For scores $S_{ij} = \cos(q_i, k_j)$ return $\bar Q$.",
              QKV, _content, "Q"),
     Exercise("multi_head_dWo", "multi_head", r"The output projection $W_o$",
-             r"Self-attention with two heads, $O = [H_1, H_2]\,W_o$ (heads concatenated "
-             r"along the feature axis): return $\bar W_o$.",
+             r"Self-attention with two heads, "
+             r"$O = \operatorname{Concat}(\mathrm{head}_0, \mathrm{head}_1)\,W_o$ (the heads "
+             r"joined along the feature axis): return $\bar W_o$.",
              {"X": (2, 2), "W_q": (2, 2), "W_k": (2, 2), "W_v": (2, 2), "W_o": (2, 2)},
              _multi_head, "W_o"),
     Exercise("causal_dK", "causal_masking", r"$\bar K$ under a causal mask",
