@@ -211,7 +211,7 @@ def test_every_name_a_command_accepts_is_in_its_help():
     folder = Path(__file__).resolve().parents[1] / "benchmarks"
     benchmarks = sorted(p.name[len("bench_"):-len(".py")] for p in folder.iterdir()
                         if p.name.startswith("bench_") and p.suffix == ".py")
-    assert "exp" in benchmarks and len(NAMES) == 14
+    assert "exp" in benchmarks and len(NAMES) >= 14        # the lists are not empty
     for command, names in (("derive", NAMES), ("bench", benchmarks), ("graph", FIGURES),
                            ("train", TASKS)):
         text = help_text(command)
