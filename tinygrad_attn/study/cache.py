@@ -94,12 +94,14 @@ class Unit:
 @dataclass
 class Done:
     """A unit's result: its value, the files it wrote (relative path -> bytes), the
-    seconds it took when computed, and whether it came from the cache."""
+    seconds it took when computed (wall, and CPU of its process and the programs it
+    ran), and whether it came from the cache."""
 
     value: Any
     files: dict[str, bytes] = field(default_factory=dict)
     seconds: float = 0.0
     cached: bool = False
+    cpu: float = 0.0
 
 
 class Cache:
@@ -145,12 +147,18 @@ class Cache:
 def capture(fn: Callable[..., Any], *args: Any) -> Done:
     """Run ``fn(folder, *args)`` with a fresh temporary ``folder``; the value it returns
     and every file it wrote there, with the seconds it took."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     with tempfile.TemporaryDirectory(prefix="tinygrad_attn-") as tmp:
         value = fn(Path(tmp), *args)
         files = {p.relative_to(tmp).as_posix(): p.read_bytes()
                  for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
-    return Done(value, files, time.perf_counter() - t0)
+    return Done(value, files, time.perf_counter() - t0, cpu=_cpu() - cpu0)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of the programs it ran and waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def place(done: Done, folder: Path) -> None:

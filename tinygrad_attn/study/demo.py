@@ -155,19 +155,20 @@ PHASES = {"derivation": "derivations", "check": "checks", "graphs": "graphs",
           "picture": "claims"}
 
 
-def _jobs(out: Path, examples: list[Example], derivations: list[str],
+def jobs(out: Path, examples: list[Example], derivations: list[str],
           pictures: list[str], symbolic: bool) -> list[Job]:
-    """One job per derivation, example check, example's graphs and picture."""
-    jobs = [Job(Unit("derivation", n), derive_unit, (n,), out / "derivations")
+    """One job per derivation, example check, example's graphs and picture, writing
+    into ``out``'s folders (what :func:`run_demo` runs; ``benchmarks/bench_demo.py`` too)."""
+    todo = [Job(Unit("derivation", n), derive_unit, (n,), out / "derivations")
             for n in derivations]
     for ex in examples:
         mine = id(ex) in BUILTIN
-        jobs.append(Job(Unit("check", ex.name, (symbolic,)), check_unit, (ex, symbolic),
+        todo.append(Job(Unit("check", ex.name, (symbolic,)), check_unit, (ex, symbolic),
                         out / "graphs", portable=False, cacheable=mine))
-        jobs.append(Job(Unit("graphs", ex.name), graphs_unit, (ex,), out / "graphs",
+        todo.append(Job(Unit("graphs", ex.name), graphs_unit, (ex,), out / "graphs",
                         portable=False, cacheable=mine))
-    jobs += [Job(Unit("picture", p), picture_unit, (p,), out / "claims") for p in pictures]
-    return jobs
+    todo += [Job(Unit("picture", p), picture_unit, (p,), out / "claims") for p in pictures]
+    return todo
 
 
 def _error(exc: Exception) -> str:
@@ -238,9 +239,9 @@ def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = 
     pictures = list(PICTURES) if pictures is None else pictures
     store = Cache() if cache is True else (cache or None)
     workers = cores() if workers is None else workers
-    jobs = _jobs(out, examples, derivations, pictures, symbolic)
-    with Progress(len(jobs), label="demo") as progress:
-        results = run_jobs(jobs, store, workers, progress)
+    todo = jobs(out, examples, derivations, pictures, symbolic)
+    with Progress(len(todo), label="demo") as progress:
+        results = run_jobs(todo, store, workers, progress)
     t1 = time.perf_counter()
     derived = _derived(derivations, results)
     outcomes = _outcomes(examples, results, derived, symbolic)
