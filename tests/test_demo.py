@@ -208,9 +208,10 @@ def test_worker_processes_give_the_same_files_and_report_a_failing_unit(tmp_path
     assert code == 1 and "FAILED: nope (error: ValueError: unknown derivation 'nope'" in two
     assert store.load(C.Unit("derivation", "nope")) is None           # errors are not kept
     assert store.load(C.Unit("derivation", "softmax")) is not None
-    assert "in 2 processes" in two
+    assert "summed over 2 processes;" in two
     assert _run(tmp_path / "one", False, workers=1, derivations=["softmax", "nope"]) == 1
-    assert "in 1 process (no cache)" in capsys.readouterr().out
+    assert "summed over 1 process;" in (one := capsys.readouterr().out)
+    assert "s in all (no cache)" in one
     assert _files(tmp_path / "two") == _files(tmp_path / "one")      # the same bytes
 
 

@@ -280,8 +280,9 @@ def _timings(results: dict[Unit, Done | Exception], writing: float, wall: float,
             parts.append(f"{phase} {sum(d.seconds for d in done):.1f} s "
                          f"({sum(d.cached for d in done)} of {total} cached)")
     where = f"cache {cache.folder}" if cache is not None else "no cache"
-    return (f"time: {', '.join(parts)}; writing {writing:.1f} s; "
-            f"total {wall:.1f} s in {workers} process{'es' if workers > 1 else ''} ({where})")
+    return (f"time: {', '.join(parts)}, summed over {workers} "
+            f"process{'es' if workers > 1 else ''}; writing {writing:.1f} s; "
+            f"{wall:.1f} s in all ({where})")
 
 
 # ----------------------------------------------------------------------------- output
