@@ -12,23 +12,13 @@ projects one position and attends over t cached keys (O(t)).  Best of ``--repeat
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from timing import best_time
 
 from tinygrad_attn.engine.blas import blas_threads
 from tinygrad_attn.study.data import date_task
 from tinygrad_attn.study.train import build_model
-
-
-def best_ms(fn, repeat: int) -> float:
-    fn()                                                       # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times)
 
 
 def main() -> None:
@@ -48,7 +38,9 @@ def main() -> None:
             for n in args.steps:
                 rnn_ms = None
                 for name, decode in decoders.items():
-                    ms = best_ms(lambda d=decode, s=src, k=n: d(s, k), args.repeat) / n
+                    times = best_time(lambda d=decode, s=src, k=n: d(s, k), args.repeat,
+                                      warmup=1, warmup_s=0)
+                    ms = 1e3 * min(times) / n
                     rnn_ms = rnn_ms or ms
                     print(f"{name:<22} {batch:>5} {n:>5} {ms:>8.2f} {ms / rnn_ms:>6.2f}",
                           flush=True)
