@@ -234,3 +234,11 @@ def test_the_cache_folder_follows_the_override_then_xdg_then_home(tmp_path, monk
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert C.cache_folder() == tmp_path / "home" / ".cache" / "tinygrad_attn"
     assert C.Cache().folder == tmp_path / "home" / ".cache" / "tinygrad_attn"
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_warning(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")                                  # the folder cannot be created
+    with pytest.warns(UserWarning, match="cannot be written"):
+        assert _run(tmp_path / "out", C.Cache(blocker / "cache")) == 0
+    assert (tmp_path / "out" / "derivations" / "softmax.md").is_file()

@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -135,13 +136,19 @@ class Cache:
         return Done(value, files, 0.0, cached=True)
 
     def store(self, unit: Unit, done: Done) -> None:
-        """Write ``done``'s value and files as the entry of ``unit`` (atomically)."""
+        """Write ``done``'s value and files as the entry of ``unit`` (atomically).  A
+        folder that cannot be written is a warning, not an error: the run goes on."""
         payload = pickle.dumps((done.value, done.files), protocol=pickle.HIGHEST_PROTOCOL)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(hashlib.sha256(payload).digest() + payload)
-        os.replace(tmp, self.path(unit))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(hashlib.sha256(payload).digest() + payload)
+            os.replace(tmp, self.path(unit))
+        except OSError as exc:
+            warnings.warn(f"the cache folder {self.folder} cannot be written ({exc}); "
+                          f"results are not kept (set {ENV} to another folder)",
+                          stacklevel=2)
 
 
 def capture(fn: Callable[..., Any], *args: Any) -> Done:
