@@ -242,3 +242,16 @@ def test_a_cache_folder_that_cannot_be_written_is_a_warning(tmp_path, capsys):
     with pytest.warns(UserWarning, match="cannot be written"):
         assert _run(tmp_path / "out", C.Cache(blocker / "cache")) == 0
     assert (tmp_path / "out" / "derivations" / "softmax.md").is_file()
+
+
+def test_the_key_holds_the_library_versions_and_the_unit(tmp_path, monkeypatch):
+    assert any(p.startswith("numpy==") for p in C.environment())
+    assert any(p.startswith("sympy==") for p in C.environment())
+    unit = C.Unit("derivation", "softmax")
+    key = C.Cache(tmp_path).key(unit)
+    assert C.Cache(tmp_path).key(unit) == key                          # stable
+    assert C.Cache(tmp_path).key(C.Unit("derivation", "additive")) != key
+    assert C.Cache(tmp_path).key(C.Unit("check", "x", (True,))) != \
+        C.Cache(tmp_path).key(C.Unit("check", "x", (False,)))
+    monkeypatch.setattr(C, "environment", lambda: ("numpy==0.0",))   # another NumPy
+    assert C.Cache(tmp_path).key(unit) != key
