@@ -255,3 +255,8 @@ def test_the_key_holds_the_library_versions_and_the_unit(tmp_path, monkeypatch):
         C.Cache(tmp_path).key(C.Unit("check", "x", (False,)))
     monkeypatch.setattr(C, "environment", lambda: ("numpy==0.0",))   # another NumPy
     assert C.Cache(tmp_path).key(unit) != key
+
+
+def test_a_demo_of_derivations_only_prints_an_empty_table(tmp_path, capsys):
+    assert demo.run_demo(tmp_path, examples=[], derivations=[], pictures=[]) == 0
+    assert "0 passed, 0 failed" in capsys.readouterr().out

@@ -305,7 +305,7 @@ def _summary(outcomes: list[Outcome], symbolic: bool) -> str:
         deriv = "-" if oc.derivation_ok is None else oc.derivation_verdict
         rows.append((oc.example.name, str(len(oc.example.shapes)), fd, sym, deriv,
                      str(len(oc.graphs)), "ok" if oc.ok else "FAIL"))
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r).rstrip() for r in rows]
