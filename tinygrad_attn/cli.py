@@ -286,7 +286,7 @@ def guess_framework(fn: Callable[..., Any]) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .study.demo import run_demo
 
-    return run_demo(Path(args.out), symbolic=not args.no_symbolic)
+    return run_demo(Path(args.out), symbolic=not args.no_symbolic, cache=not args.no_cache)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -406,6 +406,10 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--out", default="tinygrad_attn_out", help="output folder")
     p.add_argument("--no-symbolic", action="store_true",
                    help="skip the SymPy comparison (finite differences only)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recompute every result: read and write no cache (the cache is "
+                        "$TINYGRAD_ATTN_CACHE, else $XDG_CACHE_HOME/tinygrad_attn or "
+                        "~/.cache/tinygrad_attn)")
     p.set_defaults(func=cmd_demo)
 
 

@@ -31,7 +31,7 @@ from .fused import choose_impl, fused_attention
 __all__ = [
     "attend", "causal_mask", "padding_mask", "content", "additive", "additive_concat",
     "location", "general", "dot_product", "scaled_dot_product", "self_attention",
-    "cross_attention", "multi_head", "cosine_similarity",
+    "cross_attention", "multi_head", "multi_head_projected", "cosine_similarity",
 ]
 
 # ----------------------------------------------------------------------------- masks
@@ -448,6 +448,44 @@ def multi_head(x_q: Any, x_kv: Any, W_q: Any, W_k: Any, W_v: Any, W_o: Any, num_
         output = joined @ W_o                                   # (..., m, H d_v) x (H d_v, d_out)
         output.name = "output"
     return _demote(single, output, weights)
+
+
+def multi_head_projected(x_q: Any, K: Any, V: Any, W_q: Any, W_o: Any, num_heads: int,
+                         mask: Any = None) -> tuple[Tensor, Tensor]:
+    r""":func:`multi_head` over keys and values already projected, $K = X_{kv} W_k$
+    (..., n, h d_k) and $V = X_{kv} W_v$ (..., n, h d_v): what a decoder's key/value
+    cache holds, so that a decoding step projects only its new position (its query, and
+    the key and value it appends) instead of the whole prefix again.
+
+    x_q (..., m, d_model); W_q (d_model, h d_k); W_o (h d_v, d_out); returns the output
+    (..., m, d_out) and the weights (..., heads, m, n), as :func:`multi_head` (fused)
+    does; ``mask`` broadcasts to the weights (no ``causal``: a cache holds only the
+    positions a new query may attend).
+    """
+    fn, H = "multi_head_projected", num_heads
+    x_q, K, V = _tensor(x_q, "x_q"), _tensor(K, "K"), _tensor(V, "V")
+    W_q, W_o = _tensor(W_q, "W_q"), _tensor(W_o, "W_o")
+    _needs_dims(fn, "x_q", x_q, 2, "(..., m, d_model)")
+    _needs_dims(fn, "W_q", W_q, 2, "(d_model, heads * d_k)")
+    _needs_dims(fn, "W_o", W_o, 2, "(heads * d_v, d_out)")
+    _check_kv(fn, K, V)
+    _check_dim(fn, "x_q", x_q, -1, "W_q", W_q, 0)
+    _check_dim(fn, "W_q", W_q, 1, "K", K, -1)
+    _check_dim(fn, "V", V, -1, "W_o", W_o, 0)
+    if not isinstance(H, (int, np.integer)) or isinstance(H, bool) or H < 1 \
+            or K.shape[-1] % H or V.shape[-1] % H:
+        raise ValueError(f"{fn}: num_heads must be a positive int dividing the widths of "
+                         f"K {K.shape} and V {V.shape}, got {H!r}")
+    batch = _batch(fn, x_q=x_q, K=K, V=V)
+    mask = _mask(fn, mask, batch + (H, x_q.shape[-2], K.shape[-2]))
+    with scope("projection"):
+        Q = x_q @ W_q                                           # (..., m, H d_k)
+        Q.name = "Q"
+    joined, weights = _all_heads_at_once(Q, K, V, H, mask, batch)
+    with scope("output projection"):
+        output = joined @ W_o                                   # (..., m, H d_v) x (H d_v, d_out)
+        output.name = "output"
+    return output, weights
 
 
 def _multi_head_tensors(x_q: Any, x_kv: Any, W_q: Any, W_k: Any, W_v: Any, W_o: Any,

@@ -4,10 +4,11 @@
   proofs together); ``derivations.run(name, out_dir)`` builds one.
 * ``claims.py`` — six claims about attention as code; ``claim_pictures.py`` draws them.
 * the toy translation task: ``data.py`` (the tasks), ``models.py`` (RNNsearch and a
-  transformer), ``train.py`` (training, saving, the ``train`` command), ``plots.py``
+  transformer with a key/value cache for decoding), ``train.py`` (training, saving, the ``train`` command), ``plots.py``
   (alignment heat maps).
 * ``demo.py`` — ``tinygrad-attn demo``: everything checked, derived and drawn into one
-  report.
+  report; ``units.py`` runs its units of work in one process per core, ``cache.py``
+  keeps their results keyed by the content they depend on.
 
 Nothing here is imported by ``import tinygrad_attn`` (``ta.claims`` loads on first use).
 """

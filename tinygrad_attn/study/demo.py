@@ -2,6 +2,11 @@
 three ways, its derivation checked, its graphs drawn, the claims pictured, all written to
 one folder with an ``index.html`` that links everything.
 
+The work is cut into units (one derivation, one example's check, its graphs, one
+picture) run on every core and taken from the cache when nothing they depend on changed
+(:mod:`~tinygrad_attn.study.units`, :mod:`~tinygrad_attn.study.cache`); the run ends by
+printing the seconds of each phase.
+
 :func:`run_demo` does the work and prints a summary; :func:`index_html` fills the page's
 template (:data:`PAGE`) with one piece per part: the table, the derivations, the
 pictures, a section per mechanism.
@@ -21,7 +26,9 @@ from .. import attention as A
 from ..engine import Tensor
 from ..verify.gradcheck import GradcheckReport, gradcheck
 from ..verify.progress import Progress
+from .cache import Cache, Done, Unit
 from .derivations import NAMES, run
+from .units import Job, cores, run_jobs
 
 
 @dataclass(frozen=True)
@@ -101,16 +108,35 @@ class Outcome:
                 and self.derivation_ok is not False)
 
 
-def _check(ex: Example, symbolic: bool) -> GradcheckReport:
-    inputs = ex.inputs()
-    return gradcheck(ex.call, *inputs, symbolic=symbolic)
+# ------------------------------------------------------------------------------ units
+# Each unit writes its files into ``folder`` and returns a value: what the cache stores
+# (:mod:`tinygrad_attn.study.units` runs them on every core, from the cache if it can).
+
+def derive_unit(folder: Path, name: str) -> tuple[bool, str, str]:
+    """Derivation ``name`` checked and written into ``folder``: (holds, file name, its
+    verdict in a table cell)."""
+    result = run(name, folder)
+    return result.ok, Path(result.path or "").name, result.short
 
 
-def _graphs(ex: Example, folder: Path) -> list[str]:
+def picture_unit(folder: Path, name: str) -> None:
+    """One picture of the claims drawn into ``folder``."""
+    from .claim_pictures import write_pictures
+
+    write_pictures(folder, [name])
+
+
+def check_unit(folder: Path, ex: Example, symbolic: bool) -> GradcheckReport:
+    """``ex`` gradient-checked three ways (two with ``symbolic=False``)."""
+    return gradcheck(ex.call, *ex.inputs(), symbolic=symbolic)
+
+
+def graphs_unit(folder: Path, ex: Example) -> list[str]:
+    """``ex``'s graph forward and backward (with the VJP formulas) as SVG in ``folder``;
+    returns the file names."""
     from ..pictures.graph import draw, render
 
-    inputs = ex.inputs()
-    context, weights = ex.call(*inputs)
+    context, weights = ex.call(*ex.inputs())
     names = []
     for backward in (False, True):
         stem = ex.name + ("-backward" if backward else "")
@@ -122,87 +148,141 @@ def _graphs(ex: Example, folder: Path) -> list[str]:
     return names
 
 
-def _derive_all(names: list[str], folder: Path,
-                progress: Progress) -> dict[str, tuple[bool, str, str]]:
-    """Each derivation checked and written into ``folder``: name -> (holds, file name or
-    the error, its verdict in a table cell).  An error is reported, and the run goes on."""
+#: The examples whose results may be cached: their code is in this package.
+BUILTIN = frozenset(id(ex) for ex in EXAMPLES)
+#: The phases of the job, by unit kind, in the order the timings are printed.
+PHASES = {"derivation": "derivations", "check": "checks", "graphs": "graphs",
+          "picture": "claims"}
+
+
+def jobs(out: Path, examples: list[Example], derivations: list[str],
+          pictures: list[str], symbolic: bool) -> list[Job]:
+    """One job per derivation, example check, example's graphs and picture, writing
+    into ``out``'s folders (what :func:`run_demo` runs; ``benchmarks/bench_demo.py`` too)."""
+    todo = [Job(Unit("derivation", n), derive_unit, (n,), out / "derivations")
+            for n in derivations]
+    for ex in examples:
+        mine = id(ex) in BUILTIN
+        todo.append(Job(Unit("check", ex.name, (symbolic,)), check_unit, (ex, symbolic),
+                        out / "graphs", portable=False, cacheable=mine))
+        todo.append(Job(Unit("graphs", ex.name), graphs_unit, (ex,), out / "graphs",
+                        portable=False, cacheable=mine))
+    todo += [Job(Unit("picture", p), picture_unit, (p,), out / "claims") for p in pictures]
+    return todo
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _outcomes(examples: list[Example], results: dict[Unit, Done | Exception],
+              derived: dict[str, tuple[bool, str, str]], symbolic: bool) -> list[Outcome]:
+    """Each example's outcome from its check's and graphs' results; errors recorded."""
+    outcomes = []
+    for ex in examples:
+        oc = Outcome(ex)
+        check = results[Unit("check", ex.name, (symbolic,))]
+        graphs = results[Unit("graphs", ex.name)]
+        for what, done in (("gradcheck", check), ("graphs", graphs)):
+            if isinstance(done, Exception):
+                oc.errors.append(f"{what}: {_error(done)}")
+            else:
+                oc.seconds += done.seconds
+        oc.report = None if isinstance(check, Exception) else check.value
+        oc.graphs = [] if isinstance(graphs, Exception) else graphs.value
+        if ex.derivation in derived:
+            oc.derivation_ok, oc.derivation_file, oc.derivation_verdict = \
+                derived[ex.derivation]
+        outcomes.append(oc)
+    return outcomes
+
+
+def _derived(names: list[str], results: dict[Unit, Done | Exception]
+             ) -> dict[str, tuple[bool, str, str]]:
+    """name -> (holds, file name or the error, its verdict in a table cell)."""
     derived = {}
-    for k, name in enumerate(names):
-        progress.update(k, f"derivation {name}")
-        try:
-            result = run(name, folder)
-            derived[name] = (result.ok, Path(result.path).name, result.short)
-        except Exception as exc:  # reported in the table, the run goes on
-            derived[name] = (False, f"error: {type(exc).__name__}: {exc}", "FAILED")
+    for name in names:
+        done = results[Unit("derivation", name)]
+        derived[name] = ((False, f"error: {_error(done)}", "FAILED")
+                         if isinstance(done, Exception) else done.value)
     return derived
 
 
-def _run_example(ex: Example, folder: Path, symbolic: bool,
-                 derived: dict[str, tuple[bool, str, str]]) -> Outcome:
-    """Gradient-check ``ex`` and draw its graphs into ``folder``; errors are recorded."""
-    t0 = time.perf_counter()
-    oc = Outcome(ex)
-    try:
-        oc.report = _check(ex, symbolic)
-    except Exception as exc:
-        oc.errors.append(f"gradcheck: {type(exc).__name__}: {exc}")
-    try:
-        oc.graphs = _graphs(ex, folder)
-    except Exception as exc:
-        oc.errors.append(f"graphs: {type(exc).__name__}: {exc}")
-    if ex.derivation in derived:
-        oc.derivation_ok, oc.derivation_file, oc.derivation_verdict = derived[ex.derivation]
-    oc.seconds = time.perf_counter() - t0
-    return oc
-
-
-def _draw_pictures(folder: Path, pictures: list[str]) -> list[Outcome]:
-    """The claims' pictures into ``folder``; an error becomes a failed outcome."""
-    from .claim_pictures import write_pictures
-
-    try:
-        write_pictures(folder, pictures)
-    except Exception as exc:
-        return [Outcome(Example("claims", "pictures of the claims", "", {}, print),
-                        errors=[f"pictures: {type(exc).__name__}: {exc}"])]
-    return []
+def _picture_failures(pictures: list[str], results: dict[Unit, Done | Exception]
+                      ) -> list[Outcome]:
+    """One failed outcome listing the pictures that raised, or none."""
+    errors = [f"pictures: {p}: {_error(d)}" for p in pictures
+              if isinstance(d := results[Unit("picture", p)], Exception)]
+    if not errors:
+        return []
+    return [Outcome(Example("claims", "pictures of the claims", "", {}, print),
+                    errors=errors)]
 
 
 def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = None,
-             derivations: list[str] | None = None, pictures: list[str] | None = None) -> int:
+             derivations: list[str] | None = None, pictures: list[str] | None = None,
+             cache: bool | Cache = True, workers: int | None = None) -> int:
     """Run every example (default :data:`EXAMPLES`), derivation (default all) and picture
-    of the claims (default all) into ``out``; write ``out/index.html``; print a summary;
-    return the exit code (1 if anything fails)."""
+    of the claims (default all) into ``out``; write ``out/index.html``; print a summary
+    and the time of each phase; return the exit code (1 if anything fails).
+
+    ``cache``: True takes unchanged results from :func:`~.cache.cache_folder` and stores
+    new ones, False computes everything and stores nothing, or a :class:`~.cache.Cache`.
+    ``workers``: processes to run on (default one a core)."""
     from .claim_pictures import PICTURES
 
+    t0 = time.perf_counter()
     out = Path(out)
     (out / "graphs").mkdir(parents=True, exist_ok=True)
     examples = EXAMPLES if examples is None else examples
     derivations = list(NAMES) if derivations is None else derivations
     pictures = list(PICTURES) if pictures is None else pictures
-    total = len(derivations) + len(examples) + 1
-    with Progress(total, label="demo") as progress:
-        derived = _derive_all(derivations, out / "derivations", progress)
-        outcomes = []
-        for k, ex in enumerate(examples, start=len(derivations)):
-            progress.update(k, f"{ex.name}: gradcheck and graphs")
-            outcomes.append(_run_example(ex, out / "graphs", symbolic, derived))
-        progress.update(total - 1, "pictures of the claims")
-        outcomes += _draw_pictures(out / "claims", pictures)
-        progress.update(total, "done")
+    store = Cache() if cache is True else (cache or None)
+    workers = cores() if workers is None else workers
+    todo = jobs(out, examples, derivations, pictures, symbolic)
+    with Progress(len(todo), label="demo") as progress:
+        results = run_jobs(todo, store, workers, progress)
+    t1 = time.perf_counter()
+    derived = _derived(derivations, results)
+    outcomes = _outcomes(examples, results, derived, symbolic)
+    outcomes += _picture_failures(pictures, results)
     (out / "index.html").write_text(index_html(outcomes, derived, pictures, out, symbolic),
                                     encoding="utf-8")
     print(_summary(outcomes, symbolic))
     failed = [f"{n} ({f})" for n, (ok, f, _) in derived.items() if not ok]
+    print(_derivations_line(derived, failed))
+    print(_timings(results, time.perf_counter() - t1, time.perf_counter() - t0, store,
+                   workers))
+    print(f"\nwritten: {out / 'index.html'}")
+    return 0 if all(oc.ok for oc in outcomes) and not failed else 1
+
+
+def _derivations_line(derived: dict[str, tuple[bool, str, str]], failed: list[str]) -> str:
+    """How many derivations hold, and how their claims were decided."""
     verdicts = [v for _, _, v in derived.values()]
     exact = verdicts.count("proven (exact)")
     tested = sum(v.startswith("proven (1 - 2^-") for v in verdicts)
-    print(f"derivations: {len(derived) - len(failed)} of {len(derived)} hold: {exact} proven "
-          f"exactly, {tested} by identity testing, "
-          f"{verdicts.count('agrees numerically')} agree numerically (not a proof)"
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    print(f"\nwritten: {out / 'index.html'}")
-    return 0 if all(oc.ok for oc in outcomes) and not failed else 1
+    return (f"derivations: {len(derived) - len(failed)} of {len(derived)} hold: {exact} "
+            f"proven exactly, {tested} by identity testing, "
+            f"{verdicts.count('agrees numerically')} agree numerically (not a proof)"
+            + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+
+
+def _timings(results: dict[Unit, Done | Exception], writing: float, wall: float,
+             cache: Cache | None, workers: int) -> str:
+    """The seconds of work in each phase (summed over the processes that ran it side by
+    side), how many results came from the cache, the writing and the whole run."""
+    parts = []
+    for kind, phase in PHASES.items():
+        done = [d for u, d in results.items() if u.kind == kind and isinstance(d, Done)]
+        total = sum(u.kind == kind for u in results)
+        if total:
+            parts.append(f"{phase} {sum(d.seconds for d in done):.1f} s "
+                         f"({sum(d.cached for d in done)} of {total} cached)")
+    where = f"cache {cache.folder}" if cache is not None else "no cache"
+    return (f"time: {', '.join(parts)}, summed over {workers} "
+            f"process{'es' if workers > 1 else ''}; writing {writing:.1f} s; "
+            f"{wall:.1f} s in all ({where})")
 
 
 # ----------------------------------------------------------------------------- output
@@ -225,7 +305,7 @@ def _summary(outcomes: list[Outcome], symbolic: bool) -> str:
         deriv = "-" if oc.derivation_ok is None else oc.derivation_verdict
         rows.append((oc.example.name, str(len(oc.example.shapes)), fd, sym, deriv,
                      str(len(oc.graphs)), "ok" if oc.ok else "FAIL"))
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r).rstrip() for r in rows]

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from ..attention import multi_head_projected
 from ..engine import Tensor, concat, no_grad, stack, where
 from ..nn import GRUCell, LayerNorm, Linear, Module, as_rng, parameter
 from .data import BOS, PAD
 
-__all__ = ["Model", "RNNSearch", "Transformer"]
+__all__ = ["Model", "RNNSearch", "Transformer", "KeyValueCache"]
 
 
 # ----------------------------------------------------------------------------- RNNsearch
@@ -210,16 +211,74 @@ class Transformer(Module):
     def forward(self, src: np.ndarray, tgt_in: np.ndarray) -> tuple[Tensor, list[Tensor]]:
         return self.decode(tgt_in, self.encode(src), src)
 
-    def greedy(self, src: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """Greedy decoding (the decoder re-reads its prefix each step, no cache): ids
-        (B, max_len) and cross-attention weights (B, layers, heads, max_len, S)."""
+    def greedy(self, src: np.ndarray, max_len: int,
+               kv_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy decoding: ids (B, max_len) and cross-attention weights (B, layers,
+        heads, max_len, S).  ``kv_cache=True`` keeps each decoder layer's keys and
+        values (:class:`KeyValueCache`), so step t projects only its new position and
+        attends over t cached ones: O(t) a step.  ``kv_cache=False`` re-reads the whole
+        prefix at every step, O(t^2) a step: the reference the cache is tested against."""
+        step = self._greedy_cached if kv_cache else self._greedy_rereading
         with no_grad():
             memory = self.encode(src)
-            y = np.full((src.shape[0], 1), BOS, dtype=np.int64)
-            for _ in range(max_len):
-                logits, weights = self.decode(y, memory, src)
-                y = np.concatenate([y, logits.data[:, -1].argmax(-1)[:, None]], axis=1)
+            return step(src, memory, max_len)
+
+    def _greedy_rereading(self, src: np.ndarray, memory: Tensor,
+                          max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.full((src.shape[0], 1), BOS, dtype=np.int64)
+        for _ in range(max_len):
+            logits, weights = self.decode(y, memory, src)
+            y = np.concatenate([y, logits.data[:, -1].argmax(-1)[:, None]], axis=1)
         return y[:, 1:], np.stack([w.data for w in weights], axis=1)
+
+    def _greedy_cached(self, src: np.ndarray, memory: Tensor,
+                       max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        self._check_len(max_len, "target")
+        cache = KeyValueCache(self, memory, max_len)
+        pad = (src != PAD)[:, None, None, :]                          # (B, 1, 1, S)
+        y = np.full(src.shape[0], BOS, dtype=np.int64)
+        ids, weights = [], []                                     # per step: (B,), [(B, h, 1, S)]
+        for t in range(max_len):
+            x = self.tgt_emb(y[:, None]) + self.tgt_pos[t:t + 1]      # (B, 1, d)
+            step_weights = []
+            for i, layer in enumerate(self.dec):
+                h = layer["ln1"](x)
+                K, V = cache.append(i, t, h @ layer["self_attn"].W_k,
+                                    h @ layer["self_attn"].W_v)               # (B, t + 1, d)
+                x = x + self._attend(layer["self_attn"], h, K, V)[0]
+                ctx, w = self._attend(layer["cross"], layer["ln2"](x), *cache.cross[i], pad)
+                x = x + ctx
+                x = x + layer["mlp"](layer["ln3"](x))
+                step_weights.append(w.data)
+            y = self.out(self.dec_ln(x)).data[:, -1].argmax(-1)
+            ids.append(y)
+            weights.append(np.stack(step_weights, axis=1))            # (B, layers, h, 1, S)
+        return np.stack(ids, axis=1), np.concatenate(weights, axis=-2)
+
+    def _attend(self, mha: nn.MultiHeadAttention, x_q: Tensor, K: Tensor, V: Tensor,
+                mask: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+        return multi_head_projected(x_q, K, V, mha.W_q, mha.W_o, self.heads, mask=mask)
+
+
+class KeyValueCache:
+    """The keys and values of a :class:`Transformer`'s decoder layers during greedy
+    decoding.  Self-attention: one buffer (B, max_len, d) per layer for K and for V, and
+    a step appends its position's k, v and reads the t + 1 filled rows (a view, no copy
+    of the prefix).  Cross-attention: the memory's K, V, projected once."""
+
+    def __init__(self, model: Transformer, memory: Tensor, max_len: int) -> None:
+        B, _, d = memory.shape
+        self.keys = [np.empty((B, max_len, d), model.dtype) for _ in model.dec]
+        self.values = [np.empty((B, max_len, d), model.dtype) for _ in model.dec]
+        self.cross = [(memory @ layer["cross"].W_k, memory @ layer["cross"].W_v)
+                      for layer in model.dec]                     # (B, S, d) each, once
+
+    def append(self, layer: int, t: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store position ``t``'s k, v (B, 1, d) in ``layer``'s buffers; return the keys
+        and values of positions 0..t (B, t + 1, d)."""
+        self.keys[layer][:, t:t + 1] = k.data
+        self.values[layer][:, t:t + 1] = v.data
+        return Tensor(self.keys[layer][:, :t + 1]), Tensor(self.values[layer][:, :t + 1])
 
 
 # ----------------------------------------------------------------------------- either
