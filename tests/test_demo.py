@@ -33,7 +33,10 @@ def test_demo_writes_index_graphs_and_derivations_and_passes(tmp_path, capsys):
     assert "derivations: 1 of 1 hold: 1 proven exactly, 0 by identity testing" in out
     index = (tmp_path / "index.html").read_text()
     assert index.count("<svg") == 4                          # forward + backward, inlined
-    assert 'href="derivations/softmax.md"' in index
+    assert 'href="derivations/softmax.html"' in index        # the rendered page
+    page = (tmp_path / "derivations" / "softmax.html").read_text()
+    assert 'class="arithmatex"' in page and "../mathjax/tex-svg-full.js" in page
+    assert (tmp_path / "mathjax" / "tex-svg-full.js").stat().st_size > 1_000_000
     assert (tmp_path / "claims" / "claims_cross.png").stat().st_size > 1000
     for svg in (tmp_path / "graphs").glob("*.svg"):
         ElementTree.parse(svg)                               # well-formed
@@ -70,7 +73,7 @@ def test_index_html_escapes_what_it_shows(tmp_path):
     for raw in ("<b> title", "<script>", "Smith & Jones", "error: <x>"):
         assert raw not in page
     for shown in ("A &lt;b&gt; title", "boom &lt;script&gt;", "Smith &amp; Jones",
-                  'href="derivations/softmax.md"', 'src="claims/claims_cross.png"',
+                  'href="derivations/softmax.html"', 'src="claims/claims_cross.png"',
                   "0 of 1 mechanisms pass", 'id="x&lt;y"', "softmax</a>: proven (exact)"):
         assert shown in page, shown
     assert "SymPy’s exact gradient" not in page and "$" not in page

@@ -28,6 +28,7 @@ from ..verify.gradcheck import GradcheckReport, gradcheck
 from ..verify.progress import Progress
 from .cache import Cache, Done, Unit
 from .derivations import NAMES, run
+from .pages import html_page, render_folder
 from .units import Job, cores, run_jobs
 
 
@@ -246,6 +247,8 @@ def run_demo(out: Path, symbolic: bool = True, examples: list[Example] | None = 
     derived = _derived(derivations, results)
     outcomes = _outcomes(examples, results, derived, symbolic)
     outcomes += _picture_failures(pictures, results)
+    if (out / "derivations").is_dir():                  # the pages the report links to
+        render_folder(out / "derivations")
     (out / "index.html").write_text(index_html(outcomes, derived, pictures, out, symbolic),
                                     encoding="utf-8")
     print(_summary(outcomes, symbolic))
@@ -363,7 +366,7 @@ def _table_row(oc: Outcome, symbolic: bool) -> str:
     fd, sym = _worst(oc.report, symbolic)
     ex, status = oc.example, "ok" if oc.ok else "FAIL"
     deriv = "-" if oc.derivation_ok is None else (
-        f'<a href="derivations/{escape(oc.derivation_file or "")}">'
+        f'<a href="derivations/{escape(html_page(oc.derivation_file or ""))}">'
         f'{escape(oc.derivation_verdict)}</a>')
     return (f'<tr class="{status}"><td><a href="#{escape(ex.name)}">{escape(ex.title)}</a>'
             f"</td><td>{escape(ex.source)}</td><td>{fd}</td><td>{sym}</td><td>{deriv}</td>"
@@ -375,7 +378,8 @@ def _derivation_item(name: str, ok: bool, file: str, verdict: str) -> str:
     if not file.endswith(".md"):                       # the run failed: ``file`` says why
         return f"<li>{escape(name)}: <b class=FAIL>{escape(file)}</b></li>"
     shown = escape(verdict) if ok else f"<b class=FAIL>{escape(verdict)}</b>"
-    return f'<li><a href="derivations/{escape(file)}">{escape(name)}</a>: {shown}</li>'
+    return (f'<li><a href="derivations/{escape(html_page(file))}">{escape(name)}</a>: '
+            f"{shown}</li>")
 
 
 def _picture(name: str) -> str:

@@ -80,6 +80,11 @@ def render_markdown(text: str) -> str:
     return re.sub(r"KEPT(\d+)ZZ", lambda m: kept[int(m.group(1))], body)
 
 
+def html_page(markdown_file: str) -> str:
+    """The name of the HTML page :func:`render_folder` writes for ``NAME.md``."""
+    return markdown_file[:-3] + ".html" if markdown_file.endswith(".md") else markdown_file
+
+
 def page(title: str, body: str, mathjax: str, home: str | None = None) -> str:
     """A whole HTML page around ``body``; ``mathjax`` is the relative path of MathJax."""
     nav = f'<nav><a href="{html.escape(home)}">back to the report</a></nav>' if home else ""
