@@ -167,7 +167,11 @@ def scaled_dot(p: Program, how: str) -> None:
 
 
 def projected(p: Program, name: str, fused: bool) -> None:
-    """self_attention, cross_attention and multi_head, with random head counts."""
+    """self_attention, cross_attention, multi_head and multi_head_projected (keys and
+    values projected by the caller, as a decoder's cache holds them; no causal mask),
+    with random head counts."""
+    cached = name == "multi_head_projected"
+    name = "multi_head" if cached else name
     s = _shapes(p, name)
     heads = p.draw(st.integers(1, 3)) if name == "multi_head" else 1
     d_model, d_k, d_v = p.draw(st.integers(1, 3)), s["d"], s["dv"]
@@ -178,11 +182,14 @@ def projected(p: Program, name: str, fused: bool) -> None:
     W_o = p.fresh((heads * d_v, p.draw(st.integers(1, 2)))) if name == "multi_head" else None
     batch = np.broadcast_shapes(s["qb"], () if y == x else s["kb"])
     mask = _mask(p, batch + ((heads,) if name == "multi_head" else ()) + (m, n))
-    causal = p.draw(st.booleans())
+    causal = p.draw(st.booleans()) and not cached
     p.logits = 9 * 9 * d_model * d_k
 
     def engine(xs: list[Any]) -> tuple[Any, Any]:
         Ws = [xs[i] for i in W]
+        if cached:
+            K, V = xs[y] @ Ws[1], xs[y] @ Ws[2]
+            return A.multi_head_projected(xs[x], K, V, Ws[0], xs[W_o], heads, mask=mask)
         if name == "multi_head":
             return A.multi_head(xs[x], xs[y], *Ws, xs[W_o], heads, mask=mask, causal=causal,
                                 fused=fused)
@@ -201,7 +208,8 @@ def projected(p: Program, name: str, fused: bool) -> None:
         return R.matmul(joined, xs[W_o]), weights
 
     p.engine, p.ref = engine, ref
-    p.ops.append(f"{name} ({'fused' if fused else 'composed'})")
+    p.ops.append("multi_head_projected" if cached else
+                 f"{name} ({'fused' if fused else 'composed'})")
 
 
 CASES = {
@@ -212,6 +220,7 @@ CASES = {
     **{f"{name}_{'fused' if f else 'composed'}":
        (lambda p, name=name, f=f: projected(p, name, f))
        for name in ("self_attention", "cross_attention", "multi_head") for f in (True, False)},
+    "multi_head_projected": lambda p: projected(p, "multi_head_projected", True),
 }
 
 
