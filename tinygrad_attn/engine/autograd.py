@@ -67,6 +67,10 @@ def current_scope() -> tuple[str, ...]:
 
 def broadcast_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """The NumPy broadcast of shapes ``a`` and ``b``, or a ValueError naming ``op``."""
+    if a == b or not b:  # the common cases first: equal shapes, a scalar
+        return a
+    if not a:
+        return b
     try:
         return np.broadcast_shapes(a, b)
     except ValueError:
@@ -130,7 +134,8 @@ def toposort(roots: Sequence[Any], constants: bool = False) -> list[Any]:
 
 
 def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any],
-             create_graph: bool, retain_graph: bool = True) -> list[Any]:
+             create_graph: bool, retain_graph: bool = True,
+             order: Sequence[Any] | None = None) -> list[Any]:
     """The one backward pass: accumulate VJPs from ``outputs`` (seeded with the upstream
     gradients ``seeds``, Tensors of the outputs' shapes) down to ``inputs``.
 
@@ -139,6 +144,7 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
     (:func:`unbroadcast`).  With ``create_graph`` the VJPs record a graph of their own.
     Without ``retain_graph`` each node is released once its VJP ran, so a second walk
     through it raises instead of silently adding the same gradients again.
+    ``order`` is ``toposort(outputs)`` when the caller has it already.
     Returns one gradient (a Tensor, or None if unreached) per input.
     """
     wanted = {id(t) for t in inputs}
@@ -148,7 +154,7 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
     result: dict[int, Any] = {}
     mode = enable_grad() if create_graph else no_grad()
     with mode:
-        for node in reversed(toposort(outputs)):
+        for node in reversed(toposort(outputs) if order is None else order):
             g = acc.pop(id(node), None)
             if g is None:
                 continue

@@ -72,6 +72,8 @@ def check_matmul(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
                          f"the left operand ({ka}) must equal the "
                          f"{'first' if len(sb) == 1 else 'second-to-last'} axis of the "
                          f"right operand ({kb})")
+    if sa[:-2] == sb[:-2]:  # no batch axes, or the same ones
+        return sa[:-2]
     try:
         return np.broadcast_shapes(sa[:-2], sb[:-2])
     except ValueError:
@@ -96,9 +98,15 @@ def is_basic_index(index: Any) -> bool:
 
 # ----------------------------------------------------------------------------- Functions
 
+#: The dtypes an op's output may have: the two float dtypes and object (symbolic).
+RESULT_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, object))
+
+
 def forward_output(fn: str, data: Any) -> np.ndarray:
     """What ``fn.forward`` returned, as the array of its output, or a TypeError saying
     what is wrong with it (a Function has one output: a float or symbolic array)."""
+    if type(data) is np.ndarray and data.dtype in RESULT_DTYPES:
+        return data
     if data is None or isinstance(data, (tuple, list, dict, str)):
         what = "None" if data is None else f"a {type(data).__name__}"
         raise TypeError(f"{fn}.forward returned {what}; a Function's forward returns one "
@@ -129,7 +137,7 @@ def checked_gradients(fn: str, grads: Any, parents: tuple[Any, ...]) -> tuple[An
                            f"{len(parents)} inputs; return one per argument of forward "
                            f"(None where there is no gradient)")
     for i, (g, parent) in enumerate(zip(grads, parents)):
-        if g is not None and parent is not None:
+        if g is not None and parent is not None and g.shape != parent.shape:
             check_gradient(fn, i, g.shape, parent.shape)
     return grads
 
@@ -178,10 +186,13 @@ def fingerprint(a: Any) -> tuple[Any, ...] | None:
     words with random odd weights, which no change of one word escapes and which runs
     at several times CRC-32's speed, so checking the data costs a fraction of the ops.
     """
-    if not isinstance(a, np.ndarray) or a.dtype == object:
+    if not isinstance(a, np.ndarray) or a.dtype.hasobject:
         return None
     if a.nbytes <= SMALL_BYTES or a.nbytes % 4:
-        return a.shape, a.dtype, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+        try:
+            return a.shape, a.dtype, zlib.crc32(a)
+        except ValueError:  # not C-contiguous: hash a contiguous copy of the bytes
+            return a.shape, a.dtype, zlib.crc32(a.tobytes())
     b = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     words = b.view(np.uint32)
     full = words.size // _BLOCK * _BLOCK
@@ -201,23 +212,24 @@ def saved_data(ctx: Any) -> list[tuple[tuple[Any, ...], Any]]:
     rule), its ``saved_tensors`` for ``"saved"``, and every array among its keyword
     arguments (indices, masks)."""
     saves, out = type(ctx).saves, []
-    if saves:
-        needs = ctx.needs_input_grad
-        everyone = "inputs" in saves
-        partners = "partners" in saves and sum(needs)
+    if "inputs" in saves or "partners" in saves:
+        needs, everyone = ctx.needs_input_grad, "inputs" in saves
+        partners = sum(needs)                   # a partner: another input needs a gradient
         for i, t in enumerate(ctx.parents):
-            if t is not None and (everyone or partners and partners > needs[i]):
+            if t is not None and (everyone or partners > needs[i]):
                 out.append((("input", i), t.data))
-        if "output" in saves:
-            out.append((("output",), ctx.output.data))
-        if "saved" in saves:
-            out.extend((("saved", i), a) for i, a in enumerate(ctx.saved_tensors))
+    if "output" in saves:
+        out.append((("output",), ctx.output.data))
+    if "saved" in saves:
+        for i, a in enumerate(ctx.saved_tensors):
+            out.append((("saved", i), a))
     for key, value in ctx.attrs.items():
         if isinstance(value, np.ndarray):
             out.append((("argument", key, None), value))
         elif isinstance(value, (tuple, list)):
-            out.extend((("argument", key, j), a) for j, a in enumerate(value)
-                       if isinstance(a, np.ndarray))
+            for j, a in enumerate(value):
+                if isinstance(a, np.ndarray):
+                    out.append((("argument", key, j), a))
     return out
 
 

@@ -41,8 +41,9 @@ class _Binary(_Op):
 
     @classmethod
     def apply(cls, a: Any, b: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
-        broadcast_shape(cls.op or cls.__name__.lower(), np.shape(getattr(a, "data", a)),
-                         np.shape(getattr(b, "data", b)))
+        sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+        if sa != sb:  # equal shapes need no check
+            broadcast_shape(cls.op or cls.__name__.lower(), sa, sb)
         return super().apply(a, b, **kwargs)
 
 

@@ -19,7 +19,9 @@ import numpy as np
 from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
-from .backend import SymbolicUnsupported, as_array, backend_of, check_float_dtype
+from .backend import (SymbolicUnsupported, as_array, backend_of, check_float_dtype,
+                      numeric)
+from .backend import symbolic as symbolic_backend
 from .checks import (check_expand, checked_gradients, forward_output, normalize_axes,
                      record_saved, shape_argument, symbolic_misuse, user_gradient,
                      verify_saved)
@@ -58,16 +60,18 @@ class Function:
     #: before the backward raises (:func:`~tinygrad_attn.engine.checks.verify_saved`).
     saves: tuple[str, ...] = ("saved",)
 
-    def __init__(self) -> None:
-        self.parents: tuple[Tensor | None, ...] = ()
-        self.needs_input_grad: tuple[bool, ...] = ()
-        self.saved_tensors: tuple[Any, ...] = ()
-        self.scope: tuple[str, ...] = ()
-        self.xp: Any = None
-        self.attrs: dict[str, Any] = {}
-        self._output: Any = None
-        self._fingerprints: dict[Any, Any] = {}
-        self.freed = False
+    # What a ctx holds, with its defaults as class attributes: making a ctx (once per op
+    # call) sets only what the call changes.  ``attrs`` and ``_fingerprints`` are replaced,
+    # never mutated in place, so sharing the empty defaults is safe.
+    parents: tuple["Tensor | None", ...] = ()
+    needs_input_grad: tuple[bool, ...] = ()
+    saved_tensors: tuple[Any, ...] = ()
+    scope: tuple[str, ...] = ()
+    xp: Any = numeric
+    attrs: dict[str, Any] = {}
+    _output: Any = None
+    _fingerprints: dict[Any, Any] = {}
+    freed = False
 
     # -- the torch-style ctx interface
     def save_for_backward(self, *values: Any) -> None:
@@ -110,36 +114,35 @@ class Function:
         computes more than its output hands the rest back as an attribute of ctx: the
         fused attention op leaves its weights in ``ctx.weights``."""
         ctx = cls()
-        tensors = [a if isinstance(a, Tensor) else None for a in args]
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        ctx.xp = backend_of(*arrays)
-        ctx.attrs = {key: value for key, value in kwargs.items()
-                     if key not in cls.transient_kwargs}
-        if ctx.xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
-            arrays = [ctx.xp.constant(a, a) if t is not None and a.dtype != object else a
+        tensors, arrays, needs, symbolic = _unpack(args)
+        ctx.xp = xp = symbolic_backend if symbolic else numeric
+        ctx.attrs = kwargs if not cls.transient_kwargs else {
+            key: value for key, value in kwargs.items() if key not in cls.transient_kwargs}
+        if xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
+            arrays = [xp.constant(a, a) if t is not None and a.dtype != object else a
                       for t, a in zip(tensors, arrays)]
         try:
             data = cls.forward(ctx, *arrays, **kwargs)
         except SymbolicUnsupported as exc:
             raise SymbolicUnsupported(f"{cls.__name__}.forward: {exc}") from None
         except (TypeError, AttributeError) as exc:
-            if ctx.xp.symbolic and not cls.__module__.startswith(__package__ + "."):
+            if xp.symbolic and not cls.__module__.startswith(__package__ + "."):
                 raise symbolic_misuse(cls.__name__, "forward", exc) from None
             raise
         if isinstance(data, Tensor):
             raise TypeError(f"{cls.__name__}.forward returned a Tensor; forward works on "
                             f"arrays: return an array (its .data)")
         data = forward_output(cls.__name__, data)
-        requires_grad = is_grad_enabled() and any(t is not None and t.requires_grad
-                                              for t in tensors)
-        out = Tensor(data, requires_grad=requires_grad, _validated=True)
+        requires_grad = True in needs and is_grad_enabled()
+        out = Tensor(data, requires_grad, _validated=True)
         if requires_grad:
             ctx.parents = tuple(tensors)
-            ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
+            ctx.needs_input_grad = tuple(needs)
             ctx.scope = current_scope()
             ctx._output = weakref.ref(out)
             out._ctx = ctx
-            ctx._fingerprints = record_saved(ctx)
+            if cls.saves or ctx.attrs:  # else nothing the backward reads can change
+                ctx._fingerprints = record_saved(ctx)
         return out, ctx
 
     def vjp(self, g: "Tensor") -> tuple["Tensor | None", ...]:
@@ -165,6 +168,25 @@ class Function:
                     raise symbolic_misuse(type(self).__name__, "backward", exc) from None
             grads = _OnceDifferentiable.wrap(self, raw)
         return checked_gradients(type(self).__name__, grads, self.parents)
+
+
+def _unpack(args: tuple[Any, ...]) -> tuple[list[Any], list[Any], list[bool], bool]:
+    """The arguments of an op call as (Tensor or None, array or the argument itself,
+    whether it requires grad) each, and whether any array is symbolic (an object array).
+    One plain loop: this runs for every op the engine computes."""
+    tensors, arrays, needs, symbolic = [], [], [], False
+    for a in args:
+        if isinstance(a, Tensor):
+            tensors.append(a)
+            needs.append(a.requires_grad)
+            a = a.data
+        else:
+            tensors.append(None)
+            needs.append(False)
+        arrays.append(a)
+        if isinstance(a, np.ndarray) and a.dtype.hasobject:
+            symbolic = True
+    return tensors, arrays, needs, symbolic
 
 
 class _OnceDifferentiable(Function):
@@ -218,17 +240,20 @@ class Tensor:
 
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
 
+    # Defaults as class attributes: a Tensor made by an op sets only its data and flag.
+    name: str | None = None
+    grad: np.ndarray | None = None
+    _ctx: Function | None = None
+    role: str | None = None  # "parameter" for nn parameters (styles ta.draw)
+
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
                  dtype: Any = None, _validated: bool = False) -> None:
-        if isinstance(data, Tensor):
-            data = data.data
-        self.data: np.ndarray = data if _validated and isinstance(data, np.ndarray) \
-            else as_array(data, dtype)
-        self.requires_grad = bool(requires_grad)
-        self.name = name
-        self.grad: np.ndarray | None = None
-        self._ctx: Function | None = None
-        self.role: str | None = None  # "parameter" for nn parameters (styles ta.draw)
+        if not (_validated and type(data) is np.ndarray):
+            data = as_array(data.data if isinstance(data, Tensor) else data, dtype)
+        self.data: np.ndarray = data
+        self.requires_grad = requires_grad is True or bool(requires_grad)
+        if name is not None:
+            self.name = name
 
     # -- array-like facts
     @property
@@ -293,9 +318,11 @@ class Tensor:
         PyTorch the graph is freed afterwards, so a second backward through it raises,
         unless ``retain_graph`` (by default ``create_graph``) keeps it.
         """
-        leaves = _leaves(self)
+        order = toposort([self])
+        leaves = [t for t in order if t._ctx is None and t.requires_grad]
         keep = create_graph if retain_graph is None else retain_graph
-        grads = run_backward([self], [grad], leaves, create_graph, retain_graph=keep)
+        grads = run_backward([self], [grad], leaves, create_graph, retain_graph=keep,
+                             order=order)
         for leaf, g in zip(leaves, grads):
             if g is None:
                 continue
@@ -532,10 +559,6 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 # ----------------------------------------------------------------------------- backward
 
-def _leaves(root: Tensor) -> list[Tensor]:
-    return [t for t in toposort([root]) if t._ctx is None and t.requires_grad]
-
-
 def _seed(output: Tensor, grad: Any) -> Tensor:
     if grad is None:
         if output.size != 1:
@@ -555,7 +578,8 @@ def _seed(output: Tensor, grad: Any) -> Tensor:
 
 def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Any],
                  inputs: Sequence[Tensor], create_graph: bool,
-                 retain_graph: bool = True) -> list[Tensor | None]:
+                 retain_graph: bool = True, order: Sequence[Tensor] | None = None
+                 ) -> list[Tensor | None]:
     """Seed each output with its upstream gradient (None: ones, for a scalar) and run the
     one backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) to ``inputs``.
 
@@ -567,7 +591,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Any],
             raise RuntimeError("backward: the output does not require grad (no input "
                                "it depends on has requires_grad=True)")
     seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
-    return autograd.backprop(outputs, seeds, inputs, create_graph, retain_graph)
+    return autograd.backprop(outputs, seeds, inputs, create_graph, retain_graph, order)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
