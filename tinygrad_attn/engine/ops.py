@@ -36,15 +36,19 @@ class _Op(Function):
     saves: tuple[str, ...] = ()
 
 
+def _shape_of(a: Any) -> tuple[int, ...]:
+    return a.shape if isinstance(a, (Tensor, np.ndarray)) else np.shape(a)
+
+
 class _Binary(_Op):
     """Shared by the element-wise binary ops: a broadcast check naming the op."""
 
     @classmethod
     def apply(cls, a: Any, b: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
-        sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+        sa, sb = _shape_of(a), _shape_of(b)
         if sa != sb:  # equal shapes need no check
             broadcast_shape(cls.op or cls.__name__.lower(), sa, sb)
-        return super().apply(a, b, **kwargs)
+        return cls.apply_with_ctx(a, b, **kwargs)[0]
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -199,8 +203,10 @@ class MatMul(_Op):
 
     @staticmethod
     def backward(ctx, g):
-
         a, b = ctx.parents
+        if a.ndim == b.ndim == 2:  # plain matrices: the formulas as they stand
+            return (g @ b.mT if ctx.needs_input_grad[0] else None,
+                    a.mT @ g if ctx.needs_input_grad[1] else None)
         if b.ndim == 2 and a.ndim > 2:
             # a weight shared by a batch, (..., n, k) @ (k, m): B-bar = sum over the batch
             # of A^T G, taken as one 2-D product rather than a batch of them then a sum
@@ -336,7 +342,7 @@ class Sum(_Op):
     op = "sum"
     @staticmethod
     def forward(ctx, a, axis, keepdims):
-        return np.sum(a, axis=axis, keepdims=keepdims)
+        return a.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -432,7 +438,7 @@ class Reshape(_Op):
     op = "reshape"
     @staticmethod
     def forward(ctx, a, shape):
-        return np.reshape(a, shape)
+        return a.reshape(shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -445,7 +451,7 @@ class Permute(_Op):
     op = "transpose"
     @staticmethod
     def forward(ctx, a, axes):
-        return np.transpose(a, axes)
+        return a.transpose(axes)
 
     @staticmethod
     def backward(ctx, g):

@@ -432,12 +432,11 @@ class Tensor:
     # -- shapes
     def reshape(self, *shape: Any) -> "Tensor":
         shape = shape_argument(shape)
-        try:
-            np.empty(self.shape, dtype=np.bool_).reshape(shape)
+        try:  # NumPy's reshape decides; its error is said in the Tensor's terms
+            return ops.Reshape.apply(self, shape=shape)
         except (ValueError, TypeError):
             raise ValueError(f"reshape: cannot reshape a Tensor of shape {self.shape} "
                              f"into shape {shape}") from None
-        return ops.Reshape.apply(self, shape=shape)
 
     def transpose(self, *axes: int) -> "Tensor":
         """Permute axes as ``numpy.transpose``; no arguments reverses them all."""
