@@ -12,7 +12,9 @@ W_v``, milliseconds: *composed* is written with engine ops (matmul, mul, softmax
 matmul), *fused* is ``ta.attention.self_attention`` (the fused op, weights not kept).
 Every result is checked against NumPy's before it is timed.  The variants of a row are
 timed round-robin, batch by batch, so they see the same load; each figure is the best
-batch.  BLAS and PyTorch run on one thread.
+batch.  BLAS and PyTorch run on one thread, and the clock is the process's CPU time
+(``time.process_time``): on a shared machine wall time also counts the turns of other
+processes, on a quiet one the two agree.
 """
 from __future__ import annotations
 
@@ -165,18 +167,18 @@ def round_robin(calls: dict[str, Callable[[], Any]], number: int, repeat: int
             fn()
     for _ in range(repeat):
         for name, fn in calls.items():
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for _ in range(number):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / number)
+            best[name] = min(best[name], (time.process_time() - t0) / number)
     return best
 
 
 def batch_size(fn: Callable[[], Any], target_s: float = 0.02) -> int:
     """Calls of ``fn`` that take about ``target_s`` seconds (at least 1)."""
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     fn()
-    return max(1, int(target_s / max(time.perf_counter() - t0, 1e-7)))
+    return max(1, int(target_s / max(time.process_time() - t0, 1e-6)))
 
 
 def ratio(t: dict[str, float], a: str, b: str) -> str:
@@ -210,7 +212,7 @@ def main() -> None:
     print(f"# {facts['cpu']}, {facts['cores']} cores, Python {facts['python']}, NumPy "
           f"{facts['numpy']}, " + (f"PyTorch {torch.__version__} (CPU)" if torch else
                                    "PyTorch not installed or left out: no torch column")
-          + f"; BLAS and PyTorch on 1 thread; best of {args.repeat} batches; "
+          + f"; BLAS and PyTorch on 1 thread; CPU time, best of {args.repeat} batches; "
           f"load {facts['load']}")
     with blas_threads(1):
         print("\n# per op: float64 (8, 8) inputs requiring grad, microseconds per call")

@@ -173,26 +173,29 @@ def check_gradient(fn: str, i: int, got: tuple[int, ...], want: tuple[int, ...])
 _BLOCK = 1 << 12
 _WEIGHTS = np.random.default_rng(20240917).integers(0, 2**64, size=_BLOCK + (1 << 16),
                                                      dtype=np.uint64) | np.uint64(1)
-#: Arrays up to this many bytes are fingerprinted with CRC-32 (faster when small).
+#: Arrays up to this many bytes are fingerprinted by a copy of their bytes: exact, and
+#: copying and comparing run at memory speed, ten times faster than any hash here; the
+#: memory this keeps is at most this much per saved array.
 SMALL_BYTES = 1 << 15
 
 
 def fingerprint(a: Any) -> tuple[Any, ...] | None:
-    """(shape, dtype, hash of the bytes) of a numeric array; None for what is not checked
-    (symbolic object arrays, non-arrays).
+    """(shape, dtype, the bytes or a hash of them) of a numeric array; None for what is
+    not checked (symbolic object arrays, non-arrays).
 
-    Equal fingerprints mean unchanged data, except with probability about 2^-32: a small
-    array's hash is its CRC-32; a large one's is a weighted sum modulo 2^64 of its 32-bit
-    words with random odd weights, which no change of one word escapes and which runs
-    at several times CRC-32's speed, so checking the data costs a fraction of the ops.
+    Equal fingerprints mean unchanged data: exactly for a small array (up to
+    :data:`SMALL_BYTES`), whose fingerprint holds a copy of its bytes; for a large one
+    except with probability about 2^-32: its hash is a weighted sum modulo 2^64 of its
+    32-bit words with random odd weights, which no change of one word escapes and which
+    runs at several times CRC-32's speed (CRC-32 when its size is not a multiple of 4
+    bytes), so checking the data costs a fraction of the ops.
     """
     if not isinstance(a, np.ndarray) or a.dtype.hasobject:
         return None
-    if a.nbytes <= SMALL_BYTES or a.nbytes % 4:
-        try:
-            return a.shape, a.dtype, zlib.crc32(a)
-        except ValueError:  # not C-contiguous: hash a contiguous copy of the bytes
-            return a.shape, a.dtype, zlib.crc32(a.tobytes())
+    if a.nbytes <= SMALL_BYTES:
+        return a.shape, a.dtype, a.tobytes()
+    if a.nbytes % 4:
+        return a.shape, a.dtype, zlib.crc32(np.ascontiguousarray(a))
     b = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     words = b.view(np.uint32)
     full = words.size // _BLOCK * _BLOCK
@@ -246,9 +249,10 @@ def describe(ctx: Any, key: tuple[Any, ...]) -> str:
 
 
 def record_saved(ctx: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """The fingerprints of :func:`saved_data` as the forward left it."""
+    """The fingerprints of :func:`saved_data` by key (an array saved twice is hashed
+    once); what the forward left, when the node is recorded."""
     out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    seen: dict[int, tuple[Any, ...] | None] = {}           # an array saved twice: hashed once
+    seen: dict[int, tuple[Any, ...] | None] = {}
     for key, a in saved_data(ctx):
         f = seen[id(a)] if id(a) in seen else seen.setdefault(id(a), fingerprint(a))
         if f is not None:
@@ -261,12 +265,11 @@ def verify_saved(ctx: Any, recorded: dict[tuple[Any, ...], tuple[Any, ...]]) -> 
     its gradient would be computed from the new values, silently wrong."""
     if not recorded:
         return
-    seen: dict[int, tuple[Any, ...] | None] = {}
-    for key, a in saved_data(ctx):
-        if key not in recorded:
-            continue
-        f = seen[id(a)] if id(a) in seen else seen.setdefault(id(a), fingerprint(a))
-        if f != recorded[key]:
+    now = record_saved(ctx)
+    if now == recorded:
+        return
+    for key, f in recorded.items():
+        if now.get(key) != f:
             what = describe(ctx, key)
             raise RuntimeError(
                 f"backward: {what} of {ctx.name} was changed after the forward (modified "
