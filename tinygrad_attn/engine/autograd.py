@@ -96,8 +96,9 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 
 def keep_reduced(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
     """The gradient ``g`` of a reduction over ``axis`` of an input of ``shape``, reshaped
-    with the reduced axes kept (size 1) so it broadcasts back against the input."""
-    if keepdims or axis is None and g.ndim == len(shape):
+    with the reduced axes kept (size 1) so it broadcasts back against the input (a 0-d
+    ``g`` broadcasts as it is)."""
+    if keepdims or g.ndim == 0 or axis is None and g.ndim == len(shape):
         return g
     axes = range(len(shape)) if axis is None else axis
     return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
