@@ -30,13 +30,19 @@ def is_grad_enabled() -> bool:
     return _grad_enabled.get()
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    token = _grad_enabled.set(enabled)
-    try:
-        yield
-    finally:
-        _grad_enabled.reset(token)
+class _grad_mode(contextlib.ContextDecorator):
+    """Set the grad mode inside a ``with`` block (or a decorated function) and restore it
+    after; a class rather than a generator, as every backward walk enters one."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tokens: list[contextvars.Token[bool]] = []  # one per entry: reentrant
+
+    def __enter__(self) -> None:
+        self.tokens.append(_grad_enabled.set(self.enabled))
+
+    def __exit__(self, *exc: Any) -> None:
+        _grad_enabled.reset(self.tokens.pop())
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
