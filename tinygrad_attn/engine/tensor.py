@@ -12,7 +12,8 @@ of :mod:`tinygrad_attn.engine.autograd`.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -61,16 +62,16 @@ class Function:
     saves: tuple[str, ...] = ("saved",)
 
     # What a ctx holds, with its defaults as class attributes: making a ctx (once per op
-    # call) sets only what the call changes.  ``attrs`` and ``_fingerprints`` are replaced,
-    # never mutated in place, so sharing the empty defaults is safe.
+    # call) sets only what the call changes.  A ctx gets dicts of its own when it is
+    # applied; the shared empty defaults are read-only, so none is filled by mistake.
     parents: tuple["Tensor | None", ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
     saved_tensors: tuple[Any, ...] = ()
     scope: tuple[str, ...] = ()
     xp: Any = numeric
-    attrs: dict[str, Any] = {}
+    attrs: Mapping[str, Any] = MappingProxyType({})
     _output: Any = None
-    _fingerprints: dict[Any, Any] = {}
+    _fingerprints: Mapping[Any, Any] = MappingProxyType({})
     freed = False
 
     # -- the torch-style ctx interface
