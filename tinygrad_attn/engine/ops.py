@@ -398,9 +398,9 @@ class Softmax(_Op):
     def forward(ctx, a, axis):
         xp = ctx.xp
         e = xp.exp(a - xp.stability_shift(a, axis))
-        s = np.sum(e, axis=axis, keepdims=True)
+        s = e.sum(axis=axis, keepdims=True)
         zero = xp.is_zero(s)
-        if np.any(zero):  # a row of -inf only: weights 0, not 0/0
+        if zero.any():  # a row of -inf only: weights 0, not 0/0
             s = xp.where(zero, xp.constant(1, s), s)
         return e / s
 
@@ -455,7 +455,8 @@ class Permute(_Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g.transpose(tuple(np.argsort(ctx.attrs["axes"]))),)
+        axes = ctx.attrs["axes"]
+        return (g.transpose(tuple(sorted(range(len(axes)), key=axes.__getitem__))),)
 
 
 class Expand(_Op):
