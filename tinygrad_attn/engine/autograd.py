@@ -124,20 +124,22 @@ def toposort(roots: Sequence[Any], constants: bool = False) -> list[Any]:
         if id(root) in seen:
             continue
         seen.add(id(root))
-        stack: list[tuple[Any, int]] = [(root, 0)]
+        stack = [(root, _parents(root))]       # each node with the parents it has left
         while stack:
-            node, i = stack.pop()
-            parents = node._ctx.parents if node._ctx is not None else ()
-            while i < len(parents) and (parents[i] is None or id(parents[i]) in seen
-                                        or not (constants or parents[i].requires_grad)):
-                i += 1
-            if i < len(parents):
-                stack.append((node, i + 1))
-                seen.add(id(parents[i]))
-                stack.append((parents[i], 0))
-            else:
+            node, parents = stack[-1]
+            for p in parents:
+                if p is not None and id(p) not in seen and (constants or p.requires_grad):
+                    seen.add(id(p))
+                    stack.append((p, _parents(p)))
+                    break
+            else:                               # every parent placed: the node follows
+                stack.pop()
                 order.append(node)
     return order
+
+
+def _parents(node: Any) -> Iterator[Any]:
+    return iter(node._ctx.parents if node._ctx is not None else ())
 
 
 def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any],
