@@ -226,7 +226,7 @@ def saved_data(ctx: Any) -> list[tuple[tuple[Any, ...], Any]]:
     if "saved" in saves:
         for i, a in enumerate(ctx.saved_tensors):
             out.append((("saved", i), a))
-    for key, value in ctx.attrs.items():
+    for key, value in ctx.attrs.items() if ctx.attrs else ():
         if isinstance(value, np.ndarray):
             out.append((("argument", key, None), value))
         elif isinstance(value, (tuple, list)):
