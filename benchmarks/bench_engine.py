@@ -4,12 +4,14 @@ computation hand-written in NumPy and in PyTorch eager (CPU, when installed), in
     python benchmarks/bench_engine.py [--sizes 64 256 1024] [--d 64] [--repeat 9]
                                       [--no-torch]
 
-Two tables.  *Per op*, float64 (8, 8) inputs that require grad, microseconds per call:
+Three tables.  *Per op*, float64 (8, 8) inputs that require grad, microseconds per call:
 an add, a matmul (forwards, the graph recorded), and four ops forward and backward,
 ``((x @ w) + w).tanh().sum()`` then the gradients of ``x`` and ``w``.  *Self-attention*,
 ``O = softmax(X W_q (X W_k)^T / sqrt(d)) X W_v`` forward and backward for ``X, W_q, W_k,
 W_v``, milliseconds: *composed* is written with engine ops (matmul, mul, softmax,
-matmul), *fused* is ``ta.attention.self_attention`` (the fused op, weights not kept).
+matmul), *fused* is the projections then the fused op (weights not kept).  Between them,
+what the check of saved data (fingerprints recorded with a node, verified before its
+backward) costs on an (8, 8) matmul and on either attention graph at n = d.
 Every result is checked against NumPy's before it is timed.  The variants of a row are
 timed round-robin, batch by batch, so they see the same load; each figure is the best
 batch.  BLAS and PyTorch run on one thread, and the clock is the process's CPU time
@@ -26,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 import tinygrad_attn as ta
-from tinygrad_attn.engine import blas_threads
+from tinygrad_attn.engine import blas_threads, checks, toposort
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from timing import machine  # noqa: E402
@@ -150,6 +152,37 @@ def attention_row(n: int, d: int, dtype: Any, torch: Any) -> dict[str, Callable[
     return {name: (lambda fn=fn: fn(x, *ws, g)) for name, fn in fns.items()}
 
 
+# ----------------------------------------------------------------------------- the check
+
+def check_graphs(d: int) -> list[tuple[str, ta.Tensor]]:
+    """Graphs whose saved data the check fingerprints: an (8, 8) matmul, and float32
+    self-attention at n = d through each path (the forwards only)."""
+    rng = np.random.default_rng(0)
+    a, b = (ta.Tensor(rng.standard_normal((8, 8)), requires_grad=True) for _ in range(2))
+    graphs = [("matmul (8, 8)", a @ b)]
+    x = rng.standard_normal((d, d)).astype(np.float32)
+    for path in ("composed", "fused"):
+        X = ta.Tensor(x, requires_grad=True)
+        Q, K, V = (X @ ta.Tensor(x / d, requires_grad=True) for _ in range(3))
+        O, _ = ta.attention.scaled_dot_product(Q, K, V, fused=path == "fused",
+                                               need_weights=False)
+        graphs.append((f"{path} n = {d} float32", O))
+    return graphs
+
+
+def check_costs(out: ta.Tensor, repeat: int) -> tuple[int, float, float, float]:
+    """(nodes, KiB the check keeps an eye on, seconds to record, seconds to verify) of the
+    saved-data check over the graph of ``out``."""
+    ctxs = [t._ctx for t in toposort([out]) if t._ctx is not None]
+    kib = sum(a.nbytes for c in ctxs for _, a in checks.saved_data(c)
+              if isinstance(a, np.ndarray)) / 1024
+    recorded = [checks.record_saved(c) for c in ctxs]
+    t = round_robin({"record": lambda: [checks.record_saved(c) for c in ctxs],
+                     "verify": lambda: [checks.verify_saved(c, f)
+                                        for c, f in zip(ctxs, recorded)]}, 200, repeat)
+    return len(ctxs), kib, t["record"], t["verify"]
+
+
 # ----------------------------------------------------------------------------- timing
 
 def check(ref: tuple[np.ndarray, ...], got: tuple[np.ndarray, ...], tol: float) -> None:
@@ -223,6 +256,12 @@ def main() -> None:
             print(f"{label:22} {cell(t, 'numpy', 1e6):>8} {cell(t, 'engine', 1e6):>8} "
                   f"{cell(t, 'torch', 1e6):>8} {ratio(t, 'engine', 'numpy'):>13} "
                   f"{ratio(t, 'engine', 'torch'):>13}")
+        print("\n# the saved-data check: what a graph's nodes save, fingerprinted when "
+              "recorded and verified before the backward, microseconds")
+        print(f"{'':26} {'nodes':>6} {'KiB':>7} {'record':>8} {'verify':>8}")
+        for label, out in check_graphs(args.d):
+            nodes, kib, rec, ver = check_costs(out, args.repeat)
+            print(f"{label:26} {nodes:>6} {kib:>7.1f} {rec * 1e6:>8.2f} {ver * 1e6:>8.2f}")
         print(f"\n# self-attention forward + backward, d = {args.d}, milliseconds; "
               f"ratios over NumPy")
         print(f"{'n':>6} {'dtype':>8} {'numpy':>8} {'composed':>9} {'fused':>8} "
