@@ -252,9 +252,11 @@ def record_saved(ctx: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """The fingerprints of :func:`saved_data` by key (an array saved twice is hashed
     once); what the forward left, when the node is recorded."""
     out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    seen: dict[int, tuple[Any, ...] | None] = {}
+    seen: dict[int, Any] = {}
     for key, a in saved_data(ctx):
-        f = seen[id(a)] if id(a) in seen else seen.setdefault(id(a), fingerprint(a))
+        f = seen.get(id(a), seen)                  # ``seen`` itself: not hashed yet
+        if f is seen:
+            f = seen[id(a)] = fingerprint(a)
         if f is not None:
             out[key] = f
     return out

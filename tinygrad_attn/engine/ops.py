@@ -198,7 +198,7 @@ class MatMul(_Op):
     saves = ("partners",)
     @staticmethod
     def forward(ctx, a, b):
-        check_matmul(np.shape(a), np.shape(b))
+        check_matmul(a.shape, b.shape)
         return ctx.xp.matmul(a, b)
 
     @staticmethod
