@@ -63,7 +63,7 @@ def score_scale(xp: Any, scale: Any, d_k: int, like: np.ndarray) -> Any:
 
 def _mT(a: np.ndarray) -> np.ndarray:
     """The matrix transpose of the last two axes."""
-    return a.swapaxes(-1, -2)
+    return np.swapaxes(a, -1, -2)
 
 
 def masked_softmax(xp: Any, s: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

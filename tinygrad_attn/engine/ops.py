@@ -451,7 +451,7 @@ class Permute(_Op):
     op = "transpose"
     @staticmethod
     def forward(ctx, a, axes):
-        return a.transpose(axes)
+        return np.transpose(a, axes)
 
     @staticmethod
     def backward(ctx, g):

@@ -22,7 +22,6 @@ from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
 from .backend import (SymbolicUnsupported, as_array, backend_of, check_float_dtype,
                       numeric)
-from .backend import symbolic as symbolic_backend
 from .checks import (check_expand, checked_gradients, forward_output, normalize_axes,
                      record_saved, shape_argument, symbolic_misuse, user_gradient,
                      verify_saved)
@@ -61,9 +60,8 @@ class Function:
     #: before the backward raises (:func:`~tinygrad_attn.engine.checks.verify_saved`).
     saves: tuple[str, ...] = ("saved",)
 
-    # What a ctx holds, with its defaults as class attributes: making a ctx (once per op
-    # call) sets only what the call changes.  A ctx gets dicts of its own when it is
-    # applied; the shared empty defaults are read-only, so none is filled by mistake.
+    # A ctx's defaults as class attributes (read-only ones for the dicts): making a ctx,
+    # once per op call, sets only what the call changes.
     parents: tuple["Tensor | None", ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
     saved_tensors: tuple[Any, ...] = ()
@@ -115,8 +113,15 @@ class Function:
         computes more than its output hands the rest back as an attribute of ctx: the
         fused attention op leaves its weights in ``ctx.weights``."""
         ctx = cls()
-        tensors, arrays, needs, symbolic = _unpack(args)
-        ctx.xp = xp = symbolic_backend if symbolic else numeric
+        tensors, arrays, needs, plain = [], [], [], True   # one plain loop: every op runs it
+        for a in args:
+            t = a if isinstance(a, Tensor) else None
+            a = a if t is None else a.data
+            tensors.append(t)
+            arrays.append(a)
+            needs.append(t is not None and t.requires_grad)
+            plain = plain and type(a) is np.ndarray and not a.dtype.hasobject
+        ctx.xp = xp = numeric if plain else backend_of(*arrays)  # plain: numeric arrays
         ctx.attrs = kwargs if not cls.transient_kwargs else {
             key: value for key, value in kwargs.items() if key not in cls.transient_kwargs}
         if xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
@@ -171,25 +176,6 @@ class Function:
         return checked_gradients(type(self).__name__, grads, self.parents)
 
 
-def _unpack(args: tuple[Any, ...]) -> tuple[list[Any], list[Any], list[bool], bool]:
-    """The arguments of an op call as (Tensor or None, array or the argument itself,
-    whether it requires grad) each, and whether any array is symbolic (an object array).
-    One plain loop: this runs for every op the engine computes."""
-    tensors, arrays, needs, symbolic = [], [], [], False
-    for a in args:
-        if isinstance(a, Tensor):
-            tensors.append(a)
-            needs.append(a.requires_grad)
-            a = a.data
-        else:
-            tensors.append(None)
-            needs.append(False)
-        arrays.append(a)
-        if isinstance(a, np.ndarray) and a.dtype.hasobject:
-            symbolic = True
-    return tensors, arrays, needs, symbolic
-
-
 class _OnceDifferentiable(Function):
     """Holds the array gradient a user Function returned; differentiating it raises."""
 
@@ -241,8 +227,7 @@ class Tensor:
 
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
 
-    # Defaults as class attributes: a Tensor made by an op sets only its data and flag.
-    name: str | None = None
+    name: str | None = None  # defaults as class attributes: an op's output sets 2 fields
     grad: np.ndarray | None = None
     _ctx: Function | None = None
     role: str | None = None  # "parameter" for nn parameters (styles ta.draw)
