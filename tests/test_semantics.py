@@ -268,6 +268,36 @@ def test_changing_a_mask_or_the_weights_of_attention_raises_naming_the_op():
         context.sum().backward()
 
 
+def test_a_small_saved_array_is_compared_byte_for_byte_views_and_nan_included():
+    """A small array's fingerprint is a copy of its bytes: a change of one element of a
+    non-contiguous view is seen, and an unchanged NaN is no change (NaN != NaN as a
+    number, but its bytes are equal)."""
+    base = np.arange(12.0).reshape(3, 4)
+    x = ta.Tensor(base[:, ::2], requires_grad=True)           # a strided view
+    y = (x * x).sum()
+    base[2, 2] = np.nextafter(base[2, 2], np.inf)
+    with pytest.raises(RuntimeError, match="input 0 .* of mul was changed"):
+        y.backward()
+    x = ta.Tensor(np.array([np.nan, 1.0, 2.0]), requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [np.nan, 2.0, 4.0])
+
+
+def test_no_grad_nests_when_reused_and_decorates_a_function():
+    mode = ta.no_grad()
+    with mode:
+        with mode:
+            assert not ta.is_grad_enabled()
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()
+
+    @ta.no_grad()
+    def inside() -> bool:
+        return ta.is_grad_enabled()
+
+    assert inside() is False and ta.is_grad_enabled()
+
+
 def test_changes_after_backward_or_undone_before_it_are_fine():
     x = ta.Tensor([1.0, 2.0], requires_grad=True)
     y = (x * x).sum()

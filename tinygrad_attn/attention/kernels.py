@@ -82,9 +82,9 @@ def masked_softmax(xp: Any, s: np.ndarray, mask: np.ndarray | None) -> np.ndarra
     else:  # the same arithmetic, in place on the fresh score array
         s -= shift
         e = np.exp(s, out=s)
-    z = np.sum(e, axis=-1, keepdims=True)
+    z = e.sum(axis=-1, keepdims=True)
     empty = xp.is_zero(z)
-    if np.any(empty):  # rows that attend to nothing: weights 0, not 0/0
+    if empty.any():  # rows that attend to nothing: weights 0, not 0/0
         z = xp.where(empty, xp.constant(1, z), z)
     if xp.symbolic:
         return e / z
@@ -133,7 +133,7 @@ def sdpa_backward(xp: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.nd
     if not (needs[0] or needs[1]):
         return None, None, dv
     dp = xp.matmul(g, _mT(v))                                 # (..., m, n)
-    d_row = np.sum(g * o, axis=-1, keepdims=True)             # D: (..., m, 1)
+    d_row = (g * o).sum(axis=-1, keepdims=True)               # D: (..., m, 1)
     if xp.symbolic:
         ds = p * (dp - d_row)
     else:

@@ -82,8 +82,11 @@ def _needs_dims(fn: str, name: str, t: Tensor, ndim: int, what: str) -> None:
 
 def _batch(fn: str, **named: Tensor) -> tuple[int, ...]:
     """The broadcast batch shape (all axes but the last two) of sequences."""
+    shapes = {t.shape[:-2] for t in named.values()}
+    if len(shapes) == 1:  # the common case: one batch shape (or none)
+        return shapes.pop()
     try:
-        return np.broadcast_shapes(*(t.shape[:-2] for t in named.values()))
+        return np.broadcast_shapes(*shapes)
     except ValueError:
         shapes = ", ".join(f"{k} {t.shape}" for k, t in named.items())
         raise ValueError(f"{fn}: the batch axes (all but the last two) of {shapes} "

@@ -30,13 +30,19 @@ def is_grad_enabled() -> bool:
     return _grad_enabled.get()
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    token = _grad_enabled.set(enabled)
-    try:
-        yield
-    finally:
-        _grad_enabled.reset(token)
+class _grad_mode(contextlib.ContextDecorator):
+    """Set the grad mode inside a ``with`` block (or a decorated function) and restore it
+    after; a class rather than a generator, as every backward walk enters one."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tokens: list[contextvars.Token[bool]] = []  # one per entry: reentrant
+
+    def __enter__(self) -> None:
+        self.tokens.append(_grad_enabled.set(self.enabled))
+
+    def __exit__(self, *exc: Any) -> None:
+        _grad_enabled.reset(self.tokens.pop())
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
@@ -67,6 +73,10 @@ def current_scope() -> tuple[str, ...]:
 
 def broadcast_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """The NumPy broadcast of shapes ``a`` and ``b``, or a ValueError naming ``op``."""
+    if a == b or not b:  # the common cases first: equal shapes, a scalar
+        return a
+    if not a:
+        return b
     try:
         return np.broadcast_shapes(a, b)
     except ValueError:
@@ -92,8 +102,9 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 
 def keep_reduced(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
     """The gradient ``g`` of a reduction over ``axis`` of an input of ``shape``, reshaped
-    with the reduced axes kept (size 1) so it broadcasts back against the input."""
-    if keepdims or axis is None and g.ndim == len(shape):
+    with the reduced axes kept (size 1) so it broadcasts back against the input (a 0-d
+    ``g`` broadcasts as it is)."""
+    if keepdims or g.ndim == 0 or axis is None and g.ndim == len(shape):
         return g
     axes = range(len(shape)) if axis is None else axis
     return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
@@ -113,24 +124,27 @@ def toposort(roots: Sequence[Any], constants: bool = False) -> list[Any]:
         if id(root) in seen:
             continue
         seen.add(id(root))
-        stack: list[tuple[Any, int]] = [(root, 0)]
+        stack = [(root, _parents(root))]       # each node with the parents it has left
         while stack:
-            node, i = stack.pop()
-            parents = node._ctx.parents if node._ctx is not None else ()
-            while i < len(parents) and (parents[i] is None or id(parents[i]) in seen
-                                        or not (constants or parents[i].requires_grad)):
-                i += 1
-            if i < len(parents):
-                stack.append((node, i + 1))
-                seen.add(id(parents[i]))
-                stack.append((parents[i], 0))
-            else:
+            node, parents = stack[-1]
+            for p in parents:
+                if p is not None and id(p) not in seen and (constants or p.requires_grad):
+                    seen.add(id(p))
+                    stack.append((p, _parents(p)))
+                    break
+            else:                               # every parent placed: the node follows
+                stack.pop()
                 order.append(node)
     return order
 
 
+def _parents(node: Any) -> Iterator[Any]:
+    return iter(node._ctx.parents if node._ctx is not None else ())
+
+
 def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any],
-             create_graph: bool, retain_graph: bool = True) -> list[Any]:
+             create_graph: bool, retain_graph: bool = True,
+             order: Sequence[Any] | None = None) -> list[Any]:
     """The one backward pass: accumulate VJPs from ``outputs`` (seeded with the upstream
     gradients ``seeds``, Tensors of the outputs' shapes) down to ``inputs``.
 
@@ -139,6 +153,7 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
     (:func:`unbroadcast`).  With ``create_graph`` the VJPs record a graph of their own.
     Without ``retain_graph`` each node is released once its VJP ran, so a second walk
     through it raises instead of silently adding the same gradients again.
+    ``order`` is ``toposort(outputs)`` when the caller has it already.
     Returns one gradient (a Tensor, or None if unreached) per input.
     """
     wanted = {id(t) for t in inputs}
@@ -148,7 +163,7 @@ def backprop(outputs: Sequence[Any], seeds: Sequence[Any], inputs: Sequence[Any]
     result: dict[int, Any] = {}
     mode = enable_grad() if create_graph else no_grad()
     with mode:
-        for node in reversed(toposort(outputs)):
+        for node in reversed(toposort(outputs) if order is None else order):
             g = acc.pop(id(node), None)
             if g is None:
                 continue

@@ -130,7 +130,7 @@ class NumericBackend:
     def stability_shift(x: np.ndarray, axis: int) -> np.ndarray:
         """Row maximum subtracted before ``exp`` (numerics only; -inf rows and empty rows
         shift by 0)."""
-        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+        m = x.max(axis=axis, keepdims=True, initial=-np.inf)
         return np.where(np.isfinite(m), m, 0.0).astype(x.dtype, copy=False)
 
     @staticmethod

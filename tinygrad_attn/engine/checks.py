@@ -74,6 +74,8 @@ def check_matmul(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
                          f"the left operand ({ka}) must equal the "
                          f"{'first' if len(sb) == 1 else 'second-to-last'} axis of the "
                          f"right operand ({kb})")
+    if sa[:-2] == sb[:-2]:  # no batch axes, or the same ones
+        return sa[:-2]
     try:
         return np.broadcast_shapes(sa[:-2], sb[:-2])
     except ValueError:
@@ -98,9 +100,15 @@ def is_basic_index(index: Any) -> bool:
 
 # ----------------------------------------------------------------------------- Functions
 
+#: The dtypes an op's output may have: the two float dtypes and object (symbolic).
+RESULT_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, object))
+
+
 def forward_output(fn: str, data: Any) -> np.ndarray:
     """What ``fn.forward`` returned, as the array of its output, or a TypeError saying
     what is wrong with it (a Function has one output: a float or symbolic array)."""
+    if type(data) is np.ndarray and data.dtype in RESULT_DTYPES:
+        return data
     if data is None or isinstance(data, (tuple, list, dict, str)):
         what = "None" if data is None else f"a {type(data).__name__}"
         raise TypeError(f"{fn}.forward returned {what}; a Function's forward returns one "
@@ -131,7 +139,7 @@ def checked_gradients(fn: str, grads: Any, parents: tuple[Any, ...]) -> tuple[An
                            f"{len(parents)} inputs; return one per argument of forward "
                            f"(None where there is no gradient)")
     for i, (g, parent) in enumerate(zip(grads, parents)):
-        if g is not None and parent is not None:
+        if g is not None and parent is not None and g.shape != parent.shape:
             check_gradient(fn, i, g.shape, parent.shape)
     return grads
 
@@ -167,23 +175,29 @@ def check_gradient(fn: str, i: int, got: tuple[int, ...], want: tuple[int, ...])
 _BLOCK = 1 << 12
 _WEIGHTS = np.random.default_rng(20240917).integers(0, 2**64, size=_BLOCK + (1 << 16),
                                                      dtype=np.uint64) | np.uint64(1)
-#: Arrays up to this many bytes are fingerprinted with CRC-32 (faster when small).
+#: Arrays up to this many bytes are fingerprinted by a copy of their bytes: exact, and
+#: copying and comparing run at memory speed, ten times faster than any hash here; the
+#: memory this keeps is at most this much per saved array.
 SMALL_BYTES = 1 << 15
 
 
 def fingerprint(a: Any) -> tuple[Any, ...] | None:
-    """(shape, dtype, hash of the bytes) of a numeric array; None for what is not checked
-    (symbolic object arrays, non-arrays).
+    """(shape, dtype, the bytes or a hash of them) of a numeric array; None for what is
+    not checked (symbolic object arrays, non-arrays).
 
-    Equal fingerprints mean unchanged data, except with probability about 2^-32: a small
-    array's hash is its CRC-32; a large one's is a weighted sum modulo 2^64 of its 32-bit
-    words with random odd weights, which no change of one word escapes and which runs
-    at several times CRC-32's speed, so checking the data costs a fraction of the ops.
+    Equal fingerprints mean unchanged data: exactly for a small array (up to
+    :data:`SMALL_BYTES`), whose fingerprint holds a copy of its bytes; for a large one
+    except with probability about 2^-32: its hash is a weighted sum modulo 2^64 of its
+    32-bit words with random odd weights, which no change of one word escapes and which
+    runs at several times CRC-32's speed (CRC-32 when its size is not a multiple of 4
+    bytes), so checking the data costs a fraction of the ops.
     """
-    if not isinstance(a, np.ndarray) or a.dtype == object:
+    if not isinstance(a, np.ndarray) or a.dtype.hasobject:
         return None
-    if a.nbytes <= SMALL_BYTES or a.nbytes % 4:
-        return a.shape, a.dtype, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+    if a.nbytes <= SMALL_BYTES:
+        return a.shape, a.dtype, a.tobytes()
+    if a.nbytes % 4:
+        return a.shape, a.dtype, zlib.crc32(np.ascontiguousarray(a))
     b = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     words = b.view(np.uint32)
     full = words.size // _BLOCK * _BLOCK
@@ -203,23 +217,24 @@ def saved_data(ctx: Any) -> list[tuple[tuple[Any, ...], Any]]:
     rule), its ``saved_tensors`` for ``"saved"``, and every array among its keyword
     arguments (indices, masks)."""
     saves, out = type(ctx).saves, []
-    if saves:
-        needs = ctx.needs_input_grad
-        everyone = "inputs" in saves
-        partners = "partners" in saves and sum(needs)
+    if "inputs" in saves or "partners" in saves:
+        needs, everyone = ctx.needs_input_grad, "inputs" in saves
+        partners = sum(needs)                   # a partner: another input needs a gradient
         for i, t in enumerate(ctx.parents):
-            if t is not None and (everyone or partners and partners > needs[i]):
+            if t is not None and (everyone or partners > needs[i]):
                 out.append((("input", i), t.data))
-        if "output" in saves:
-            out.append((("output",), ctx.output.data))
-        if "saved" in saves:
-            out.extend((("saved", i), a) for i, a in enumerate(ctx.saved_tensors))
-    for key, value in ctx.attrs.items():
+    if "output" in saves:
+        out.append((("output",), ctx.output.data))
+    if "saved" in saves:
+        for i, a in enumerate(ctx.saved_tensors):
+            out.append((("saved", i), a))
+    for key, value in ctx.attrs.items() if ctx.attrs else ():
         if isinstance(value, np.ndarray):
             out.append((("argument", key, None), value))
         elif isinstance(value, (tuple, list)):
-            out.extend((("argument", key, j), a) for j, a in enumerate(value)
-                       if isinstance(a, np.ndarray))
+            for j, a in enumerate(value):
+                if isinstance(a, np.ndarray):
+                    out.append((("argument", key, j), a))
     return out
 
 
@@ -236,11 +251,14 @@ def describe(ctx: Any, key: tuple[Any, ...]) -> str:
 
 
 def record_saved(ctx: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """The fingerprints of :func:`saved_data` as the forward left it."""
+    """The fingerprints of :func:`saved_data` by key (an array saved twice is hashed
+    once); what the forward left, when the node is recorded."""
     out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    seen: dict[int, tuple[Any, ...] | None] = {}           # an array saved twice: hashed once
+    seen: dict[int, Any] = {}
     for key, a in saved_data(ctx):
-        f = seen[id(a)] if id(a) in seen else seen.setdefault(id(a), fingerprint(a))
+        f = seen.get(id(a), seen)                  # ``seen`` itself: not hashed yet
+        if f is seen:
+            f = seen[id(a)] = fingerprint(a)
         if f is not None:
             out[key] = f
     return out
@@ -251,12 +269,11 @@ def verify_saved(ctx: Any, recorded: dict[tuple[Any, ...], tuple[Any, ...]]) -> 
     its gradient would be computed from the new values, silently wrong."""
     if not recorded:
         return
-    seen: dict[int, tuple[Any, ...] | None] = {}
-    for key, a in saved_data(ctx):
-        if key not in recorded:
-            continue
-        f = seen[id(a)] if id(a) in seen else seen.setdefault(id(a), fingerprint(a))
-        if f != recorded[key]:
+    now = record_saved(ctx)
+    if now == recorded:
+        return
+    for key, f in recorded.items():
+        if now.get(key) != f:
             what = describe(ctx, key)
             raise RuntimeError(
                 f"backward: {what} of {ctx.name} was changed after the forward (modified "

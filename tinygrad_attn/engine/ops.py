@@ -37,14 +37,19 @@ class _Op(Function):
     saves: tuple[str, ...] = ()
 
 
+def _shape_of(a: Any) -> tuple[int, ...]:
+    return a.shape if isinstance(a, (Tensor, np.ndarray)) else np.shape(a)
+
+
 class _Binary(_Op):
     """Shared by the element-wise binary ops: a broadcast check naming the op."""
 
     @classmethod
     def apply(cls, a: Any, b: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
-        broadcast_shape(cls.op or cls.__name__.lower(), np.shape(getattr(a, "data", a)),
-                         np.shape(getattr(b, "data", b)))
-        return super().apply(a, b, **kwargs)
+        sa, sb = _shape_of(a), _shape_of(b)
+        if sa != sb:  # equal shapes need no check
+            broadcast_shape(cls.op or cls.__name__.lower(), sa, sb)
+        return cls.apply_with_ctx(a, b, **kwargs)[0]
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -194,13 +199,15 @@ class MatMul(_Op):
     saves = ("partners",)
     @staticmethod
     def forward(ctx, a, b):
-        check_matmul(np.shape(a), np.shape(b))
+        check_matmul(a.shape, b.shape)
         return ctx.xp.matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
-
         a, b = ctx.parents
+        if a.ndim == b.ndim == 2:  # plain matrices: the formulas as they stand
+            return (g @ b.mT if ctx.needs_input_grad[0] else None,
+                    a.mT @ g if ctx.needs_input_grad[1] else None)
         if b.ndim == 2 and a.ndim > 2:
             # a weight shared by a batch, (..., n, k) @ (k, m): B-bar = sum over the batch
             # of A^T G, taken as one 2-D product rather than a batch of them then a sum
@@ -336,7 +343,7 @@ class Sum(_Op):
     op = "sum"
     @staticmethod
     def forward(ctx, a, axis, keepdims):
-        return np.sum(a, axis=axis, keepdims=keepdims)
+        return a.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -392,9 +399,9 @@ class Softmax(_Op):
     def forward(ctx, a, axis):
         xp = ctx.xp
         e = xp.exp(a - xp.stability_shift(a, axis))
-        s = np.sum(e, axis=axis, keepdims=True)
+        s = e.sum(axis=axis, keepdims=True)
         zero = xp.is_zero(s)
-        if np.any(zero):  # a row of -inf only: weights 0, not 0/0
+        if zero.any():  # a row of -inf only: weights 0, not 0/0
             s = xp.where(zero, xp.constant(1, s), s)
         return e / s
 
@@ -432,7 +439,7 @@ class Reshape(_Op):
     op = "reshape"
     @staticmethod
     def forward(ctx, a, shape):
-        return np.reshape(a, shape)
+        return a.reshape(shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -449,7 +456,8 @@ class Permute(_Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g.transpose(tuple(np.argsort(ctx.attrs["axes"]))),)
+        axes = ctx.attrs["axes"]
+        return (g.transpose(tuple(sorted(range(len(axes)), key=axes.__getitem__))),)
 
 
 class Expand(_Op):

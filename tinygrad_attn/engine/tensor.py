@@ -12,14 +12,16 @@ of :mod:`tinygrad_attn.engine.autograd`.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from . import autograd
 from .autograd import (broadcast_shape, current_scope, is_grad_enabled, no_grad,
                        toposort)
-from .backend import SymbolicUnsupported, as_array, asarray, backend_of, check_float_dtype
+from .backend import (SymbolicUnsupported, as_array, asarray, backend_of, check_float_dtype,
+                      numeric)
 from .checks import (check_expand, checked_gradients, forward_output, normalize_axes,
                      record_saved, shape_argument, symbolic_misuse, user_gradient,
                      verify_saved)
@@ -58,16 +60,17 @@ class Function:
     #: before the backward raises (:func:`~tinygrad_attn.engine.checks.verify_saved`).
     saves: tuple[str, ...] = ("saved",)
 
-    def __init__(self) -> None:
-        self.parents: tuple[Tensor | None, ...] = ()
-        self.needs_input_grad: tuple[bool, ...] = ()
-        self.saved_tensors: tuple[Any, ...] = ()
-        self.scope: tuple[str, ...] = ()
-        self.xp: Any = None
-        self.attrs: dict[str, Any] = {}
-        self._output: Any = None
-        self._fingerprints: dict[Any, Any] = {}
-        self.freed = False
+    # A ctx's defaults as class attributes (read-only ones for the dicts): making a ctx,
+    # once per op call, sets only what the call changes.
+    parents: tuple["Tensor | None", ...] = ()
+    needs_input_grad: tuple[bool, ...] = ()
+    saved_tensors: tuple[Any, ...] = ()
+    scope: tuple[str, ...] = ()
+    xp: Any = numeric
+    attrs: Mapping[str, Any] = MappingProxyType({})
+    _output: Any = None
+    _fingerprints: Mapping[Any, Any] = MappingProxyType({})
+    freed = False
 
     # -- the torch-style ctx interface
     def save_for_backward(self, *values: Any) -> None:
@@ -110,36 +113,42 @@ class Function:
         computes more than its output hands the rest back as an attribute of ctx: the
         fused attention op leaves its weights in ``ctx.weights``."""
         ctx = cls()
-        tensors = [a if isinstance(a, Tensor) else None for a in args]
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        ctx.xp = backend_of(*arrays)
-        ctx.attrs = {key: value for key, value in kwargs.items()
-                     if key not in cls.transient_kwargs}
-        if ctx.xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
-            arrays = [ctx.xp.constant(a, a) if t is not None and a.dtype != object else a
+        tensors, arrays, needs, plain = [], [], [], True   # one plain loop: every op runs it
+        for a in args:
+            t = a if isinstance(a, Tensor) else None
+            a = a if t is None else a.data
+            tensors.append(t)
+            arrays.append(a)
+            needs.append(t is not None and t.requires_grad)
+            plain = plain and type(a) is np.ndarray and not a.dtype.hasobject
+        ctx.xp = xp = numeric if plain else backend_of(*arrays)  # plain: numeric arrays
+        ctx.attrs = kwargs if not cls.transient_kwargs else {
+            key: value for key, value in kwargs.items() if key not in cls.transient_kwargs}
+        if xp.symbolic:  # numeric Tensors meeting symbolic ones become exact constants
+            arrays = [xp.constant(a, a) if t is not None and a.dtype != object else a
                       for t, a in zip(tensors, arrays)]
         try:
             data = cls.forward(ctx, *arrays, **kwargs)
         except SymbolicUnsupported as exc:
             raise SymbolicUnsupported(f"{cls.__name__}.forward: {exc}") from None
         except (TypeError, AttributeError) as exc:
-            if ctx.xp.symbolic and not cls.__module__.startswith(__package__ + "."):
+            if xp.symbolic and not cls.__module__.startswith(__package__ + "."):
                 raise symbolic_misuse(cls.__name__, "forward", exc) from None
             raise
         if isinstance(data, Tensor):
             raise TypeError(f"{cls.__name__}.forward returned a Tensor; forward works on "
                             f"arrays: return an array (its .data)")
         data = forward_output(cls.__name__, data)
-        requires_grad = is_grad_enabled() and any(t is not None and t.requires_grad
-                                              for t in tensors)
-        out = Tensor(data, requires_grad=requires_grad, _validated=True)
+        requires_grad = True in needs and is_grad_enabled()
+        out = Tensor(data, requires_grad, _validated=True)
         if requires_grad:
             ctx.parents = tuple(tensors)
-            ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
+            ctx.needs_input_grad = tuple(needs)
             ctx.scope = current_scope()
             ctx._output = weakref.ref(out)
             out._ctx = ctx
-            ctx._fingerprints = record_saved(ctx)
+            if cls.saves or ctx.attrs:  # else nothing the backward reads can change
+                ctx._fingerprints = record_saved(ctx)
         return out, ctx
 
     def vjp(self, g: "Tensor") -> tuple["Tensor | None", ...]:
@@ -218,17 +227,19 @@ class Tensor:
 
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
 
+    name: str | None = None  # defaults as class attributes: an op's output sets 2 fields
+    grad: np.ndarray | None = None
+    _ctx: Function | None = None
+    role: str | None = None  # "parameter" for nn parameters (styles ta.draw)
+
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
                  dtype: Any = None, _validated: bool = False) -> None:
-        if isinstance(data, Tensor):
-            data = data.data
-        self.data: np.ndarray = data if _validated and isinstance(data, np.ndarray) \
-            else as_array(data, dtype)
-        self.requires_grad = bool(requires_grad)
-        self.name = name
-        self.grad: np.ndarray | None = None
-        self._ctx: Function | None = None
-        self.role: str | None = None  # "parameter" for nn parameters (styles ta.draw)
+        if not (_validated and type(data) is np.ndarray):
+            data = as_array(data.data if isinstance(data, Tensor) else data, dtype)
+        self.data: np.ndarray = data
+        self.requires_grad = requires_grad is True or bool(requires_grad)
+        if name is not None:
+            self.name = name
 
     # -- array-like facts
     @property
@@ -293,9 +304,11 @@ class Tensor:
         PyTorch the graph is freed afterwards, so a second backward through it raises,
         unless ``retain_graph`` (by default ``create_graph``) keeps it.
         """
-        leaves = _leaves(self)
+        order = toposort([self])
+        leaves = [t for t in order if t._ctx is None and t.requires_grad]
         keep = create_graph if retain_graph is None else retain_graph
-        grads = run_backward([self], [grad], leaves, create_graph, retain_graph=keep)
+        grads = run_backward([self], [grad], leaves, create_graph, retain_graph=keep,
+                             order=order)
         for leaf, g in zip(leaves, grads):
             if g is None:
                 continue
@@ -405,12 +418,11 @@ class Tensor:
     # -- shapes
     def reshape(self, *shape: Any) -> "Tensor":
         shape = shape_argument(shape)
-        try:
-            np.empty(self.shape, dtype=np.bool_).reshape(shape)
+        try:  # NumPy's reshape decides; its error is said in the Tensor's terms
+            return ops.Reshape.apply(self, shape=shape)
         except (ValueError, TypeError):
             raise ValueError(f"reshape: cannot reshape a Tensor of shape {self.shape} "
                              f"into shape {shape}") from None
-        return ops.Reshape.apply(self, shape=shape)
 
     def transpose(self, *axes: int) -> "Tensor":
         """Permute axes as ``numpy.transpose``; no arguments reverses them all."""
@@ -562,10 +574,6 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 # ----------------------------------------------------------------------------- backward
 
-def _leaves(root: Tensor) -> list[Tensor]:
-    return [t for t in toposort([root]) if t._ctx is None and t.requires_grad]
-
-
 def _seed(output: Tensor, grad: Any) -> Tensor:
     if grad is None:
         if output.size != 1:
@@ -585,7 +593,8 @@ def _seed(output: Tensor, grad: Any) -> Tensor:
 
 def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Any],
                  inputs: Sequence[Tensor], create_graph: bool,
-                 retain_graph: bool = True) -> list[Tensor | None]:
+                 retain_graph: bool = True, order: Sequence[Tensor] | None = None
+                 ) -> list[Tensor | None]:
     """Seed each output with its upstream gradient (None: ones, for a scalar) and run the
     one backward walk (:func:`~tinygrad_attn.engine.autograd.backprop`) to ``inputs``.
 
@@ -597,7 +606,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Any],
             raise RuntimeError("backward: the output does not require grad (no input "
                                "it depends on has requires_grad=True)")
     seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
-    return autograd.backprop(outputs, seeds, inputs, create_graph, retain_graph)
+    return autograd.backprop(outputs, seeds, inputs, create_graph, retain_graph, order)
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
