@@ -121,7 +121,7 @@ def exact_constant(value: float) -> Any:
     return sp.Rational(v)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def plain_function(name: str) -> Any:
     """``sympy.exp`` or ``sympy.tanh`` as a function of one expression, built without the
     assumption queries of SymPy's automatic evaluation: the same expression, faster.
@@ -213,8 +213,9 @@ def _tell(node: Any, facts: dict[str, bool]) -> None:
 class SymbolicBackend:
     """SymPy namespace: NumPy object arrays of SymPy expressions, exact arithmetic.
 
-    Element math maps a SymPy function over the array; arithmetic, matmul and sums are
-    NumPy's own object-array loops calling SymPy's ``+`` and ``*``.  SymPy is imported
+    Element math maps a SymPy function over the array (``exp`` and ``tanh`` through
+    :func:`plain_function`); arithmetic and sums are NumPy's own object-array loops
+    calling SymPy's ``+`` and ``*``; ``matmul`` adds each element's products at once.  SymPy is imported
     lazily so that numeric users never pay for it.  Asking for an operation this backend
     lacks raises :class:`SymbolicUnsupported` naming it.
 
@@ -234,7 +235,7 @@ class SymbolicBackend:
     symbolic = True
 
     @staticmethod
-    def _sp():  # noqa: ANN205 - the sympy module
+    def _sp():
         import sympy
 
         return sympy
