@@ -126,7 +126,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         report = call_with_time_limit(
             ta.gradcheck, args.time_limit or None, fn, *inputs, symbolic=args.symbolic,
             eps=args.eps, atol=args.atol, rtol=args.rtol, report_dir=args.report_dir,
-            max_symbols=args.max_symbols, sample=args.sample)
+            max_symbols=args.max_symbols, sample=args.sample,
+            progress=False if args.no_progress else None)
     except TimeLimitExceeded:
         raise UsageError(f"{fn.__name__} did not finish within {args.time_limit:g} s "
                          f"(--time-limit {args.time_limit:g}); look for a loop that never "
@@ -162,7 +163,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
     if args.name != "all" and args.name not in NAMES:
         raise UsageError(f"no derivation {args.name!r}; choose all or one of "
                          f"{', '.join(NAMES)}")
-    return report(NAMES if args.name == "all" else [args.name], args.out)
+    return report(NAMES if args.name == "all" else [args.name], args.out,
+                  progress=False if args.no_progress else None)
 
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -236,7 +238,14 @@ def _add_check(sub: Any) -> None:
                         "default 600)")
     p.add_argument("--report-dir", metavar="DIR", default=None,
                    help="write an error heat map per input into DIR")
+    _add_no_progress(p)
     p.set_defaults(func=cmd_check)
+
+
+def _add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no estimate line and no progress bar on stderr (they appear only "
+                        "on a terminal, for symbolic work estimated at 2 s or more)")
 
 
 def _add_train(sub: Any) -> None:
@@ -258,6 +267,7 @@ def _add_derive(sub: Any) -> None:
                                    "DIR/NAME.md.")
     p.add_argument("name", help=f"all, {', '.join(NAMES)}")
     p.add_argument("--out", metavar="DIR", help="write DIR/NAME.md")
+    _add_no_progress(p)
     p.set_defaults(func=cmd_derive)
 
 

@@ -53,7 +53,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
               raise_exception: bool = False,
               report_dir: str | Path | None = None,
               max_symbols: int | None = MAX_SYMBOLS,
-              sample: int | None = None) -> GradcheckReport:
+              sample: int | None = None, progress: bool | None = None) -> GradcheckReport:
     """Check the engine's gradient of ``fn`` at ``inputs``, for every input that requires
     grad and every output.
 
@@ -70,6 +70,9 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     as float32).  ``report_dir`` writes an error heat map per input there (PNG).
     ``max_symbols``, ``sample``: the symbolic run's size limit, and ``K`` random elements
     of the engine's backward proven exactly (``symbolic.exact_gradients``; in the notes).
+    ``progress``: the symbolic run's estimate line and progress bar on stderr (None: when
+    it is a terminal and the run is estimated at two seconds or more; True: always;
+    False: never).
     """
     checked = checked_inputs(inputs)
     outs = outputs(fn, inputs)
@@ -84,7 +87,8 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     engine = engine_gradients(outs, checked, gs)
     exact = None
     if symbolic:
-        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
+        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample,
+                                progress=progress)
         notes += sympy_notes(tol, exact)
     judge = Judge(lambda: outputs(fn, inputs), checked, outs, gs, tol, engine,
                   lambda: engine_gradients(outputs(fn, inputs), checked, gs), seed)
@@ -223,12 +227,14 @@ def sympy_notes(tol: Tolerances, exact: Sequence[np.ndarray]) -> list[str]:
 
 def sympy_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
                     gs: Sequence[np.ndarray], max_symbols: int | None = MAX_SYMBOLS,
-                    sample: int | None = None) -> list[np.ndarray]:
+                    sample: int | None = None, progress: bool | None = None
+                    ) -> list[np.ndarray]:
     """SymPy's exact gradient of :func:`projection`, rounded to float64, per checked input
     (:func:`tinygrad_attn.verify.symbolic.exact_gradients`; SymPy loads here)."""
     from .symbolic import exact_gradients
 
-    return exact_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
+    return exact_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample,
+                           progress=progress)
 
 
 # ----------------------------------------------------------------------------- names
