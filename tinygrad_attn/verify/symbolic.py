@@ -26,6 +26,7 @@ its phases on a terminal (:data:`PHASES`; ``progress=`` forces it on or off).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
@@ -254,17 +255,7 @@ class Derivation:
                        domains=self.domains, trials=trials, sample=sample)
         names = list(self.inputs)
         if fn is None:
-            if self.progress is not None:         # the last two phases of the bar
-                self.phases_done = self.progress.total - 2
-            self.advance("engine backward")
-            eng = self.engine_gradients()
-            lhs = Expressions([e for n in names for e in eng[n].reshape(-1)])
-            self.advance(f"deciding {sample or len(lhs)} elements", done=True)
-            proof = decide(self._labels(names), lhs, self.reference(), names=names,
-                           subject=f"engine backward of {self.fn_name} == exact derivative",
-                           **options)
-            self.advance(proof.verdict, done=True)
-            return proof
+            return self._prove_own_backward(names, sample, options)
         outs = _run("prove_engine", fn, self.args)
         if len(outs) != len(self.outputs):
             raise ValueError(f"prove_engine: fn returns {len(outs)} outputs, the derivation "
@@ -283,6 +274,23 @@ class Derivation:
                       names=names + [f"output {n}" for n in self.output_names],
                       subject=f"{other}: outputs and engine backward == those of "
                       f"{self.fn_name} and the exact derivative", **options)
+
+    def _prove_own_backward(self, names: list[str], sample: int | None,
+                            options: dict[str, Any]) -> Proof:
+        """:meth:`prove_engine` without ``fn``, drawing the last two phases of the bar."""
+        bar = self.progress
+        with bar if bar is not None else contextlib.nullcontext():
+            if bar is not None:
+                self.phases_done = bar.total - 2
+            self.advance("engine backward")
+            eng = self.engine_gradients()
+            lhs = Expressions([e for n in names for e in eng[n].reshape(-1)])
+            self.advance(f"deciding {sample or len(lhs)} elements", done=True)
+            proof = decide(self._labels(names), lhs, self.reference(), names=names,
+                           subject=f"engine backward of {self.fn_name} == exact derivative",
+                           **options)
+            self.advance(proof.verdict, done=True)
+        return proof
 
     def prove(self, claimed: Mapping[str, Any], method: str = "auto", points: int = 3,
               digits: int = 50, seed: int = 0, subject: str | None = None, trials: int = 2,
@@ -448,13 +456,26 @@ def _build(fn: Callable[..., Any], shapes: Mapping[str, Any], sym_shapes: dict[s
            pos: set[str], bar: Progress | None, cotangent: str | Sequence[Any],
            domains: Mapping[str, tuple[float, float]] | None,
            output_names: Sequence[str] | None, seed: int) -> Derivation:
-    """:func:`derive` after its checks, drawing the forward phase on ``bar``."""
-    if bar is not None:
-        bar.update(0, "forward")
-    args, inputs, sym_domains = _arguments(shapes, sym_shapes, pos, domains or {})
-    outs = tuple(o if o.dtype == object else
-                 Tensor(sym_xp.constant(o.data, None), _validated=True)
-                 for o in _run("derive", fn, args))
+    """:func:`derive` after its checks, drawing the forward phase on ``bar`` (its line
+    ends when this returns or raises)."""
+    with bar if bar is not None else contextlib.nullcontext():
+        if bar is not None:
+            bar.update(0, "forward")
+        args, inputs, sym_domains = _arguments(shapes, sym_shapes, pos, domains or {})
+        outs = tuple(o if o.dtype == object else
+                     Tensor(sym_xp.constant(o.data, None), _validated=True)
+                     for o in _run("derive", fn, args))
+        der = _derivation(fn, inputs, outs, args, sym_domains, cotangent, output_names, seed)
+        der.progress = bar
+        der.advance("forward built", done=True)
+    return der
+
+
+def _derivation(fn: Callable[..., Any], inputs: dict[str, Tensor], outs: tuple[Tensor, ...],
+                args: list[Tensor], sym_domains: dict[sp.Symbol, tuple],
+                cotangent: str | Sequence[Any], output_names: Sequence[str] | None,
+                seed: int) -> Derivation:
+    """The :class:`Derivation` of the recorded outputs, with their upstream gradients."""
     if output_names is None:
         output_names = ["O"] if len(outs) == 1 else [f"O{k}" for k in range(len(outs))]
     if len(output_names) != len(outs):
@@ -462,12 +483,7 @@ def _build(fn: Callable[..., Any], shapes: Mapping[str, Any], sym_shapes: dict[s
     gs = _upstream(cotangent, outs, list(output_names), seed)
     _check_distinct([(k, t.data) for k, t in inputs.items()]
                     + [(f"cotangent of {n}", g) for n, g in zip(output_names, gs)])
-    der = Derivation(fn, inputs, outs, list(output_names), gs, sym_domains, args=args)
-    der.progress = bar
-    der.advance("forward built", done=True)
-    if bar is not None:
-        bar.close()
-    return der
+    return Derivation(fn, inputs, outs, list(output_names), gs, sym_domains, args=args)
 
 
 def _symbolic_shapes(shapes: Mapping[str, Any], positive: bool | Sequence[str],
