@@ -215,9 +215,9 @@ class SymbolicBackend:
 
     Element math maps a SymPy function over the array (``exp`` and ``tanh`` through
     :func:`plain_function`); arithmetic and sums are NumPy's own object-array loops
-    calling SymPy's ``+`` and ``*``; ``matmul`` adds each element's products at once.  SymPy is imported
-    lazily so that numeric users never pay for it.  Asking for an operation this backend
-    lacks raises :class:`SymbolicUnsupported` naming it.
+    calling SymPy's ``+`` and ``*``; ``matmul`` adds each element's products at once.
+    SymPy is imported lazily so that numeric users never pay for it.  Asking for an
+    operation this backend lacks raises :class:`SymbolicUnsupported` naming it.
 
     Differences from the numeric backend, all of them mathematical identities or stated
     assumptions:
