@@ -68,11 +68,9 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     Options left as None take the defaults of the dtype the check runs in, the least
     precise among the checked inputs and the outputs (:data:`DEFAULTS`: float32 is judged
     as float32).  ``report_dir`` writes an error heat map per input there (PNG).
-    ``max_symbols``, ``sample``: the symbolic run's size limit, and ``K`` random elements
-    of the engine's backward proven exactly (``symbolic.exact_gradients``; in the notes).
-    ``progress``: the symbolic run's estimate line and progress bar on stderr (None: when
-    it is a terminal and the run is estimated at two seconds or more; True: always;
-    False: never).
+    ``max_symbols``, ``sample``, ``progress``: the symbolic run's size limit, ``K`` random
+    elements of the engine's backward proven exactly (in the notes), and its estimate
+    line and progress bar on stderr (``symbolic.exact_gradients``).
     """
     checked = checked_inputs(inputs)
     outs = outputs(fn, inputs)
