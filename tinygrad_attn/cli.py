@@ -238,14 +238,11 @@ def _add_check(sub: Any) -> None:
                         "default 600)")
     p.add_argument("--report-dir", metavar="DIR", default=None,
                    help="write an error heat map per input into DIR")
-    _add_no_progress(p)
-    p.set_defaults(func=cmd_check)
-
-
-def _add_no_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true",
-                   help="no estimate line and no progress bar on stderr (they appear only "
-                        "on a terminal, for symbolic work estimated at 2 s or more)")
+                   help="with --symbolic: no estimate line and no progress bar on stderr "
+                        "(they appear only on a terminal, for symbolic work estimated at "
+                        "2 s or more)")
+    p.set_defaults(func=cmd_check)
 
 
 def _add_train(sub: Any) -> None:
@@ -267,7 +264,9 @@ def _add_derive(sub: Any) -> None:
                                    "DIR/NAME.md.")
     p.add_argument("name", help=f"all, {', '.join(NAMES)}")
     p.add_argument("--out", metavar="DIR", help="write DIR/NAME.md")
-    _add_no_progress(p)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line over the documents on stderr (it appears only "
+                        "on a terminal)")
     p.set_defaults(func=cmd_derive)
 
 
