@@ -143,12 +143,12 @@ def plain_function(name: str) -> Any:
     func = getattr(sympy, name)
     odd, facts = name == "tanh", {"exp": {"positive": True}, "tanh": {"real": True}}[name]
 
-    def apply(e: Any) -> Any:
-        kind = NOT_PLAIN if getattr(e, "is_Number", True) else plain_kind(e)
+    def apply(e: Any, memo: dict | None = None) -> Any:
+        kind = NOT_PLAIN if getattr(e, "is_Number", True) else plain_kind(e, memo)
         if kind == NOT_PLAIN:
             return func(e)
         if odd and e.could_extract_minus_sign():
-            return -apply(-e)
+            return -apply(-e, memo)
         node = func(e, evaluate=False)
         if kind >= REAL:
             _tell(node, facts)
@@ -164,14 +164,23 @@ def plain_function(name: str) -> Any:
 NOT_PLAIN, PLAIN, REAL, POSITIVE = 0, 1, 2, 3
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def plain_kind(e: Any) -> int:
+def plain_kind(e: Any, memo: dict | None = None) -> int:
     """:data:`NOT_PLAIN` unless ``e`` is built from symbols, rationals, ``+``, ``*``,
     powers, ``exp`` and ``tanh`` only; then :data:`POSITIVE` or :data:`REAL` when that
     follows from its structure (real symbols are real and finite; a sum or product of
     positives is positive, of reals real; ``exp`` of a real positive, ``tanh`` real; a
     positive base to a real power positive, a real base to a natural power real), else
-    :data:`PLAIN`.  Linear in the expression's DAG (memoised)."""
+    :data:`PLAIN`.  Linear in the expression's DAG: ``memo`` (a dict, shared by the calls
+    for one array) keeps the kind of every subexpression seen."""
+    memo = {} if memo is None else memo
+    kind = memo.get(e)
+    if kind is None:
+        kind = memo[e] = _kind(e, memo)
+    return kind
+
+
+def _kind(e: Any, memo: dict) -> int:
+    """:func:`plain_kind` of ``e`` from the kinds of its arguments."""
     import sympy
 
     if e.is_Symbol:
@@ -181,7 +190,7 @@ def plain_kind(e: Any) -> int:
     if e.is_Number or not isinstance(e, (sympy.Add, sympy.Mul, sympy.Pow, sympy.exp,
                                          sympy.tanh)):
         return NOT_PLAIN
-    kinds = [plain_kind(a) for a in e.args]
+    kinds = [plain_kind(a, memo) for a in e.args]
     if min(kinds) == NOT_PLAIN:
         return NOT_PLAIN
     if isinstance(e, (sympy.Add, sympy.Mul)):
@@ -259,7 +268,8 @@ class SymbolicBackend:
 
     @classmethod
     def exp(cls, x: np.ndarray) -> np.ndarray:
-        return cls._map(plain_function("exp"), x)
+        apply, memo = plain_function("exp"), {}
+        return cls._map(lambda e: apply(e, memo), x)
 
     @classmethod
     def log(cls, x: np.ndarray) -> np.ndarray:
@@ -267,7 +277,8 @@ class SymbolicBackend:
 
     @classmethod
     def tanh(cls, x: np.ndarray) -> np.ndarray:
-        return cls._map(plain_function("tanh"), x)
+        apply, memo = plain_function("tanh"), {}
+        return cls._map(lambda e: apply(e, memo), x)
 
     @classmethod
     def sqrt(cls, x: np.ndarray) -> np.ndarray:
