@@ -34,8 +34,10 @@ class Terminal(io.StringIO):
 
 @pytest.fixture
 def long_runs(monkeypatch):
-    """Every run counts as long (the threshold at zero seconds)."""
+    """Every run counts as long (the threshold at zero seconds), and no other test's
+    bar is left drawing."""
     monkeypatch.setattr(E, "ANNOUNCE_SECONDS", 0.0)
+    monkeypatch.setattr(Progress, "drawing", False)
 
 
 def _bars(text: str) -> list[str]:
