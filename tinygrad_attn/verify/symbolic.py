@@ -37,12 +37,7 @@ from ..engine.backend import symbolic as sym_xp
 from .dag import DagEvaluator, SympyAlgebra
 from .equivalence import as_expr_array, decide, equivalent
 from .estimate import MAX_SYMBOLS, Estimate, estimate, start_progress
-from .evaluation import (
-    DEFAULT_DOMAIN,
-    POSITIVE_DOMAIN,
-    MpmathAlgebra,
-    compile_expressions,
-)
+from .evaluation import DEFAULT_DOMAIN, POSITIVE_DOMAIN, MpmathAlgebra, compile_expressions
 from .identity import Expressions, Gradients, Joined
 from .progress import Progress
 from .proof import Proof
