@@ -7,6 +7,8 @@ Each proof is cross-checked numerically at small concrete sizes, and each negati
 (a dropped term, a missing factor, a wrong index) must be rejected -- and really be false.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -151,3 +153,34 @@ def test_identities_that_need_softmax_rows_to_sum_to_one_are_claimed_with_contro
     for want in ("softmax columns sum to one", "softmax Jacobian columns sum to zero",
                  "rows of bar S sum to rows of bar P", "masked softmax columns sum to one"):
         assert want in bad
+
+
+# ----------------------------------------------------------------------------- the page
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "everysize.md"
+BEGIN = "<!-- claims: generated from everysize.CLAIMS and NEGATIVE_CONTROLS -->"
+END = "<!-- /claims -->"
+
+
+def claim_list_markdown() -> str:
+    """The list docs/everysize.md shows: per mechanism, its claims then its controls."""
+    lines = []
+    for mechanism in es.MECHANISMS:
+        for negative, word in ((False, "proven"), (True, "rejected")):
+            names = [cl.name for cl in es.claims_for(mechanism, negative=negative)]
+            lines.append(f"- `{mechanism}`, {word} ({len(names)}): "
+                         + "; ".join(f"`{n}`" for n in names))
+    total = (f"{len(es.CLAIMS)} claims, {len(es.NEGATIVE_CONTROLS)} negative controls.")
+    return "\n".join(lines + ["", total])
+
+
+def test_the_page_lists_every_claim_and_control_of_the_module():
+    text = PAGE.read_text(encoding="utf-8")
+    block = text.split(BEGIN)[1].split(END)[0].strip()
+    assert block == claim_list_markdown(), (
+        f"docs/everysize.md is stale; put this between the claims markers:\n"
+        f"{claim_list_markdown()}")
+    lines = {ln.split(" (")[0]: ln for ln in block.splitlines() if ln.startswith("- ")}
+    for cl in es.CLAIMS + es.NEGATIVE_CONTROLS:      # a control is never listed as proven
+        word = "proven" if cl.holds else "rejected"
+        assert f"`{cl.name}`" in lines[f"- `{cl.mechanism}`, {word}"]

@@ -234,7 +234,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             ta.gradcheck, args.time_limit or None, fn, *inputs, symbolic=args.symbolic,
             eps=args.eps, atol=args.atol, rtol=args.rtol, report_dir=args.report_dir,
             max_symbols=args.max_symbols, sample=args.sample, mode=args.mode,
-            directions=args.directions)
+            directions=args.directions, progress=False if args.no_progress else None)
     except TimeLimitExceeded:
         raise UsageError(f"{fn.__name__} did not finish within {args.time_limit:g} s "
                          f"(--time-limit {args.time_limit:g}); look for a loop that never "
@@ -314,7 +314,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
     if args.name != "all" and args.name not in NAMES:
         raise UsageError(f"no derivation {args.name!r}; choose all or one of "
                          f"{', '.join(NAMES)}")
-    return report(NAMES if args.name == "all" else [args.name], args.out)
+    return report(NAMES if args.name == "all" else [args.name], args.out,
+                  progress=False if args.no_progress else None)
 
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -445,6 +446,10 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--directions", type=int, default=DIRECTIONS, metavar="K",
                    help=f"with the fast mode: random directions per input (default "
                         f"{DIRECTIONS})")
+    p.add_argument("--no-progress", action="store_true",
+                   help="with --symbolic: no estimate line and no progress bar on stderr "
+                        "(they appear only on a terminal, for symbolic work estimated at "
+                        "2 s or more)")
     p.set_defaults(func=cmd_check)
 
 
@@ -500,6 +505,9 @@ def _add_derive(sub: Any) -> None:
                                    "DIR/NAME.md.")
     p.add_argument("name", metavar="NAME", help=f"all, or one of: {', '.join(NAMES)}")
     p.add_argument("--out", metavar="DIR", help="write DIR/NAME.md (default: print only)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line over the documents on stderr (it appears only "
+                        "on a terminal)")
     p.set_defaults(func=cmd_derive)
 
 

@@ -184,13 +184,112 @@ def exact_constant(value: float) -> Any:
     return sp.Rational(v)
 
 
+@functools.cache
+def plain_function(name: str) -> Any:
+    """``sympy.exp`` or ``sympy.tanh`` as a function of one expression, built without the
+    assumption queries of SymPy's automatic evaluation: the same expression, faster.
+
+    For an argument built from symbols, rationals, ``+``, ``*``, powers, ``exp`` and
+    ``tanh`` only (:func:`plain_kind`), ``exp.eval`` and ``tanh.eval`` change nothing but
+    ``tanh(-x) -> -tanh(x)``, applied here as SymPy applies it; what remains is their
+    last query "is the argument zero?", answered "unknown" for such sums after walking
+    the assumptions of every subexpression (two thirds of the symbolic forward of
+    additive attention: ``benchmarks/bench_symbolic.py``).  A real argument also makes
+    the result known positive (``exp``) or real (``tanh``), facts SymPy derives itself
+    only at great cost (``tanh``'s finiteness goes through ``sinh`` and ``cos`` of the
+    argument's real and imaginary parts).  Any other argument (a number, ``-oo``, ``log``,
+    ``pi``, ``I``, a Float, ...) is evaluated by SymPy as usual.
+    ``tests/test_symbolic.py`` checks the result is the expression SymPy builds.
+    """
+    import sympy
+
+    func = getattr(sympy, name)
+    odd, facts = name == "tanh", {"exp": {"positive": True}, "tanh": {"real": True}}[name]
+
+    def apply(e: Any, memo: dict | None = None) -> Any:
+        kind = NOT_PLAIN if getattr(e, "is_Number", True) else plain_kind(e, memo)
+        if kind == NOT_PLAIN:
+            return func(e)
+        if odd and e.could_extract_minus_sign():
+            return -apply(-e, memo)
+        node = func(e, evaluate=False)
+        if kind >= REAL:
+            _tell(node, facts)
+        if not odd and e.is_Add:
+            _tell(e, {"zero": None})
+        return node
+
+    apply.__name__ = name
+    return apply
+
+
+#: What :func:`plain_kind` knows of an expression, each kind contained in the one before.
+NOT_PLAIN, PLAIN, REAL, POSITIVE = 0, 1, 2, 3
+
+
+def plain_kind(e: Any, memo: dict | None = None) -> int:
+    """:data:`NOT_PLAIN` unless ``e`` is built from symbols, rationals, ``+``, ``*``,
+    powers, ``exp`` and ``tanh`` only; then :data:`POSITIVE` or :data:`REAL` when that
+    follows from its structure (real symbols are real and finite; a sum or product of
+    positives is positive, of reals real; ``exp`` of a real positive, ``tanh`` real; a
+    positive base to a real power positive, a real base to a natural power real), else
+    :data:`PLAIN`.  Linear in the expression's DAG: ``memo`` (a dict, shared by the calls
+    for one array) keeps the kind of every subexpression seen."""
+    memo = {} if memo is None else memo
+    kind = memo.get(e)
+    if kind is None:
+        kind = memo[e] = _kind(e, memo)
+    return kind
+
+
+def _kind(e: Any, memo: dict) -> int:
+    """:func:`plain_kind` of ``e`` from the kinds of its arguments."""
+    import sympy
+
+    if e.is_Symbol:
+        return POSITIVE if e.is_positive else REAL if e.is_real else PLAIN
+    if e.is_Rational:
+        return POSITIVE if e > 0 else REAL
+    if e.is_Number or not isinstance(e, (sympy.Add, sympy.Mul, sympy.Pow, sympy.exp,
+                                         sympy.tanh)):
+        return NOT_PLAIN
+    kinds = [plain_kind(a, memo) for a in e.args]
+    if min(kinds) == NOT_PLAIN:
+        return NOT_PLAIN
+    if isinstance(e, (sympy.Add, sympy.Mul)):
+        return min(kinds)
+    if isinstance(e, sympy.exp):
+        return POSITIVE if kinds[0] >= REAL else PLAIN
+    if isinstance(e, sympy.tanh):
+        return REAL if kinds[0] >= REAL else PLAIN
+    (base, power), exponent = kinds, e.args[1]
+    if base == POSITIVE and power >= REAL:
+        return POSITIVE
+    return REAL if base >= REAL and exponent.is_Integer and exponent >= 0 else PLAIN
+
+
+def _tell(node: Any, facts: dict[str, bool]) -> None:
+    """Record true ``facts`` about ``node`` in SymPy's cache of its assumptions (where
+    ``node.is_real`` and the like look first); nothing if SymPy keeps no such cache."""
+    known = getattr(node, "_assumptions", None)
+    if known is None or not hasattr(known, "deduce_all_facts"):
+        return
+    if known is type(node).default_assumptions:
+        node._assumptions = known = known.copy()
+    for fact, value in facts.items():
+        if value is None and fact not in known:
+            known[fact] = None
+    known.deduce_all_facts({k: v for k, v in facts.items() if v is not None})
+
+
 class SymbolicBackend:
     """SymPy namespace: NumPy object arrays of SymPy expressions, exact arithmetic.
 
-    Element math maps a SymPy function over the array; arithmetic, matmul and sums are
-    NumPy's own object-array loops calling SymPy's ``+`` and ``*``.  SymPy is imported
-    lazily so that numeric users never pay for it.  Asking for an operation this backend
-    lacks raises :class:`SymbolicUnsupported` naming it.
+    Element math maps a SymPy function over the array (``exp`` and ``tanh`` through
+    :func:`plain_function`); arithmetic and sums are NumPy's own object-array loops
+    calling SymPy's ``+`` and ``*``; ``matmul`` adds each element's products at once.
+    SymPy is imported lazily so that numeric users never pay for it.  Asking for an
+    operation this backend lacks raises :class:`SymbolicUnsupported` naming it.
 
     Differences from the numeric backend, all of them mathematical identities or stated
     assumptions:
@@ -208,7 +307,7 @@ class SymbolicBackend:
     symbolic = True
 
     @staticmethod
-    def _sp():  # noqa: ANN205 - the sympy module
+    def _sp():
         import sympy
 
         return sympy
@@ -232,7 +331,8 @@ class SymbolicBackend:
 
     @classmethod
     def exp(cls, x: np.ndarray) -> np.ndarray:
-        return cls._map("exp", x)
+        apply, memo = plain_function("exp"), {}
+        return cls._map(lambda e: apply(e, memo), x)
 
     @classmethod
     def log(cls, x: np.ndarray) -> np.ndarray:
@@ -240,7 +340,8 @@ class SymbolicBackend:
 
     @classmethod
     def tanh(cls, x: np.ndarray) -> np.ndarray:
-        return cls._map("tanh", x)
+        apply, memo = plain_function("tanh"), {}
+        return cls._map(lambda e: apply(e, memo), x)
 
     @classmethod
     def sqrt(cls, x: np.ndarray) -> np.ndarray:
@@ -268,7 +369,7 @@ class SymbolicBackend:
     @classmethod
     def sigmoid(cls, x: np.ndarray) -> np.ndarray:
         """sigma(x) = 1 / (1 + e^{-x}), the plain form (no overflow guard needed)."""
-        exp = cls._sp().exp
+        exp = plain_function("exp")
         return cls._map(lambda e: 1 / (1 + exp(-e)), x)
 
     @classmethod
@@ -386,9 +487,32 @@ class SymbolicBackend:
         return cls._zip(lambda c, x, y: sp.Piecewise((_taken(x, c, True), c),
                                                      (_taken(y, c, False), True)), cond, a, b)
 
-    @staticmethod
-    def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.matmul(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+    @classmethod
+    def matmul(cls, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``np.matmul``'s result (shapes, 1-D promotion, batch broadcasting), each element
+        built as one ``Add`` of its products: NumPy's object loop adds them one at a
+        time, re-flattening the growing sum at every step (quadratic in the inner size);
+        SymPy's canonical sum is the same either way."""
+        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        if a.ndim == 0 or b.ndim == 0:
+            return np.matmul(a, b)                  # NumPy's error for a scalar operand
+        a2 = a[None, :] if a.ndim == 1 else a                        # (..., m, k)
+        b2 = b[:, None] if b.ndim == 1 else b                        # (..., k, n)
+        if a2.shape[-1] != b2.shape[-2]:
+            return np.matmul(a, b)                  # NumPy's error for the mismatch
+        products = a2[..., :, :, None] * b2[..., None, :, :]         # (..., m, k, n)
+        terms = np.moveaxis(products, -2, -1)                        # (..., m, n, k)
+        add = cls._sp().Add
+        out = cls.zeros(terms.shape[:-1], None)
+        if terms.shape[-1]:
+            flat_out, flat_terms = out.reshape(-1), terms.reshape(-1, terms.shape[-1])
+            for i in range(flat_out.size):
+                flat_out[i] = add(*flat_terms[i])
+        if a.ndim == 1:
+            out = out[..., 0, :]
+        if b.ndim == 1:
+            out = out[..., 0]
+        return out
 
     @classmethod
     def amax(cls, x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:

@@ -97,7 +97,7 @@ def decide(labels: Sequence[Label], lhs: Side, rhs: Side, *, subject: str,
     info: dict[str, Any] = {"exact": 0, "tested": 0, "numeric": 0}
     tried = []
     if method in ("exact", "simplification") or (
-            method == "auto" and tree_size(lhs, rhs) <= EXACT_TREE):
+            method == "auto" and tree_size(lhs, rhs, limit=EXACT_TREE) <= EXACT_TREE):
         todo = _exact_route(lhs, rhs, todo)
         info["exact"] = len(labels) - len(todo)
         tried.append("exact cancellation")
@@ -146,12 +146,24 @@ def _sampled(labels: list[Label], lhs: Side, rhs: Side, sample: int | None, seed
     return [labels[i] for i in index], lhs.select(index), rhs.select(index)
 
 
-def tree_size(lhs: Side, rhs: Side) -> int:
+def tree_size(lhs: Side, rhs: Side, limit: int | None = None) -> int:
     """The total size of the lifted differences written out as trees (what exact
-    cancellation expands), from one pass over the DAG; huge when lifting is impossible."""
+    cancellation expands), from one pass over the DAG; huge when lifting is impossible.
+
+    With ``limit``, a total above it may be returned as soon as it is known to exceed it
+    (the explicit expressions of ``lhs`` are sized one by one): what the choice of route
+    needs, without lifting the whole DAG of a large problem."""
     try:
         ev = DagEvaluator(TreeSize(AtomTable(lhs.roots() + rhs.roots())))
-        return sum(lhs.values(ev)) + sum(rhs.values(ev))
+        total = 0
+        if limit is not None and isinstance(lhs, Expressions):
+            for e in lhs.exprs:
+                total += ev.value(e)
+                if total > limit:
+                    return total
+        else:
+            total = sum(lhs.values(ev))
+        return total + sum(rhs.values(ev))
     except (Unsupported, ZeroDivisionError):
         return 2 ** 62
 

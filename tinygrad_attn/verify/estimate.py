@@ -10,15 +10,17 @@ not a promise.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TextIO
 
 import numpy as np
 
 from ..engine import Tensor, enable_grad, toposort
+from .progress import Progress
 
-__all__ = ["Estimate", "MAX_SYMBOLS", "SECONDS_PER_OPERATION", "estimate",
-           "count_operations"]
+__all__ = ["ANNOUNCE_SECONDS", "MAX_SYMBOLS", "SECONDS_PER_OPERATION", "Estimate",
+           "announcement", "count_operations", "estimate", "start_progress"]
 
 #: Most input symbols a symbolic run accepts unless ``max_symbols`` says otherwise.  The
 #: cost grows about linearly with the size of the graph (scaled dot-product attention
@@ -28,8 +30,17 @@ __all__ = ["Estimate", "MAX_SYMBOLS", "SECONDS_PER_OPERATION", "estimate",
 MAX_SYMBOLS = 4096
 
 #: Seconds of derive + prove_engine per scalar operation of the forward pass
-#: (``benchmarks/bench_symbolic.py --estimate``).
-SECONDS_PER_OPERATION = 1.0e-3
+#: (``benchmarks/bench_symbolic.py --estimate``: 0.3 to 0.5 ms for scaled dot-product and
+#: additive attention at n = 4 to 16 on a shared 2-core machine).
+SECONDS_PER_OPERATION = 4.0e-4
+
+
+#: A symbolic run estimated to take at least this many seconds prints its estimate and
+#: shows a progress bar when stderr is a terminal (``progress=None``).  Shorter runs end
+#: before anyone wonders whether they hang, and a bar drawn for a fraction of a second
+#: is noise; the estimate is an order of magnitude, so the threshold is a round number
+#: well above the estimate's own cost (one numeric run of the function: milliseconds).
+ANNOUNCE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -100,3 +111,40 @@ def estimate(fn: Callable[..., Any], shapes: Mapping[str, Any]) -> Estimate:
     ops = count_operations(outs)
     symbols += sum(int(o.size) for o in outs if isinstance(o, Tensor))  # upstream gradient
     return Estimate(symbols, ops, ops * SECONDS_PER_OPERATION)
+
+
+def announcement(est: Estimate) -> str:
+    """The line printed before a long symbolic run: symbols, expression nodes (one per
+    scalar operation of the forward), expected time."""
+    return (f"symbolic check: {est.symbols:,} symbols, ~{est.operations:,} expression nodes, "
+            f"estimated {_duration(est.seconds)}")
+
+
+def start_progress(fn: Callable[..., Any], shapes: Mapping[str, Any], total: int,
+                   progress: bool | None = None, stream: TextIO | None = None
+                   ) -> Progress | None:
+    """The progress bar of a symbolic run of ``fn`` at ``shapes`` over ``total`` phases,
+    after printing :func:`announcement` to ``stream`` (default: stderr); None when no
+    progress is shown.
+
+    ``progress=False``: never.  ``True``: always (one plain line per update when the
+    stream is not a terminal).  ``None`` (automatic): when the stream is a terminal, no
+    other bar is being drawn, and the run is estimated at :data:`ANNOUNCE_SECONDS` or
+    more.  Nothing is estimated when nothing would be shown.
+    """
+    if progress is False:
+        return None
+    stream = stream if stream is not None else sys.stderr
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    if progress is None and (not tty or Progress.drawing):
+        return None
+    try:
+        est: Estimate | None = estimate(fn, shapes)
+    except Exception:  # noqa: BLE001 - fn may not run numerically; the run itself decides
+        est = None
+    if progress is None and (est is None or est.seconds < ANNOUNCE_SECONDS):
+        return None
+    if est is not None:
+        stream.write(announcement(est) + "\n")
+        stream.flush()
+    return Progress(total, label="symbolic", stream=stream, enabled=True)

@@ -57,7 +57,7 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
               report_dir: str | Path | None = None,
               max_symbols: int | None = MAX_SYMBOLS,
               sample: int | None = None, mode: str = "auto",
-              directions: int = DIRECTIONS) -> GradcheckReport:
+              directions: int = DIRECTIONS, progress: bool | None = None) -> GradcheckReport:
     """Check the engine's gradient of ``fn`` at ``inputs``, for every input that requires
     grad and every output.
 
@@ -74,8 +74,9 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     Options left as None take the defaults of the dtype the check runs in, the least
     precise among the checked inputs and the outputs (:data:`DEFAULTS`: float32 is judged
     as float32).  ``report_dir`` writes an error heat map per input there (PNG).
-    ``max_symbols``, ``sample``: the symbolic run's size limit, and ``K`` random elements
-    of the engine's backward proven exactly (``symbolic.exact_gradients``; in the notes).
+    ``max_symbols``, ``sample``, ``progress``: the symbolic run's size limit, ``K`` random
+    elements of the engine's backward proven exactly (in the notes), and its estimate
+    line and progress bar on stderr (``symbolic.exact_gradients``).
     """
     checked = checked_inputs(inputs)
     mode = choose_mode(mode, checked, symbolic, report_dir, directions)
@@ -96,7 +97,8 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
     if mode == "fast":
         rows, more = fast_rows(judge, names, directions, step, seed)
     else:
-        rows, more = full_rows(judge, fn, inputs, gs, names, symbolic, max_symbols, sample)
+        rows, more = full_rows(judge, fn, inputs, gs, names, symbolic, max_symbols, sample,
+                               progress)
     report = GradcheckReport(rows, step, tol.atol, tol.rtol, symbolic=symbolic,
                              notes=notes + more, sym_atol=tol.sym_atol, sym_rtol=tol.sym_rtol,
                              mode=mode, directions=directions if mode == "fast" else 0)
@@ -111,13 +113,14 @@ def gradcheck(fn: Callable[..., Any], *inputs: Tensor, eps: float | None = None,
 
 def full_rows(judge: Judge, fn: Callable[..., Any], inputs: Sequence[Tensor],
               gs: Sequence[np.ndarray], names: Sequence[str], symbolic: bool,
-              max_symbols: int | None, sample: int | None) -> tuple[list[InputReport],
-                                                                    list[str]]:
+              max_symbols: int | None, sample: int | None,
+              progress: bool | None = None) -> tuple[list[InputReport], list[str]]:
     """The per-element check: every element of every checked input against its central
     difference and, with ``symbolic``, SymPy's exact gradient; the rows and notes."""
     notes, exact = [], None
     if symbolic:
-        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
+        exact = sympy_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample,
+                                progress=progress)
         notes += sympy_notes(judge.tol, exact)
     rows = []
     for k, t in enumerate(judge.checked):
@@ -233,12 +236,14 @@ def sympy_notes(tol: Tolerances, exact: Sequence[np.ndarray]) -> list[str]:
 
 def sympy_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
                     gs: Sequence[np.ndarray], max_symbols: int | None = MAX_SYMBOLS,
-                    sample: int | None = None) -> list[np.ndarray]:
+                    sample: int | None = None, progress: bool | None = None
+                    ) -> list[np.ndarray]:
     """SymPy's exact gradient of :func:`projection`, rounded to float64, per checked input
     (:func:`tinygrad_attn.verify.symbolic.exact_gradients`; SymPy loads here)."""
     from .symbolic import exact_gradients
 
-    return exact_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample)
+    return exact_gradients(fn, inputs, gs, max_symbols=max_symbols, sample=sample,
+                           progress=progress)
 
 
 # ----------------------------------------------------------------------------- names

@@ -23,6 +23,11 @@ class Progress:
     so a redrawn line ends with a newline.
     """
 
+    #: True while some bar's line is being redrawn on a terminal: a bar asked for
+    #: automatically (``enabled=None``) inside another one stays off
+    #: (:func:`~tinygrad_attn.verify.estimate.start_progress`).
+    drawing = False
+
     def __init__(self, total: int, *, label: str = "", stream: TextIO | None = None,
                  enabled: bool | None = None, width: int = 24) -> None:
         self.total, self.label, self.width = max(int(total), 1), label, width
@@ -49,6 +54,7 @@ class Progress:
         if self.tty:
             self.stream.write("\r" + line.ljust(self._drawn))
             self._drawn = len(line)
+            Progress.drawing = True
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
@@ -59,6 +65,7 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = 0
+            Progress.drawing = False
 
     def __enter__(self) -> "Progress":
         return self

@@ -20,10 +20,14 @@ evaluation; the :class:`~tinygrad_attn.verify.proof.Proof` says which).
 Public names: :func:`derive`, :class:`Derivation`, :func:`symbols`, :func:`equivalent`,
 :class:`Proof`, :func:`exact_gradients` (used by ``gradcheck(symbolic=True)``),
 :func:`estimate` (size and time before a run), :data:`MAX_SYMBOLS`.
+
+A run estimated at two seconds or more prints its estimate and draws a progress bar over
+its phases on a terminal (:data:`PHASES`; ``progress=`` forces it on or off).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+import contextlib
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
 import sympy as sp
@@ -32,14 +36,23 @@ from ..engine import Tensor, enable_grad, grad
 from ..engine.backend import symbolic as sym_xp
 from .dag import DagEvaluator, SympyAlgebra
 from .equivalence import as_expr_array, decide, equivalent
-from .estimate import MAX_SYMBOLS, Estimate, estimate
+from .estimate import MAX_SYMBOLS, Estimate, estimate, start_progress
 from .evaluation import DEFAULT_DOMAIN, POSITIVE_DOMAIN, MpmathAlgebra, compile_expressions
 from .identity import Expressions, Gradients, Joined
+from .progress import Progress
 from .proof import Proof
 
-__all__ = ["DEFAULT_DOMAIN", "MAX_SYMBOLS", "POSITIVE_DOMAIN", "Derivation", "Estimate",
-           "ExactGradients", "Proof", "derive", "equivalent", "estimate", "exact_gradients",
-           "symbols"]
+__all__ = ["DEFAULT_DOMAIN", "MAX_SYMBOLS", "PHASES", "POSITIVE_DOMAIN", "Derivation",
+           "Estimate", "ExactGradients", "Proof", "derive", "equivalent", "estimate",
+           "exact_gradients", "symbols"]
+
+#: The phases of ``derive(...).prove_engine()`` a progress bar counts: :func:`derive`
+#: builds the forward, :meth:`Derivation.prove_engine` runs the engine's backward, then
+#: decides every element (the reference derivative is computed inside the decision).
+PHASES = ("forward", "engine backward", "decision")
+#: The phases of :func:`exact_gradients`: the forward, the exact derivative at the point,
+#: and with ``sample`` the engine backward and the decision.
+EXACT_PHASES = ("forward", "exact derivative at the point")
 
 
 Shape = tuple[int, ...]
@@ -164,6 +177,21 @@ class Derivation:
         self._gradients: dict[str, np.ndarray] | None = None
         self._engine: dict[str, np.ndarray] | None = None
         self._numpy_fn: Callable[..., list] | None = None
+        #: the progress bar :func:`derive` started (None: no progress shown) and the
+        #: phases done
+        self.progress: Progress | None = None
+        self.phases_done = 0
+
+    def advance(self, text: str, done: bool = False) -> None:
+        """Show ``text`` on the progress bar (if any) as what runs now; ``done=True``
+        counts the phase before as finished first, and ends the line after the last."""
+        bar = self.progress
+        if bar is None:
+            return
+        self.phases_done += 1 if done else 0
+        bar.update(self.phases_done, text)
+        if self.phases_done >= bar.total:
+            bar.close()
 
     @property
     def symbols(self) -> list[sp.Symbol]:
@@ -226,11 +254,7 @@ class Derivation:
                        domains=self.domains, trials=trials, sample=sample)
         names = list(self.inputs)
         if fn is None:
-            eng = self.engine_gradients()
-            lhs = Expressions([e for n in names for e in eng[n].reshape(-1)])
-            return decide(self._labels(names), lhs, self.reference(), names=names,
-                          subject=f"engine backward of {self.fn_name} == exact derivative",
-                          **options)
+            return self._prove_own_backward(names, sample, options)
         outs = _run("prove_engine", fn, self.args)
         if len(outs) != len(self.outputs):
             raise ValueError(f"prove_engine: fn returns {len(outs)} outputs, the derivation "
@@ -249,6 +273,23 @@ class Derivation:
                       names=names + [f"output {n}" for n in self.output_names],
                       subject=f"{other}: outputs and engine backward == those of "
                       f"{self.fn_name} and the exact derivative", **options)
+
+    def _prove_own_backward(self, names: list[str], sample: int | None,
+                            options: dict[str, Any]) -> Proof:
+        """:meth:`prove_engine` without ``fn``, drawing the last two phases of the bar."""
+        bar = self.progress
+        with bar if bar is not None else contextlib.nullcontext():
+            if bar is not None:
+                self.phases_done = bar.total - 2
+            self.advance("engine backward")
+            eng = self.engine_gradients()
+            lhs = Expressions([e for n in names for e in eng[n].reshape(-1)])
+            self.advance(f"deciding {sample or len(lhs)} elements", done=True)
+            proof = decide(self._labels(names), lhs, self.reference(), names=names,
+                           subject=f"engine backward of {self.fn_name} == exact derivative",
+                           **options)
+            self.advance(proof.verdict, done=True)
+        return proof
 
     def prove(self, claimed: Mapping[str, Any], method: str = "auto", points: int = 3,
               digits: int = 50, seed: int = 0, subject: str | None = None, trials: int = 2,
@@ -405,7 +446,8 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
            cotangent: str | Sequence[Any] = "symbolic", positive: bool | Sequence[str] = (),
            domains: Mapping[str, tuple[float, float]] | None = None,
            output_names: Sequence[str] | None = None, seed: int = 0,
-           max_symbols: int | None = MAX_SYMBOLS) -> Derivation:
+           max_symbols: int | None = MAX_SYMBOLS, progress: bool | None = None,
+           stream: TextIO | None = None) -> Derivation:
     """Exact gradients of ``fn`` for inputs of the given shapes.
 
     ``shapes`` maps each argument of ``fn`` (in order) to a shape -- a symbolic input with
@@ -418,6 +460,12 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
     More than ``max_symbols`` input symbols (None: no limit) is refused before any
     symbolic work, with :func:`estimate`'s size and time in the message.
 
+    ``progress``: ``None`` prints the estimate and draws a progress bar over
+    :data:`PHASES` (to ``stream``, default stderr) when it is a terminal and the run is
+    estimated at two seconds or more; ``True`` always (plain lines when not a terminal);
+    ``False`` never.  ``derive`` draws the first phase, :meth:`Derivation.prove_engine`
+    the others.
+
     >>> d = derive(lambda x: (x * x).sum(), {"x": (2,)})
     >>> d.gradients["x"]
     array([2*dO*x_0, 2*dO*x_1], dtype=object)
@@ -426,10 +474,35 @@ def derive(fn: Callable[..., Any], shapes: Mapping[str, Any], *,
     """
     sym_shapes, pos = _symbolic_shapes(shapes, positive, domains or {})
     _check_size(sym_shapes, max_symbols, fn, shapes)
-    args, inputs, sym_domains = _arguments(shapes, sym_shapes, pos, domains or {})
-    outs = tuple(o if o.dtype == object else
-                 Tensor(sym_xp.constant(o.data, None), _validated=True)
-                 for o in _run("derive", fn, args))
+    bar = start_progress(fn, shapes, len(PHASES), progress, stream)
+    return _build(fn, shapes, sym_shapes, pos, bar, cotangent=cotangent, domains=domains,
+                  output_names=output_names, seed=seed)
+
+
+def _build(fn: Callable[..., Any], shapes: Mapping[str, Any], sym_shapes: dict[str, Shape],
+           pos: set[str], bar: Progress | None, cotangent: str | Sequence[Any],
+           domains: Mapping[str, tuple[float, float]] | None,
+           output_names: Sequence[str] | None, seed: int) -> Derivation:
+    """:func:`derive` after its checks, drawing the forward phase on ``bar`` (its line
+    ends when this returns or raises)."""
+    with bar if bar is not None else contextlib.nullcontext():
+        if bar is not None:
+            bar.update(0, "forward")
+        args, inputs, sym_domains = _arguments(shapes, sym_shapes, pos, domains or {})
+        outs = tuple(o if o.dtype == object else
+                     Tensor(sym_xp.constant(o.data, None), _validated=True)
+                     for o in _run("derive", fn, args))
+        der = _derivation(fn, inputs, outs, args, sym_domains, cotangent, output_names, seed)
+        der.progress = bar
+        der.advance("forward built", done=True)
+    return der
+
+
+def _derivation(fn: Callable[..., Any], inputs: dict[str, Tensor], outs: tuple[Tensor, ...],
+                args: list[Tensor], sym_domains: dict[sp.Symbol, tuple],
+                cotangent: str | Sequence[Any], output_names: Sequence[str] | None,
+                seed: int) -> Derivation:
+    """The :class:`Derivation` of the recorded outputs, with their upstream gradients."""
     if output_names is None:
         output_names = ["O"] if len(outs) == 1 else [f"O{k}" for k in range(len(outs))]
     if len(output_names) != len(outs):
@@ -538,8 +611,9 @@ class ExactGradients(list):
 
 def exact_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
                     cotangents: Sequence[np.ndarray], digits: int = 50,
-                    max_symbols: int | None = MAX_SYMBOLS,
-                    sample: int | None = None) -> ExactGradients:
+                    max_symbols: int | None = MAX_SYMBOLS, sample: int | None = None,
+                    progress: bool | None = None, stream: TextIO | None = None
+                    ) -> ExactGradients:
     """The exact gradient of :math:`L = \\sum_k \\langle g_k, f_k(x)\\rangle` at the
     float64 point ``inputs``, one float64 array per input with ``requires_grad``
     (``cotangents`` are the upstream gradients :math:`g_k`, one per output).
@@ -550,6 +624,8 @@ def exact_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
     makes.  Inputs without ``requires_grad`` enter as exact constants.  ``sample=K``
     also proves ``K`` random elements of the engine's backward equal to the exact
     derivative, symbolically at the full size (``.proof`` of the result).
+    ``progress``, ``stream``: as in :func:`derive`, over :data:`EXACT_PHASES` (and the
+    last two of :data:`PHASES` with ``sample``).
     """
     names: list[str] = []
     shapes: dict[str, Any] = {}
@@ -561,10 +637,17 @@ def exact_gradients(fn: Callable[..., Any], inputs: Sequence[Tensor],
         names.append(name)
         shapes[name] = t.shape if t.requires_grad else t.data
     n_out = len(cotangents)
-    der = derive(fn, shapes, cotangent="symbolic", max_symbols=max_symbols,
+    sym_shapes, pos = _symbolic_shapes(shapes, (), {})
+    _check_size(sym_shapes, max_symbols, fn, shapes)
+    phases = len(EXACT_PHASES) + (len(PHASES) - 1 if sample is not None else 0)
+    der = _build(fn, shapes, sym_shapes, pos, start_progress(fn, shapes, phases, progress,
+                                                             stream),
+                 cotangent="symbolic", domains=None, seed=0,
                  output_names=["out"] if n_out == 1 else [f"out{k}" for k in range(n_out)])
     values = {n: inputs[i].data for i, n in enumerate(names) if inputs[i].requires_grad}
+    der.advance(EXACT_PHASES[1])
     grads = der.evaluate(values, cotangents=list(cotangents), digits=digits)
+    der.advance("exact derivative evaluated", done=True)
     out = ExactGradients(grads[n] for n in names if n in grads)
     if sample is not None:
         out.proof = der.prove_engine(sample=sample)

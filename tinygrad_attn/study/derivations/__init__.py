@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TextIO
 
+from ...verify.progress import Progress
 from .document import Document, Result, write
 
 __all__ = ["NAMES", "run", "report", "main", "Result"]
@@ -57,14 +58,24 @@ def _print(text: str) -> None:
 
 
 def report(names: Sequence[str], out_dir: str | Path | None = None,
-           echo: Callable[[str], None] = _print) -> int:
+           echo: Callable[[str], None] = _print, progress: bool | None = None,
+           stream: TextIO | None = None) -> int:
     """Run each of ``names``, ``echo`` each result with its checks; return the exit
-    status: 0 when every claim is proven, 1 otherwise."""
+    status: 0 when every claim is proven, 1 otherwise.
+
+    ``progress``: a progress line over the documents on ``stream`` (default stderr),
+    ended before each result is echoed (None: only on a terminal; True: always; False:
+    never).  The symbolic runs inside a document then draw no bar of their own."""
     ok = True
-    for name in names:
+    bar = Progress(len(names), label="derive", stream=stream, enabled=progress)
+    for k, name in enumerate(names):
+        bar.update(k, name)
         result = run(name, out_dir)
+        bar.close()
         echo(str(result))
         ok = ok and result.ok
+    bar.update(len(names), "done")
+    bar.close()
     return 0 if ok else 1
 
 
