@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import tinygrad_attn as ta
 from tinygrad_attn.engine import ops
-from tinygrad_attn.engine.backend import SymbolicUnsupported, exact_constant
+from tinygrad_attn.engine.symbolic_backend import SymbolicUnsupported, exact_constant
 from tinygrad_attn.verify.symbolic import MAX_SYMBOLS, Derivation, derive, equivalent, symbols
 from tinygrad_attn.engine import toposort
 

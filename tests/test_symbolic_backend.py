@@ -1,7 +1,7 @@
 """The symbolic backend's fast constructions build exactly what plain SymPy builds.
 
 ``SymbolicBackend.exp``/``tanh`` skip SymPy's assumption queries for plain arguments
-(:func:`~tinygrad_attn.engine.backend.plain_function`) and ``matmul`` adds each element's
+(:func:`~tinygrad_attn.engine.symbolic_backend.plain_function`) and ``matmul`` adds each element's
 products in one ``Add``; these tests run every op case and the attention mechanisms
 twice -- with the fast constructions and with plain ``sympy.exp``/``sympy.tanh`` and
 ``np.matmul`` -- and require the same expressions, node for node.
@@ -14,8 +14,8 @@ import sympy as sp
 from op_cases import all_cases
 
 from tinygrad_attn import attention as A
-from tinygrad_attn.engine import backend
-from tinygrad_attn.engine.backend import (
+from tinygrad_attn.engine import symbolic_backend as backend
+from tinygrad_attn.engine.symbolic_backend import (
     NOT_PLAIN,
     POSITIVE,
     REAL,

@@ -231,7 +231,7 @@ def _numeric_route(labels: Sequence[Label], lhs: Side, rhs: Side, todo: list[int
 
 def as_expr_array(x: Any) -> np.ndarray:
     """An object array of SymPy expressions; numbers become exact constants (the float
-    ``0.1`` is ``1/10``, see :func:`tinygrad_attn.engine.backend.exact_constant`)."""
+    ``0.1`` is ``1/10``, see :func:`tinygrad_attn.engine.symbolic_backend.exact_constant`)."""
     if isinstance(x, Tensor):
         x = x.data
     if isinstance(x, sp.Basic):
