@@ -54,14 +54,14 @@ def test_draw_displays_as_svg_with_no_system_graphviz(monkeypatch):
 
 
 def test_a_derivation_displays_its_gradients_as_latex(monkeypatch):
-    from tinygrad_attn.verify import symbolic
+    from tinygrad_attn.verify import latex
 
     d = ta.symbolic.derive(lambda x, w: (x @ w).tanh(), {"x": (1, 2), "w": (2, 1)})
     tex = d._repr_latex_()
     assert tex.startswith("$$\\begin{aligned}") and tex.endswith("\\end{aligned}$$")
     assert "\\frac{\\partial L}{\\partial x} &= \\left[\\begin{matrix}" in tex
     assert "\\frac{\\partial L}{\\partial w}" in tex and "\\tanh" in tex and "\\bar{O}" in tex
-    monkeypatch.setattr(symbolic, "LATEX_CHARS", 10)   # too long to write out: named instead
+    monkeypatch.setattr(latex, "LATEX_CHARS", 10)   # too long to write out: named instead
     short = d._repr_latex_()
     assert "\\tanh" not in short and short.count("exact expressions: see .gradients") == 2
     cube = ta.symbolic.derive(lambda t: t * t, {"t": (1, 1, 2)})._repr_latex_()

@@ -8,7 +8,8 @@
   ``directional.py`` its fast mode (random directions, bisection to the wrong element).
 * ``symbolic.py`` -- ``ta.symbolic``: exact gradients of engine functions (``derive``) and
   proofs of the engine's backward at explicit sizes; ``equivalence.py`` decides that two
-  arrays of expressions are equal, ``evaluation.py`` evaluates expressions numerically.
+  arrays of expressions are equal, ``evaluation.py`` evaluates expressions numerically,
+  ``latex.py`` writes a derivation as LaTeX (notebooks).
 * ``indexcalc.py`` -- a normal form for sums in index notation, a prover for every size;
   ``indexforms.py`` the mechanisms in that notation, ``everysize.py`` the claims proven
   with it and the sections the derivation documents embed; ``ownbackward.py`` the

@@ -39,6 +39,7 @@ from .equivalence import as_expr_array, decide, equivalent
 from .estimate import MAX_SYMBOLS, Estimate, estimate, start_progress
 from .evaluation import DEFAULT_DOMAIN, POSITIVE_DOMAIN, MpmathAlgebra, compile_expressions
 from .identity import Expressions, Gradients, Joined
+from .latex import derivation_latex, latex_names
 from .progress import Progress
 from .proof import Proof
 
@@ -112,37 +113,6 @@ def _check_size(sizes: Mapping[str, Shape], max_symbols: int | None,
     raise ValueError(
         f"symbolic: {total} input symbols ({detail}) exceed the limit of {max_symbols}"
         f"{size}; pass max_symbols={total} (or None) to run it anyway")
-
-
-def _latex_names(syms: Sequence[sp.Symbol], bar: bool = False) -> dict[sp.Symbol, str]:
-    """``Q_0_1`` -> ``Q_{0,1}``, ``dO_0_1`` -> ``\\bar{O}_{0,1}`` (upstream gradients get a bar)."""
-    out = {}
-    for s in syms:
-        parts = s.name.split("_")
-        head = [p for p in parts if not p.isdigit()]
-        idx = [p for p in parts if p.isdigit()]
-        base = head[0]
-        if len(base) > 1 and base.startswith("d") and bar:
-            base = r"\bar{" + _latex_base(base[1:]) + "}"
-        else:
-            base = _latex_base(base)
-        if len(head) > 1:
-            base += "^{" + ",".join(head[1:]) + "}"
-        out[s] = base + ("_{" + ",".join(idx) + "}" if idx else "")
-    return out
-
-
-def _latex_base(name: str) -> str:
-    """A Greek letter's command, a one-letter name as is, a longer one upright."""
-    greek = {"alpha", "beta", "gamma", "delta", "mu", "sigma", "tau", "theta", "lambda"}
-    return "\\" + name if name in greek else name if len(name) == 1 else \
-        r"\mathrm{" + name + "}"
-
-
-# ----------------------------------------------------------------------------- Derivation
-
-#: Longest LaTeX of one gradient ``Derivation._repr_latex_`` writes out in a notebook.
-LATEX_CHARS = 20000
 
 
 class Derivation:
@@ -372,7 +342,7 @@ class Derivation:
         if name not in self.inputs:
             raise ValueError(f"latex: no input named {name!r}; inputs are "
                              f"{list(self.inputs)}")
-        names = _latex_names(self.symbols, bar=True)
+        names = latex_names(self.symbols, bar=True)
         g = self.gradients[name]
         if index is not None:
             return sp.latex(g[tuple(index)], symbol_names=names)
@@ -382,20 +352,8 @@ class Derivation:
 
     def _repr_latex_(self) -> str:
         """The objective and each input's exact gradient as LaTeX, for notebooks (Jupyter
-        calls this); a gradient of more than 2 dimensions or of more than
-        :data:`LATEX_CHARS` characters of LaTeX is named, not written out."""
-        outs = ", ".join(_latex_base(n) for n in self.output_names)
-        rows = [r"L &= \textstyle\sum \bar{O} \odot O, \quad " + outs + " = "
-                + r"\mathrm{" + self.fn_name.strip("<>").replace("_", r"\_") + "}("
-                + ", ".join(_latex_base(n) for n in self.inputs) + ")"]
-        for name, t in self.inputs.items():
-            lhs = r"\frac{\partial L}{\partial " + _latex_base(name) + "}"
-            body = self.latex(name) if t.data.ndim <= 2 else ""
-            if not body or len(body) > LATEX_CHARS:
-                shape = r" \times ".join(map(str, t.shape)) or "1"
-                body = r"\text{(}" + shape + r"\text{ exact expressions: see .gradients)}"
-            rows.append(f"{lhs} &= {body}")
-        return "$$\\begin{aligned}" + r" \\ ".join(rows) + "\\end{aligned}$$"
+        calls this): :func:`~.latex.derivation_latex`."""
+        return derivation_latex(self)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{k}{tuple(t.shape)}" for k, t in self.inputs.items())
