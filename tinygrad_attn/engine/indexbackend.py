@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .backend import SymbolicUnsupported, exact_constant
+from .symcache import free_symbols
 
 #: The smallest stand-in prime: literal sizes (1, a head count) stay below it.
 FIRST_STAND_IN = 11
@@ -137,7 +138,7 @@ def substitute(expr: Any, mapping: dict, guard: Any = None) -> Any:
     if expr in mapping:
         return mapping[expr]
     keys = {guard} if guard is not None else set(mapping)
-    if not expr.args or not (expr.free_symbols & keys):
+    if not expr.args or not (free_symbols(expr) & keys):
         return expr
     args = tuple(substitute(a, mapping, guard) for a in expr.args)
     if isinstance(expr, sp.Function) and not isinstance(expr, sp.KroneckerDelta):

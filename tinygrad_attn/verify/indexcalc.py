@@ -46,6 +46,8 @@ from typing import Any, Mapping
 import sympy as sp
 from sympy import KroneckerDelta
 
+from ..engine.symcache import clear as clear_free_symbols
+from ..engine.symcache import free_symbols
 from .proof import Proof
 
 __all__ = ["Range", "Ranges", "Unsupported", "prove_equal", "normal_form", "evaluate",
@@ -83,7 +85,18 @@ class _Term:
 
 
 def _range_key(r: Range) -> str:
-    return sp.srepr(sp.Tuple(*r))
+    r = tuple(r)
+    key = _RANGE_CACHE.get(r)
+    if key is None:
+        key = _RANGE_CACHE[r] = sp.srepr(sp.Tuple(*r))
+    return key
+
+
+def _srepr(expr: sp.Basic) -> str:
+    key = _SREPR_CACHE.get(expr)
+    if key is None:
+        key = _SREPR_CACHE[expr] = sp.srepr(expr)
+    return key
 
 
 def _fresh(v: sp.Symbol) -> sp.Dummy:
@@ -136,7 +149,9 @@ def freshen(expr: sp.Basic) -> sp.Basic:
 
 
 def _has_sum_or_indexed(expr: sp.Basic) -> bool:
-    return bool(expr.has(sp.Sum) or expr.has(sp.Indexed))
+    if expr not in _HAS_CACHE:
+        _HAS_CACHE[expr] = bool(expr.has(sp.Sum) or expr.has(sp.Indexed))
+    return _HAS_CACHE[expr]
 
 
 class _Normaliser:
@@ -150,9 +165,10 @@ class _Normaliser:
     def is_coeff(self, expr: sp.Basic, bound: set) -> bool:
         if _has_sum_or_indexed(expr):
             return False
-        if any(isinstance(s, sp.Dummy) for s in expr.free_symbols):
+        syms = free_symbols(expr)
+        if any(isinstance(s, sp.Dummy) for s in syms):
             return False  # a bound variable
-        return not (expr.free_symbols & (set(self.env) | bound))
+        return not (syms & (set(self.env) | bound))
 
     # -- raw expansion into prenex terms --
     def expand(self, expr: sp.Basic, bound: frozenset = frozenset()) -> list[_Term]:
@@ -190,7 +206,7 @@ class _Normaliser:
         indices = set(bound) | set(self.env) | {lim[0] for lim in expr.limits}
         for v, lo, hi in expr.limits:
             for bexpr in (lo, hi):
-                syms = bexpr.free_symbols
+                syms = free_symbols(bexpr)
                 if (syms & indices or any(isinstance(q, sp.Dummy) for q in syms)
                         or _has_sum_or_indexed(bexpr)):
                     raise Unsupported(f"range ({lo}, {hi}) of {v} depends on an index")
@@ -266,7 +282,7 @@ class _Normaliser:
         # Sum over a variable no factor uses: a factor |R|
         used: set = set()
         for b, e in term.factors:
-            used |= b.free_symbols | e.free_symbols
+            used |= free_symbols(b) | free_symbols(e)
         for v in list(term.bound):
             if v not in used:
                 lo, hi = term.bound.pop(v)
@@ -289,10 +305,10 @@ class _Normaliser:
                 continue
             k, lo, hi = base.limits[0]
             for j, rng in term.bound.items():
-                if _range_key(rng) != _range_key((lo, hi)) or j in base.free_symbols:
+                if _range_key(rng) != _range_key((lo, hi)) or j in free_symbols(base):
                     continue
                 mine = [q for q, (b, ex) in enumerate(term.factors) if q != idx
-                        and (j in b.free_symbols or j in ex.free_symbols)]
+                        and (j in free_symbols(b) or j in free_symbols(ex))]
                 if mine and self._is_body(term, [term.factors[q] for q in mine], j, base):
                     del term.bound[j]
                     rest = [f for q, f in enumerate(term.factors) if q not in mine and q != idx]
@@ -342,7 +358,7 @@ class _Normaliser:
             if rq is None or rq[0] != 0 or len(parts) != 2:
                 continue
             for c, tb in (parts, parts[::-1]):
-                ts = [v for v in tb.free_symbols if v in term.bound]
+                ts = [v for v in free_symbols(tb) if v in term.bound]
                 if c not in term.bound or len(ts) != 1 or q in (c, ts[0]) or ts[0] == c:
                     continue
                 t = ts[0]
@@ -418,8 +434,9 @@ class _Normaliser:
                         if _simplify(e) != 0)
 
     def base_key(self, b: sp.Basic) -> str:
-        relevant = tuple(sorted((sp.srepr(s), _range_key(r)) for s, r in self.env.items()
-                                if s in b.free_symbols))
+        syms = free_symbols(b)
+        relevant = tuple(sorted((_srepr(s), _range_key(r)) for s, r in self.env.items()
+                                if s in syms))
         ck = (b, self.depth, relevant)
         if ck not in _KEY_CACHE:
             _KEY_CACHE[ck] = self._base_key(b)
@@ -427,19 +444,19 @@ class _Normaliser:
 
     def _index_key(self, i: sp.Basic) -> str:
         if isinstance(i, (sp.Symbol, sp.Integer)):
-            return sp.srepr(i)
+            return _srepr(i)
         return self.poly_key(i)
 
     def _base_key(self, b: sp.Basic) -> str:
         if isinstance(b, sp.Indexed):
             idx = ";".join(self._index_key(i) for i in b.indices)
-            return f"I({sp.srepr(b.base.label)};{idx})"
+            return f"I({_srepr(b.base.label)};{idx})"
         if isinstance(b, KroneckerDelta):
-            parts = sorted(sp.srepr(a) for a in b.args[:2])
-            extra = sp.srepr(b.args[2]) if len(b.args) > 2 else ""
+            parts = sorted(_srepr(a) for a in b.args[:2])
+            extra = _srepr(b.args[2]) if len(b.args) > 2 else ""
             return f"D({parts[0]},{parts[1]}{extra})"
         if isinstance(b, sp.Symbol):
-            return f"V({sp.srepr(b)})"
+            return f"V({_srepr(b)})"
         if isinstance(b, (sp.Add, sp.Sum, sp.Mul, sp.Pow)):
             return f"P{self.poly_key(b)}"
         if isinstance(b, sp.Expr) and b.args and all(isinstance(a, sp.Expr) for a in b.args):
@@ -448,11 +465,15 @@ class _Normaliser:
             parts = ";".join(self.poly_key(a) if isinstance(a, sp.Expr) else self.base_key(a)
                              for a in b.args)
             return f"G({type(b).__name__};{parts})"
-        return f"A({sp.srepr(b)})"
+        return f"A({_srepr(b)})"
 
 
 _SIMPLIFY_CACHE: dict[sp.Expr, sp.Expr] = {}
 _KEY_CACHE: dict[tuple, str] = {}
+_HAS_CACHE: dict[sp.Basic, bool] = {}
+_RANGE_CACHE: dict[tuple, str] = {}
+_SREPR_CACHE: dict[sp.Basic, str] = {}
+_COEFF_CACHE: dict[sp.Expr, str] = {}
 
 
 def _simplify(c: sp.Expr) -> sp.Expr:
@@ -465,10 +486,18 @@ def clear_caches() -> None:
     """Forget memoised simplifications and keys (for cold-start timings)."""
     _SIMPLIFY_CACHE.clear()
     _KEY_CACHE.clear()
+    _HAS_CACHE.clear()
+    _RANGE_CACHE.clear()
+    _SREPR_CACHE.clear()
+    _COEFF_CACHE.clear()
+    clear_free_symbols()
 
 
 def _coeff_key(c: sp.Expr) -> str:
-    return sp.srepr(sp.factor(_simplify(c)))
+    key = _COEFF_CACHE.get(c)
+    if key is None:
+        key = _COEFF_CACHE[c] = sp.srepr(sp.factor(_simplify(c)))
+    return key
 
 
 def _check_names(exprs: list[sp.Basic]) -> None:
