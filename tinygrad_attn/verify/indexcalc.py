@@ -129,20 +129,45 @@ def freshen(expr: sp.Basic) -> sp.Basic:
     """Rename every Sum's bound variables to fresh Dummies (alpha-renaming, value unchanged).
 
     After this no bound variable shares a name with a free one or with another binder, so
-    substituting a free variable anywhere can never be captured.
+    substituting a free variable anywhere can never be captured.  The fresh variables are
+    made innermost Sum first (:func:`_plan_fresh`), then the tree is rebuilt once, each
+    node with every enclosing renaming applied (:func:`_renamed`).
     """
+    plan: list[dict[sp.Basic, sp.Basic]] = []
+    _plan_fresh(expr, plan)
+    return _renamed(expr, {}, iter(plan))
+
+
+def _opaque_leaf(expr: sp.Basic) -> bool:
+    return not expr.args or isinstance(expr, (sp.Indexed, sp.Symbol, sp.Number))
+
+
+def _plan_fresh(expr: sp.Basic, plan: list) -> None:
+    """Append one renaming per Sum of ``expr`` in preorder, making each Sum's fresh
+    variables after those of the Sums inside it."""
     if isinstance(expr, sp.Sum):
-        body = freshen(expr.function)
-        mapping: dict[sp.Basic, sp.Basic] = {}
-        limits = []
-        for v, _, _ in expr.limits:
-            mapping[v] = _fresh(v)
-        for v, lo, hi in expr.limits:  # a bound may mention another limit's variable
-            limits.append((mapping[v], _subs(lo, mapping), _subs(hi, mapping)))
-        return sp.Sum(_subs(body, mapping), *limits)
-    if not expr.args or isinstance(expr, (sp.Indexed, sp.Symbol, sp.Number)):
-        return expr
-    new = tuple(freshen(a) for a in expr.args)
+        slot = len(plan)
+        plan.append({})
+        _plan_fresh(expr.function, plan)
+        plan[slot] = {v: _fresh(v) for v, _, _ in expr.limits}
+    elif not _opaque_leaf(expr):
+        for a in expr.args:
+            _plan_fresh(a, plan)
+
+
+def _renamed(expr: sp.Basic, outer: dict, plan: Any) -> sp.Basic:
+    """``expr`` with each Sum's variables renamed by the next renaming of ``plan``, inner
+    binders shadowing outer ones, and the free variables renamed by ``outer``."""
+    if isinstance(expr, sp.Sum):
+        mapping = {**outer, **next(plan)}
+        body = _renamed(expr.function, mapping, plan)
+        # a bound may mention another limit's variable
+        limits = [(mapping[v], _subs(lo, mapping), _subs(hi, mapping))
+                  for v, lo, hi in expr.limits]
+        return sp.Sum(body, *limits)
+    if _opaque_leaf(expr):
+        return _subs(expr, outer) if outer else expr
+    new = tuple(_renamed(a, outer, plan) for a in expr.args)
     if all(a is b for a, b in zip(new, expr.args)):
         return expr
     return _rebuild(expr, new)
