@@ -113,16 +113,49 @@ def _rebuild(expr: sp.Basic, args: tuple) -> sp.Basic:
     return expr.func(*args)
 
 
-def _subs(expr: sp.Basic, mapping: dict) -> sp.Basic:
-    """Replace symbols by symbols (like ``xreplace``), rebuilding with :func:`_rebuild`."""
+def _subs(expr: sp.Basic, mapping: dict, renaming: bool = False) -> sp.Basic:
+    """Replace symbols by symbols (like ``xreplace``), rebuilding with :func:`_rebuild`.
+
+    ``renaming``: ``mapping`` renames variables to fresh ones (:func:`_is_renaming`), so
+    each rebuilt node keeps the facts SymPy derived for the node it renames
+    (:func:`_keep_facts`)."""
     if expr in mapping:
         return mapping[expr]
     if not expr.args:
         return expr
-    new = tuple(_subs(a, mapping) for a in expr.args)
+    new = tuple(_subs(a, mapping, renaming) for a in expr.args)
     if all(a is b for a, b in zip(new, expr.args)):
         return expr
-    return _rebuild(expr, new)
+    out = _rebuild(expr, new)
+    if renaming:
+        _keep_facts(expr, out)
+    return out
+
+
+def _is_renaming(mapping: dict) -> bool:
+    """Whether ``mapping`` renames symbols to distinct *fresh* symbols (never in the
+    expression it is applied to: the caller's guarantee) with the same assumptions."""
+    targets = list(mapping.values())
+    return len(set(targets)) == len(targets) and all(
+        isinstance(v, sp.Symbol) and isinstance(w, sp.Symbol)
+        and v.assumptions0 == w.assumptions0 for v, w in mapping.items())
+
+
+def _keep_facts(old: sp.Basic, new: sp.Basic) -> None:
+    """Give ``new``, which is ``old`` with variables renamed by a renaming, the assumption
+    facts (``is_zero``, ``is_positive``, ...) SymPy already derived for ``old``.
+
+    Sound: renaming symbols to fresh symbols of the same assumptions is an isomorphism of
+    expressions, so every fact of ``old`` is a fact of ``new``.  Why: SymPy forgets what
+    it knew about a rebuilt node, and asking again (``Mul`` asks ``is_zero`` of every
+    exponent) walks each ``Sum`` inside it, which is most of the cost of a renaming."""
+    known = getattr(old, "_assumptions", None)
+    if not known or new is old or not isinstance(getattr(new, "_assumptions", None), dict):
+        return
+    if new._assumptions is type(new).default_assumptions:
+        new._assumptions = new._assumptions.copy()
+    for fact, value in known.items():
+        new._assumptions.setdefault(fact, value)
 
 
 def freshen(expr: sp.Basic) -> sp.Basic:
@@ -135,7 +168,8 @@ def freshen(expr: sp.Basic) -> sp.Basic:
     """
     plan: list[dict[sp.Basic, sp.Basic]] = []
     _plan_fresh(expr, plan)
-    return _renamed(expr, {}, iter(plan))
+    renaming = all(_is_renaming(m) for m in plan)
+    return _renamed(expr, {}, iter(plan), renaming)
 
 
 def _opaque_leaf(expr: sp.Basic) -> bool:
@@ -155,22 +189,26 @@ def _plan_fresh(expr: sp.Basic, plan: list) -> None:
             _plan_fresh(a, plan)
 
 
-def _renamed(expr: sp.Basic, outer: dict, plan: Any) -> sp.Basic:
+def _renamed(expr: sp.Basic, outer: dict, plan: Any, renaming: bool) -> sp.Basic:
     """``expr`` with each Sum's variables renamed by the next renaming of ``plan``, inner
     binders shadowing outer ones, and the free variables renamed by ``outer``."""
     if isinstance(expr, sp.Sum):
         mapping = {**outer, **next(plan)}
-        body = _renamed(expr.function, mapping, plan)
+        body = _renamed(expr.function, mapping, plan, renaming)
         # a bound may mention another limit's variable
-        limits = [(mapping[v], _subs(lo, mapping), _subs(hi, mapping))
+        limits = [(mapping[v], _subs(lo, mapping, renaming), _subs(hi, mapping, renaming))
                   for v, lo, hi in expr.limits]
-        return sp.Sum(body, *limits)
-    if _opaque_leaf(expr):
-        return _subs(expr, outer) if outer else expr
-    new = tuple(_renamed(a, outer, plan) for a in expr.args)
-    if all(a is b for a, b in zip(new, expr.args)):
-        return expr
-    return _rebuild(expr, new)
+        out = sp.Sum(body, *limits)
+    elif _opaque_leaf(expr):
+        return _subs(expr, outer, renaming) if outer else expr
+    else:
+        new = tuple(_renamed(a, outer, plan, renaming) for a in expr.args)
+        if all(a is b for a, b in zip(new, expr.args)):
+            return expr
+        out = _rebuild(expr, new)
+    if renaming:
+        _keep_facts(expr, out)
+    return out
 
 
 def _has_sum_or_indexed(expr: sp.Basic) -> bool:
@@ -238,7 +276,7 @@ class _Normaliser:
             nv = _fresh(v)
             mapping[v] = nv
             new_bound[nv] = (lo, hi)
-        body = _subs(expr.function, mapping)
+        body = _subs(expr.function, mapping, _is_renaming(mapping))
         inner = self.expand(body, bound | frozenset(new_bound))
         out = []
         for t in inner:
@@ -443,7 +481,8 @@ class _Normaliser:
         best: str | None = None
         for perm in itertools.product(*[itertools.permutations(groups[rk]) for rk in order]):
             mapping = {v: s for vs, ns in zip(perm, names) for v, s in zip(vs, ns)}
-            fk = inner.factors_key([(_subs(b, mapping), _subs(e, mapping))
+            fresh = _is_renaming(mapping)  # the canonical names of this depth are new here
+            fk = inner.factors_key([(_subs(b, mapping, fresh), _subs(e, mapping, fresh))
                                     for b, e in term.factors])
             if best is None or fk < best:
                 best = fk
