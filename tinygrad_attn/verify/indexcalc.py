@@ -458,8 +458,13 @@ class _Normaliser:
         return {k: c for k, c in out.items() if _simplify(c) != 0}
 
     def poly_key(self, expr: sp.Basic) -> str:
-        p = self.poly(expr)
-        return "{" + " + ".join(f"[{_coeff_key(c)}]*{k}" for k, c in sorted(p.items())) + "}"
+        """The normal form of ``expr`` as one string, remembered (like :meth:`base_key`)."""
+        ck = (expr, self.depth, self._relevant(expr))
+        if ck not in _POLY_CACHE:
+            p = self.poly(expr)
+            _POLY_CACHE[ck] = "{" + " + ".join(f"[{_coeff_key(c)}]*{k}"
+                                               for k, c in sorted(p.items())) + "}"
+        return _POLY_CACHE[ck]
 
     def term_key(self, term: _Term) -> str:
         groups: dict[str, list[sp.Symbol]] = {}
@@ -497,11 +502,15 @@ class _Normaliser:
         return "*".join(f"{k}^{_coeff_key(e)}" for k, e in sorted(powers.items())
                         if _simplify(e) != 0)
 
+    def _relevant(self, expr: sp.Basic) -> tuple:
+        """What a key of ``expr`` depends on besides ``expr`` and the depth: the ranges of
+        its free variables."""
+        syms = free_symbols(expr)
+        return tuple(sorted((_srepr(s), _range_key(r)) for s, r in self.env.items()
+                            if s in syms))
+
     def base_key(self, b: sp.Basic) -> str:
-        syms = free_symbols(b)
-        relevant = tuple(sorted((_srepr(s), _range_key(r)) for s, r in self.env.items()
-                                if s in syms))
-        ck = (b, self.depth, relevant)
+        ck = (b, self.depth, self._relevant(b))
         if ck not in _KEY_CACHE:
             _KEY_CACHE[ck] = self._base_key(b)
         return _KEY_CACHE[ck]
@@ -538,6 +547,7 @@ _HAS_CACHE: dict[sp.Basic, bool] = {}
 _RANGE_CACHE: dict[tuple, str] = {}
 _SREPR_CACHE: dict[sp.Basic, str] = {}
 _COEFF_CACHE: dict[sp.Expr, str] = {}
+_POLY_CACHE: dict[tuple, str] = {}
 
 
 def _simplify(c: sp.Expr) -> sp.Expr:
@@ -554,6 +564,7 @@ def clear_caches() -> None:
     _RANGE_CACHE.clear()
     _SREPR_CACHE.clear()
     _COEFF_CACHE.clear()
+    _POLY_CACHE.clear()
     clear_free_symbols()
 
 
