@@ -46,8 +46,8 @@ from typing import Any, Mapping
 import sympy as sp
 from sympy import KroneckerDelta
 
-from ..engine.symcache import clear as clear_free_symbols
-from ..engine.symcache import free_symbols
+from ..engine.symcache import clear as clear_symbol_caches
+from ..engine.symcache import free_symbols, is_renaming, keep_facts, srepr
 from .proof import Proof
 
 __all__ = ["Range", "Ranges", "Unsupported", "prove_equal", "normal_form", "evaluate",
@@ -85,18 +85,7 @@ class _Term:
 
 
 def _range_key(r: Range) -> str:
-    r = tuple(r)
-    key = _RANGE_CACHE.get(r)
-    if key is None:
-        key = _RANGE_CACHE[r] = sp.srepr(sp.Tuple(*r))
-    return key
-
-
-def _srepr(expr: sp.Basic) -> str:
-    key = _SREPR_CACHE.get(expr)
-    if key is None:
-        key = _SREPR_CACHE[expr] = sp.srepr(expr)
-    return key
+    return _memo(_RANGE_CACHE, tuple(r), lambda: sp.srepr(sp.Tuple(*r)))
 
 
 def _fresh(v: sp.Symbol) -> sp.Dummy:
@@ -114,11 +103,9 @@ def _rebuild(expr: sp.Basic, args: tuple) -> sp.Basic:
 
 
 def _subs(expr: sp.Basic, mapping: dict, renaming: bool = False) -> sp.Basic:
-    """Replace symbols by symbols (like ``xreplace``), rebuilding with :func:`_rebuild`.
-
-    ``renaming``: ``mapping`` renames variables to fresh ones (:func:`_is_renaming`), so
-    each rebuilt node keeps the facts SymPy derived for the node it renames
-    (:func:`_keep_facts`)."""
+    """Replace symbols by symbols (like ``xreplace``), rebuilding with :func:`_rebuild`;
+    ``renaming``: ``mapping`` renames variables to fresh ones (``is_renaming``), so each
+    rebuilt node keeps the facts SymPy derived for the node it renames (``keep_facts``)."""
     if expr in mapping:
         return mapping[expr]
     if not expr.args:
@@ -128,34 +115,8 @@ def _subs(expr: sp.Basic, mapping: dict, renaming: bool = False) -> sp.Basic:
         return expr
     out = _rebuild(expr, new)
     if renaming:
-        _keep_facts(expr, out)
+        keep_facts(expr, out)
     return out
-
-
-def _is_renaming(mapping: dict) -> bool:
-    """Whether ``mapping`` renames symbols to distinct *fresh* symbols (never in the
-    expression it is applied to: the caller's guarantee) with the same assumptions."""
-    targets = list(mapping.values())
-    return len(set(targets)) == len(targets) and all(
-        isinstance(v, sp.Symbol) and isinstance(w, sp.Symbol)
-        and v.assumptions0 == w.assumptions0 for v, w in mapping.items())
-
-
-def _keep_facts(old: sp.Basic, new: sp.Basic) -> None:
-    """Give ``new``, which is ``old`` with variables renamed by a renaming, the assumption
-    facts (``is_zero``, ``is_positive``, ...) SymPy already derived for ``old``.
-
-    Sound: renaming symbols to fresh symbols of the same assumptions is an isomorphism of
-    expressions, so every fact of ``old`` is a fact of ``new``.  Why: SymPy forgets what
-    it knew about a rebuilt node, and asking again (``Mul`` asks ``is_zero`` of every
-    exponent) walks each ``Sum`` inside it, which is most of the cost of a renaming."""
-    known = getattr(old, "_assumptions", None)
-    if not known or new is old or not isinstance(getattr(new, "_assumptions", None), dict):
-        return
-    if new._assumptions is type(new).default_assumptions:
-        new._assumptions = new._assumptions.copy()
-    for fact, value in known.items():
-        new._assumptions.setdefault(fact, value)
 
 
 def freshen(expr: sp.Basic) -> sp.Basic:
@@ -168,7 +129,7 @@ def freshen(expr: sp.Basic) -> sp.Basic:
     """
     plan: list[dict[sp.Basic, sp.Basic]] = []
     _plan_fresh(expr, plan)
-    renaming = all(_is_renaming(m) for m in plan)
+    renaming = all(is_renaming(m) for m in plan)
     return _renamed(expr, {}, iter(plan), renaming)
 
 
@@ -207,14 +168,12 @@ def _renamed(expr: sp.Basic, outer: dict, plan: Any, renaming: bool) -> sp.Basic
             return expr
         out = _rebuild(expr, new)
     if renaming:
-        _keep_facts(expr, out)
+        keep_facts(expr, out)
     return out
 
 
 def _has_sum_or_indexed(expr: sp.Basic) -> bool:
-    if expr not in _HAS_CACHE:
-        _HAS_CACHE[expr] = bool(expr.has(sp.Sum) or expr.has(sp.Indexed))
-    return _HAS_CACHE[expr]
+    return _memo(_HAS_CACHE, expr, lambda: bool(expr.has(sp.Sum) or expr.has(sp.Indexed)))
 
 
 class _Normaliser:
@@ -276,7 +235,7 @@ class _Normaliser:
             nv = _fresh(v)
             mapping[v] = nv
             new_bound[nv] = (lo, hi)
-        body = _subs(expr.function, mapping, _is_renaming(mapping))
+        body = _subs(expr.function, mapping, is_renaming(mapping))
         inner = self.expand(body, bound | frozenset(new_bound))
         out = []
         for t in inner:
@@ -459,12 +418,10 @@ class _Normaliser:
 
     def poly_key(self, expr: sp.Basic) -> str:
         """The normal form of ``expr`` as one string, remembered (like :meth:`base_key`)."""
-        ck = (expr, self.depth, self._relevant(expr))
-        if ck not in _POLY_CACHE:
-            p = self.poly(expr)
-            _POLY_CACHE[ck] = "{" + " + ".join(f"[{_coeff_key(c)}]*{k}"
-                                               for k, c in sorted(p.items())) + "}"
-        return _POLY_CACHE[ck]
+        def make() -> str:
+            terms = sorted(self.poly(expr).items())
+            return "{" + " + ".join(f"[{_coeff_key(c)}]*{k}" for k, c in terms) + "}"
+        return _memo(_POLY_CACHE, (expr, self.depth, self._relevant(expr)), make)
 
     def term_key(self, term: _Term) -> str:
         groups: dict[str, list[sp.Symbol]] = {}
@@ -486,7 +443,7 @@ class _Normaliser:
         best: str | None = None
         for perm in itertools.product(*[itertools.permutations(groups[rk]) for rk in order]):
             mapping = {v: s for vs, ns in zip(perm, names) for v, s in zip(vs, ns)}
-            fresh = _is_renaming(mapping)  # the canonical names of this depth are new here
+            fresh = is_renaming(mapping)  # the canonical names of this depth are new here
             fk = inner.factors_key([(_subs(b, mapping, fresh), _subs(e, mapping, fresh))
                                     for b, e in term.factors])
             if best is None or fk < best:
@@ -506,30 +463,27 @@ class _Normaliser:
         """What a key of ``expr`` depends on besides ``expr`` and the depth: the ranges of
         its free variables."""
         syms = free_symbols(expr)
-        return tuple(sorted((_srepr(s), _range_key(r)) for s, r in self.env.items()
+        return tuple(sorted((srepr(s), _range_key(r)) for s, r in self.env.items()
                             if s in syms))
 
     def base_key(self, b: sp.Basic) -> str:
-        ck = (b, self.depth, self._relevant(b))
-        if ck not in _KEY_CACHE:
-            _KEY_CACHE[ck] = self._base_key(b)
-        return _KEY_CACHE[ck]
+        return _memo(_KEY_CACHE, (b, self.depth, self._relevant(b)), lambda: self._base_key(b))
 
     def _index_key(self, i: sp.Basic) -> str:
         if isinstance(i, (sp.Symbol, sp.Integer)):
-            return _srepr(i)
+            return srepr(i)
         return self.poly_key(i)
 
     def _base_key(self, b: sp.Basic) -> str:
         if isinstance(b, sp.Indexed):
             idx = ";".join(self._index_key(i) for i in b.indices)
-            return f"I({_srepr(b.base.label)};{idx})"
+            return f"I({srepr(b.base.label)};{idx})"
         if isinstance(b, KroneckerDelta):
-            parts = sorted(_srepr(a) for a in b.args[:2])
-            extra = _srepr(b.args[2]) if len(b.args) > 2 else ""
+            parts = sorted(srepr(a) for a in b.args[:2])
+            extra = srepr(b.args[2]) if len(b.args) > 2 else ""
             return f"D({parts[0]},{parts[1]}{extra})"
         if isinstance(b, sp.Symbol):
-            return f"V({_srepr(b)})"
+            return f"V({srepr(b)})"
         if isinstance(b, (sp.Add, sp.Sum, sp.Mul, sp.Pow)):
             return f"P{self.poly_key(b)}"
         if isinstance(b, sp.Expr) and b.args and all(isinstance(a, sp.Expr) for a in b.args):
@@ -538,41 +492,38 @@ class _Normaliser:
             parts = ";".join(self.poly_key(a) if isinstance(a, sp.Expr) else self.base_key(a)
                              for a in b.args)
             return f"G({type(b).__name__};{parts})"
-        return f"A({_srepr(b)})"
+        return f"A({srepr(b)})"
 
 
+# Pure functions of hashable (immutable) SymPy expressions, remembered per process.
 _SIMPLIFY_CACHE: dict[sp.Expr, sp.Expr] = {}
 _KEY_CACHE: dict[tuple, str] = {}
 _HAS_CACHE: dict[sp.Basic, bool] = {}
 _RANGE_CACHE: dict[tuple, str] = {}
-_SREPR_CACHE: dict[sp.Basic, str] = {}
 _COEFF_CACHE: dict[sp.Expr, str] = {}
 _POLY_CACHE: dict[tuple, str] = {}
+_CACHES = (_SIMPLIFY_CACHE, _KEY_CACHE, _HAS_CACHE, _RANGE_CACHE, _COEFF_CACHE, _POLY_CACHE)
+
+
+def _memo(cache: dict, key: Any, make: Any) -> Any:
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
 
 
 def _simplify(c: sp.Expr) -> sp.Expr:
-    if c not in _SIMPLIFY_CACHE:
-        _SIMPLIFY_CACHE[c] = sp.simplify(c)
-    return _SIMPLIFY_CACHE[c]
+    return _memo(_SIMPLIFY_CACHE, c, lambda: sp.simplify(c))
 
 
 def clear_caches() -> None:
     """Forget memoised simplifications and keys (for cold-start timings)."""
-    _SIMPLIFY_CACHE.clear()
-    _KEY_CACHE.clear()
-    _HAS_CACHE.clear()
-    _RANGE_CACHE.clear()
-    _SREPR_CACHE.clear()
-    _COEFF_CACHE.clear()
-    _POLY_CACHE.clear()
-    clear_free_symbols()
+    for cache in _CACHES:
+        cache.clear()
+    clear_symbol_caches()
 
 
 def _coeff_key(c: sp.Expr) -> str:
-    key = _COEFF_CACHE.get(c)
-    if key is None:
-        key = _COEFF_CACHE[c] = sp.srepr(sp.factor(_simplify(c)))
-    return key
+    return _memo(_COEFF_CACHE, c, lambda: sp.srepr(sp.factor(_simplify(c))))
 
 
 def _check_names(exprs: list[sp.Basic]) -> None:
