@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .backend import SymbolicUnsupported, exact_constant
+from .symcache import free_symbols, is_renaming, keep_facts
 
 #: The smallest stand-in prime: literal sizes (1, a head count) stay below it.
 FIRST_STAND_IN = 11
@@ -132,17 +133,28 @@ def substitute(expr: Any, mapping: dict, guard: Any = None) -> Any:
     """Replace sub-expressions at once (symbols, or, with ``guard``, any sub-expressions
     that all contain the symbol ``guard``); functions are rebuilt without evaluating
     them again (re-evaluating ``tanh`` of a ``Sum`` queries SymPy's assumptions at a cost
-    out of all proportion to a renaming), Kronecker deltas are."""
+    out of all proportion to a renaming), Kronecker deltas are.  When ``mapping`` renames
+    symbols to symbols the expression does not contain, each rebuilt node keeps the facts
+    SymPy knew of the node it renames (:func:`~tinygrad_attn.engine.symcache.keep_facts`)."""
+    renaming = guard is None and is_renaming(mapping) and not expr.has(*mapping.values())
+    return _substitute(expr, mapping, guard, renaming)
+
+
+def _substitute(expr: Any, mapping: dict, guard: Any, renaming: bool) -> Any:
     sp = _sp()
     if expr in mapping:
         return mapping[expr]
     keys = {guard} if guard is not None else set(mapping)
-    if not expr.args or not (expr.free_symbols & keys):
+    if not expr.args or not (free_symbols(expr) & keys):
         return expr
-    args = tuple(substitute(a, mapping, guard) for a in expr.args)
+    args = tuple(_substitute(a, mapping, guard, renaming) for a in expr.args)
     if isinstance(expr, sp.Function) and not isinstance(expr, sp.KroneckerDelta):
-        return expr.func(*args, evaluate=False)
-    return expr.func(*args)
+        out = expr.func(*args, evaluate=False)
+    else:
+        out = expr.func(*args)
+    if renaming:
+        keep_facts(expr, out)
+    return out
 
 
 class IndexArray:

@@ -46,6 +46,8 @@ from typing import Any, Mapping
 import sympy as sp
 from sympy import KroneckerDelta
 
+from ..engine.symcache import clear as clear_symbol_caches
+from ..engine.symcache import free_symbols, is_renaming, keep_facts, srepr
 from .proof import Proof
 
 __all__ = ["Range", "Ranges", "Unsupported", "prove_equal", "normal_form", "evaluate",
@@ -83,7 +85,7 @@ class _Term:
 
 
 def _range_key(r: Range) -> str:
-    return sp.srepr(sp.Tuple(*r))
+    return _memo(_RANGE_CACHE, tuple(r), lambda: sp.srepr(sp.Tuple(*r)))
 
 
 def _fresh(v: sp.Symbol) -> sp.Dummy:
@@ -100,43 +102,78 @@ def _rebuild(expr: sp.Basic, args: tuple) -> sp.Basic:
     return expr.func(*args)
 
 
-def _subs(expr: sp.Basic, mapping: dict) -> sp.Basic:
-    """Replace symbols by symbols (like ``xreplace``), rebuilding with :func:`_rebuild`."""
+def _subs(expr: sp.Basic, mapping: dict, renaming: bool = False) -> sp.Basic:
+    """Replace symbols by symbols (like ``xreplace``), rebuilding with :func:`_rebuild`;
+    ``renaming``: ``mapping`` renames variables to fresh ones (``is_renaming``), so each
+    rebuilt node keeps the facts SymPy derived for the node it renames (``keep_facts``)."""
     if expr in mapping:
         return mapping[expr]
     if not expr.args:
         return expr
-    new = tuple(_subs(a, mapping) for a in expr.args)
+    new = tuple(_subs(a, mapping, renaming) for a in expr.args)
     if all(a is b for a, b in zip(new, expr.args)):
         return expr
-    return _rebuild(expr, new)
+    out = _rebuild(expr, new)
+    if renaming:
+        keep_facts(expr, out)
+    return out
 
 
 def freshen(expr: sp.Basic) -> sp.Basic:
     """Rename every Sum's bound variables to fresh Dummies (alpha-renaming, value unchanged).
 
     After this no bound variable shares a name with a free one or with another binder, so
-    substituting a free variable anywhere can never be captured.
+    substituting a free variable anywhere can never be captured.  The fresh variables are
+    made innermost Sum first (:func:`_plan_fresh`), then the tree is rebuilt once, each
+    node with every enclosing renaming applied (:func:`_renamed`).
     """
+    plan: list[dict[sp.Basic, sp.Basic]] = []
+    _plan_fresh(expr, plan)
+    renaming = all(is_renaming(m) for m in plan)
+    return _renamed(expr, {}, iter(plan), renaming)
+
+
+def _opaque_leaf(expr: sp.Basic) -> bool:
+    return not expr.args or isinstance(expr, (sp.Indexed, sp.Symbol, sp.Number))
+
+
+def _plan_fresh(expr: sp.Basic, plan: list) -> None:
+    """Append one renaming per Sum of ``expr`` in preorder, making each Sum's fresh
+    variables after those of the Sums inside it."""
     if isinstance(expr, sp.Sum):
-        body = freshen(expr.function)
-        mapping: dict[sp.Basic, sp.Basic] = {}
-        limits = []
-        for v, _, _ in expr.limits:
-            mapping[v] = _fresh(v)
-        for v, lo, hi in expr.limits:  # a bound may mention another limit's variable
-            limits.append((mapping[v], _subs(lo, mapping), _subs(hi, mapping)))
-        return sp.Sum(_subs(body, mapping), *limits)
-    if not expr.args or isinstance(expr, (sp.Indexed, sp.Symbol, sp.Number)):
-        return expr
-    new = tuple(freshen(a) for a in expr.args)
-    if all(a is b for a, b in zip(new, expr.args)):
-        return expr
-    return _rebuild(expr, new)
+        slot = len(plan)
+        plan.append({})
+        _plan_fresh(expr.function, plan)
+        plan[slot] = {v: _fresh(v) for v, _, _ in expr.limits}
+    elif not _opaque_leaf(expr):
+        for a in expr.args:
+            _plan_fresh(a, plan)
+
+
+def _renamed(expr: sp.Basic, outer: dict, plan: Any, renaming: bool) -> sp.Basic:
+    """``expr`` with each Sum's variables renamed by the next renaming of ``plan``, inner
+    binders shadowing outer ones, and the free variables renamed by ``outer``."""
+    if isinstance(expr, sp.Sum):
+        mapping = {**outer, **next(plan)}
+        body = _renamed(expr.function, mapping, plan, renaming)
+        # a bound may mention another limit's variable
+        limits = [(mapping[v], _subs(lo, mapping, renaming), _subs(hi, mapping, renaming))
+                  for v, lo, hi in expr.limits]
+        out = sp.Sum(body, *limits)
+    elif _opaque_leaf(expr):
+        return _subs(expr, outer, renaming) if outer else expr
+    else:
+        new = tuple(_renamed(a, outer, plan, renaming) for a in expr.args)
+        if all(a is b for a, b in zip(new, expr.args)):
+            return expr
+        out = _rebuild(expr, new)
+    if renaming:
+        keep_facts(expr, out)
+    return out
 
 
 def _has_sum_or_indexed(expr: sp.Basic) -> bool:
-    return bool(expr.has(sp.Sum) or expr.has(sp.Indexed))
+    return _memo(_HAS_CACHE, expr, lambda: bool(expr.has(sp.Sum) or expr.has(sp.Indexed)))
 
 
 class _Normaliser:
@@ -150,9 +187,10 @@ class _Normaliser:
     def is_coeff(self, expr: sp.Basic, bound: set) -> bool:
         if _has_sum_or_indexed(expr):
             return False
-        if any(isinstance(s, sp.Dummy) for s in expr.free_symbols):
+        syms = free_symbols(expr)
+        if any(isinstance(s, sp.Dummy) for s in syms):
             return False  # a bound variable
-        return not (expr.free_symbols & (set(self.env) | bound))
+        return not (syms & (set(self.env) | bound))
 
     # -- raw expansion into prenex terms --
     def expand(self, expr: sp.Basic, bound: frozenset = frozenset()) -> list[_Term]:
@@ -190,14 +228,14 @@ class _Normaliser:
         indices = set(bound) | set(self.env) | {lim[0] for lim in expr.limits}
         for v, lo, hi in expr.limits:
             for bexpr in (lo, hi):
-                syms = bexpr.free_symbols
+                syms = free_symbols(bexpr)
                 if (syms & indices or any(isinstance(q, sp.Dummy) for q in syms)
                         or _has_sum_or_indexed(bexpr)):
                     raise Unsupported(f"range ({lo}, {hi}) of {v} depends on an index")
             nv = _fresh(v)
             mapping[v] = nv
             new_bound[nv] = (lo, hi)
-        body = _subs(expr.function, mapping)
+        body = _subs(expr.function, mapping, is_renaming(mapping))
         inner = self.expand(body, bound | frozenset(new_bound))
         out = []
         for t in inner:
@@ -266,7 +304,7 @@ class _Normaliser:
         # Sum over a variable no factor uses: a factor |R|
         used: set = set()
         for b, e in term.factors:
-            used |= b.free_symbols | e.free_symbols
+            used |= free_symbols(b) | free_symbols(e)
         for v in list(term.bound):
             if v not in used:
                 lo, hi = term.bound.pop(v)
@@ -289,10 +327,10 @@ class _Normaliser:
                 continue
             k, lo, hi = base.limits[0]
             for j, rng in term.bound.items():
-                if _range_key(rng) != _range_key((lo, hi)) or j in base.free_symbols:
+                if _range_key(rng) != _range_key((lo, hi)) or j in free_symbols(base):
                     continue
                 mine = [q for q, (b, ex) in enumerate(term.factors) if q != idx
-                        and (j in b.free_symbols or j in ex.free_symbols)]
+                        and (j in free_symbols(b) or j in free_symbols(ex))]
                 if mine and self._is_body(term, [term.factors[q] for q in mine], j, base):
                     del term.bound[j]
                     rest = [f for q, f in enumerate(term.factors) if q not in mine and q != idx]
@@ -342,7 +380,7 @@ class _Normaliser:
             if rq is None or rq[0] != 0 or len(parts) != 2:
                 continue
             for c, tb in (parts, parts[::-1]):
-                ts = [v for v in tb.free_symbols if v in term.bound]
+                ts = [v for v in free_symbols(tb) if v in term.bound]
                 if c not in term.bound or len(ts) != 1 or q in (c, ts[0]) or ts[0] == c:
                     continue
                 t = ts[0]
@@ -379,8 +417,11 @@ class _Normaliser:
         return {k: c for k, c in out.items() if _simplify(c) != 0}
 
     def poly_key(self, expr: sp.Basic) -> str:
-        p = self.poly(expr)
-        return "{" + " + ".join(f"[{_coeff_key(c)}]*{k}" for k, c in sorted(p.items())) + "}"
+        """The normal form of ``expr`` as one string, remembered (like :meth:`base_key`)."""
+        def make() -> str:
+            terms = sorted(self.poly(expr).items())
+            return "{" + " + ".join(f"[{_coeff_key(c)}]*{k}" for k, c in terms) + "}"
+        return _memo(_POLY_CACHE, (expr, self.depth, self._relevant(expr)), make)
 
     def term_key(self, term: _Term) -> str:
         groups: dict[str, list[sp.Symbol]] = {}
@@ -402,7 +443,8 @@ class _Normaliser:
         best: str | None = None
         for perm in itertools.product(*[itertools.permutations(groups[rk]) for rk in order]):
             mapping = {v: s for vs, ns in zip(perm, names) for v, s in zip(vs, ns)}
-            fk = inner.factors_key([(_subs(b, mapping), _subs(e, mapping))
+            fresh = is_renaming(mapping)  # the canonical names of this depth are new here
+            fk = inner.factors_key([(_subs(b, mapping, fresh), _subs(e, mapping, fresh))
                                     for b, e in term.factors])
             if best is None or fk < best:
                 best = fk
@@ -417,29 +459,31 @@ class _Normaliser:
         return "*".join(f"{k}^{_coeff_key(e)}" for k, e in sorted(powers.items())
                         if _simplify(e) != 0)
 
+    def _relevant(self, expr: sp.Basic) -> tuple:
+        """What a key of ``expr`` depends on besides ``expr`` and the depth: the ranges of
+        its free variables."""
+        syms = free_symbols(expr)
+        return tuple(sorted((srepr(s), _range_key(r)) for s, r in self.env.items()
+                            if s in syms))
+
     def base_key(self, b: sp.Basic) -> str:
-        relevant = tuple(sorted((sp.srepr(s), _range_key(r)) for s, r in self.env.items()
-                                if s in b.free_symbols))
-        ck = (b, self.depth, relevant)
-        if ck not in _KEY_CACHE:
-            _KEY_CACHE[ck] = self._base_key(b)
-        return _KEY_CACHE[ck]
+        return _memo(_KEY_CACHE, (b, self.depth, self._relevant(b)), lambda: self._base_key(b))
 
     def _index_key(self, i: sp.Basic) -> str:
         if isinstance(i, (sp.Symbol, sp.Integer)):
-            return sp.srepr(i)
+            return srepr(i)
         return self.poly_key(i)
 
     def _base_key(self, b: sp.Basic) -> str:
         if isinstance(b, sp.Indexed):
             idx = ";".join(self._index_key(i) for i in b.indices)
-            return f"I({sp.srepr(b.base.label)};{idx})"
+            return f"I({srepr(b.base.label)};{idx})"
         if isinstance(b, KroneckerDelta):
-            parts = sorted(sp.srepr(a) for a in b.args[:2])
-            extra = sp.srepr(b.args[2]) if len(b.args) > 2 else ""
+            parts = sorted(srepr(a) for a in b.args[:2])
+            extra = srepr(b.args[2]) if len(b.args) > 2 else ""
             return f"D({parts[0]},{parts[1]}{extra})"
         if isinstance(b, sp.Symbol):
-            return f"V({sp.srepr(b)})"
+            return f"V({srepr(b)})"
         if isinstance(b, (sp.Add, sp.Sum, sp.Mul, sp.Pow)):
             return f"P{self.poly_key(b)}"
         if isinstance(b, sp.Expr) and b.args and all(isinstance(a, sp.Expr) for a in b.args):
@@ -448,27 +492,38 @@ class _Normaliser:
             parts = ";".join(self.poly_key(a) if isinstance(a, sp.Expr) else self.base_key(a)
                              for a in b.args)
             return f"G({type(b).__name__};{parts})"
-        return f"A({sp.srepr(b)})"
+        return f"A({srepr(b)})"
 
 
+# Pure functions of hashable (immutable) SymPy expressions, remembered per process.
 _SIMPLIFY_CACHE: dict[sp.Expr, sp.Expr] = {}
 _KEY_CACHE: dict[tuple, str] = {}
+_HAS_CACHE: dict[sp.Basic, bool] = {}
+_RANGE_CACHE: dict[tuple, str] = {}
+_COEFF_CACHE: dict[sp.Expr, str] = {}
+_POLY_CACHE: dict[tuple, str] = {}
+_CACHES = (_SIMPLIFY_CACHE, _KEY_CACHE, _HAS_CACHE, _RANGE_CACHE, _COEFF_CACHE, _POLY_CACHE)
+
+
+def _memo(cache: dict, key: Any, make: Any) -> Any:
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
 
 
 def _simplify(c: sp.Expr) -> sp.Expr:
-    if c not in _SIMPLIFY_CACHE:
-        _SIMPLIFY_CACHE[c] = sp.simplify(c)
-    return _SIMPLIFY_CACHE[c]
+    return _memo(_SIMPLIFY_CACHE, c, lambda: sp.simplify(c))
 
 
 def clear_caches() -> None:
     """Forget memoised simplifications and keys (for cold-start timings)."""
-    _SIMPLIFY_CACHE.clear()
-    _KEY_CACHE.clear()
+    for cache in _CACHES:
+        cache.clear()
+    clear_symbol_caches()
 
 
 def _coeff_key(c: sp.Expr) -> str:
-    return sp.srepr(sp.factor(_simplify(c)))
+    return _memo(_COEFF_CACHE, c, lambda: sp.srepr(sp.factor(_simplify(c))))
 
 
 def _check_names(exprs: list[sp.Basic]) -> None:
