@@ -114,7 +114,8 @@ def test_formulas_are_typeset_offline_in_chromium(site, name, tmp_path):
     assert not re.search(r'<g[^>]*data-mml-node="merror"', dom), "a TeX error in " + name
     shots = Path(os.environ.get("TINYGRAD_ATTN_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    png = shots / (name.replace("/index.html", "").replace("/", "_") + ".png")
+    png = shots / ((name.removesuffix("index.html").strip("/") or "home").replace("/", "_")
+                   + ".png")
     open_offline(site / name, "--window-size=1280,1600", f"--screenshot={png}")
     assert png.stat().st_size > 10_000
 
