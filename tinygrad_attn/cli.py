@@ -28,6 +28,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import __version__
+from .engine.checks import raised_in
 from .verify.directional import AUTO_ELEMENTS, DIRECTIONS
 
 
@@ -189,12 +190,9 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
 def where_raised(exc: BaseException, filename: str) -> str:
     """`` (at FILE:LINE, in FUNCTION: SOURCE)``: the deepest line of ``filename`` that
     ``exc`` passed through, or "" when it passed through none."""
-    target = os.path.abspath(filename)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if os.path.abspath(f.filename) == target]
-    if not frames:
+    at = raised_in(exc, filename)
+    if at is None:
         return ""
-    at = frames[-1]
     here = os.path.relpath(at.filename)  # the path as typed, from the current folder
     path = at.filename if here.startswith("..") else here
     line = f": {at.line}" if at.line else ""

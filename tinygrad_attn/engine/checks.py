@@ -10,6 +10,8 @@ call them.
 """
 from __future__ import annotations
 
+import os
+import traceback
 import zlib
 from typing import Any
 
@@ -280,3 +282,16 @@ def verify_saved(ctx: Any, recorded: dict[tuple[Any, ...], tuple[Any, ...]]) -> 
                 f"in place or replaced), and {ctx.name}'s gradient needs the values it "
                 f"computed with. Change arrays only after backward, or run the forward "
                 f"again")
+
+
+def raised_in(exc: BaseException, filename: str | None) -> traceback.FrameSummary | None:
+    """The deepest frame of ``exc``'s traceback in the file ``filename`` (the user's own
+    code: their function, answer or implementation), or None when it passed through none.
+    The command line, the exercises and the PyTorch/JAX comparison name it in their
+    errors."""
+    if not filename:
+        return None
+    target = os.path.abspath(filename)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.abspath(f.filename) == target]
+    return frames[-1] if frames else None

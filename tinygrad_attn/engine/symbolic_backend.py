@@ -197,9 +197,15 @@ class SymbolicBackend:
         return out
 
     @classmethod
-    def exp(cls, x: np.ndarray) -> np.ndarray:
-        apply, memo = plain_function("exp"), {}
+    def _plain(cls, name: str, x: np.ndarray) -> np.ndarray:
+        """``exp`` or ``tanh`` element-wise through :func:`plain_function`, one memo of
+        plain arguments shared by the array's elements."""
+        apply, memo = plain_function(name), {}
         return cls._map(lambda e: apply(e, memo), x)
+
+    @classmethod
+    def exp(cls, x: np.ndarray) -> np.ndarray:
+        return cls._plain("exp", x)
 
     @classmethod
     def log(cls, x: np.ndarray) -> np.ndarray:
@@ -207,8 +213,7 @@ class SymbolicBackend:
 
     @classmethod
     def tanh(cls, x: np.ndarray) -> np.ndarray:
-        apply, memo = plain_function("tanh"), {}
-        return cls._map(lambda e: apply(e, memo), x)
+        return cls._plain("tanh", x)
 
     @classmethod
     def sqrt(cls, x: np.ndarray) -> np.ndarray:

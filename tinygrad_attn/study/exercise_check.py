@@ -9,21 +9,21 @@ the reference at each argument. Used by :func:`tinygrad_attn.study.exercises.che
 from __future__ import annotations
 
 import math
-import traceback
 from typing import Any, Callable
 
 import numpy as np
 
 from ..engine import Tensor
+from ..engine.checks import raised_in
 
 __all__ = ["check_gradient", "check_values", "diagnose"]
 
 
-def _raised(exc: BaseException) -> str:
+def _raised(exc: BaseException, answer: Callable[..., Any]) -> str:
     """The answer's error with the file and line of the answer's own frame."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if "tinygrad_attn" not in f.filename.replace("\\", "/").split("/")[-3:-1]]
-    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    code = getattr(answer, "__code__", None)
+    at = raised_in(exc, code.co_filename if code is not None else None)
+    where = f" ({at.filename}, line {at.lineno})" if at else ""
     return f"your function raised {type(exc).__name__}: {exc}{where}"
 
 
@@ -43,7 +43,7 @@ def check_gradient(ex: Any, answer: Callable[..., Any], seed: int = 0) -> tuple[
             out = ex.adapt(out, d.inputs, G)
         mine = as_expr_array(out.data if isinstance(out, Tensor) else out)
     except Exception as exc:  # the student's code: say what and where
-        return False, [_raised(exc)]
+        return False, [_raised(exc, answer)]
     shape = d.inputs[ex.wrt].shape
     what = ex.asked or f"the gradient of {ex.wrt}"
     if mine.shape != shape:
@@ -160,7 +160,7 @@ def check_values(ex: Any, answer: Callable[..., Any]) -> tuple[bool, list[str]]:
         try:
             got = answer(*args)
         except Exception as exc:
-            return False, [_raised(exc)]
+            return False, [_raised(exc, answer)]
         want = ex.reference(*args)
         if got != want:
             call = f"{ex.reference.__name__.replace('_reference', '')}({', '.join(map(str, args))})"

@@ -19,7 +19,6 @@ enabled (``jax_enable_x64``), so that its float64 is float64.
 from __future__ import annotations
 
 import inspect
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ...engine import Tensor, grad
+from ...engine.checks import raised_in
 
 __all__ = ["FRAMEWORKS", "Derivatives", "run_engine", "run_jax", "run_torch", "user_line"]
 
@@ -181,8 +181,8 @@ def user_line(exc: BaseException, fn: Callable[..., Any]) -> str:
         source = inspect.getsourcefile(fn)
     except TypeError:
         source = None
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
-    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    at = raised_in(exc, source)
+    return f" ({at.filename}:{at.lineno})" if at else ""
 
 
 #: The runners by framework name.
